@@ -1,0 +1,31 @@
+"""jax_patterns: audiocraft's codebook interleaving patterns, exact and jit-compiled in JAX.
+
+Three layers: plain-Python layouts (`Pattern`, the providers) -> static int32
+index arrays (`jax_patterns._indices`) -> jitted gathers (`jax_patterns._ops`).
+"""
+
+from jax_patterns._layout import LayoutCoord as LayoutCoord
+from jax_patterns._layout import Pattern as Pattern
+from jax_patterns._layout import PatternLayout as PatternLayout
+from jax_patterns._providers import CodebooksPatternProvider as CodebooksPatternProvider
+from jax_patterns._providers import CoarseFirstPattern as CoarseFirstPattern
+from jax_patterns._providers import DelayedPatternProvider as DelayedPatternProvider
+from jax_patterns._providers import MusicLMPattern as MusicLMPattern
+from jax_patterns._providers import ParallelPatternProvider as ParallelPatternProvider
+from jax_patterns._providers import UnrolledPatternProvider as UnrolledPatternProvider
+from jax_patterns._providers import VALLEPattern as VALLEPattern
+from jax_patterns._version import __version__ as __version__
+
+__all__ = (
+    "CoarseFirstPattern",
+    "CodebooksPatternProvider",
+    "DelayedPatternProvider",
+    "LayoutCoord",
+    "MusicLMPattern",
+    "ParallelPatternProvider",
+    "Pattern",
+    "PatternLayout",
+    "UnrolledPatternProvider",
+    "VALLEPattern",
+    "__version__",
+)
