@@ -99,9 +99,10 @@ class _ValueProvider(CodebooksPatternProvider):
     """A built-in provider: immutable, equal and hashed by its arguments."""
 
     _frozen = False
+    _fields: tuple[str, ...] = ("n_q",)
 
     def _args(self) -> tuple:
-        raise NotImplementedError
+        return tuple(getattr(self, name) for name in self._fields)
 
     def _freeze(self) -> None:
         object.__setattr__(self, "_frozen", True)
@@ -120,7 +121,8 @@ class _ValueProvider(CodebooksPatternProvider):
         return hash((type(self).__name__, self._args()))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}{self._args()}"
+        args = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        return f"{type(self).__name__}({args})"
 
 
 def _check_delays(name: str, delays: tp.Sequence[int] | None, length: int, default: list[int]) -> tuple[int, ...]:
@@ -171,8 +173,7 @@ class DelayedPatternProvider(_ValueProvider):
         self.empty_initial = check_int("empty_initial", empty_initial)
         self._freeze()
 
-    def _args(self) -> tuple:
-        return (self.n_q, self.delays, self.flatten_first, self.empty_initial)
+    _fields = ("n_q", "delays", "flatten_first", "empty_initial")
 
     def get_pattern(self, timesteps: int) -> Pattern:
         omit_special = self.empty_initial < 0
@@ -198,8 +199,7 @@ class ParallelPatternProvider(DelayedPatternProvider):
         n_q = check_int("n_q", n_q, minimum=1)
         super().__init__(n_q, [0] * n_q, empty_initial=empty_initial)
 
-    def _args(self) -> tuple:
-        return (self.n_q, self.empty_initial)
+    _fields = ("n_q", "empty_initial")
 
 
 class UnrolledPatternProvider(_ValueProvider):
@@ -245,8 +245,7 @@ class UnrolledPatternProvider(_ValueProvider):
         self.max_delay = max(self.delays)
         self._freeze()
 
-    def _args(self) -> tuple:
-        return (self.n_q, self.flattening, self.delays)
+    _fields = ("n_q", "flattening", "delays")
 
     @property
     def _num_inner_steps(self) -> int:
@@ -293,8 +292,7 @@ class CoarseFirstPattern(_ValueProvider):
         self.delays = _check_delays("delays", delays, self.n_q - 1, [0] * (self.n_q - 1))
         self._freeze()
 
-    def _args(self) -> tuple:
-        return (self.n_q, self.delays)
+    _fields = ("n_q", "delays")
 
     def get_pattern(self, timesteps: int) -> Pattern:
         layout: list[list[LayoutCoord]] = [[]]
@@ -328,8 +326,7 @@ class MusicLMPattern(_ValueProvider):
             raise ValueError(f"`group_by`={self.group_by} must divide n_q={self.n_q}")
         self._freeze()
 
-    def _args(self) -> tuple:
-        return (self.n_q, self.group_by)
+    _fields = ("n_q", "group_by")
 
     def get_pattern(self, timesteps: int) -> Pattern:
         layout: list[list[LayoutCoord]] = [[]]
