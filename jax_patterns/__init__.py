@@ -7,8 +7,8 @@ index arrays (`jax_patterns._indices`) -> jitted gathers (`jax_patterns._ops`).
 from jax_patterns._layout import LayoutCoord as LayoutCoord
 from jax_patterns._layout import Pattern as Pattern
 from jax_patterns._layout import PatternLayout as PatternLayout
-from jax_patterns._providers import CodebooksPatternProvider as CodebooksPatternProvider
 from jax_patterns._providers import CoarseFirstPattern as CoarseFirstPattern
+from jax_patterns._providers import CodebooksPatternProvider as CodebooksPatternProvider
 from jax_patterns._providers import DelayedPatternProvider as DelayedPatternProvider
 from jax_patterns._providers import MusicLMPattern as MusicLMPattern
 from jax_patterns._providers import ParallelPatternProvider as ParallelPatternProvider

@@ -67,13 +67,19 @@ def save_png(grid: np.ndarray, title: str, path: str) -> None:
     n_q, steps = grid.shape
     fig, ax = plt.subplots(figsize=(min(2 + 0.45 * steps, 40), 1 + 0.5 * n_q))
     shown = np.ma.masked_less(grid, 0)
-    cmap = matplotlib.colormaps["viridis"].copy()
-    cmap.set_bad("#d9d9d9")
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#d9d9d9")
     image = ax.imshow(shown, cmap=cmap, aspect="auto", interpolation="nearest")
     if steps <= 80:
         for (q, s), v in np.ndenumerate(grid):
-            ax.text(s, q, "S" if v < 0 else str(v), ha="center", va="center", fontsize=7,
-                    color="black" if v < 0 else "white")
+            ax.text(
+                s,
+                q,
+                "S" if v < 0 else str(v),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black" if v < 0 else "white",
+            )
     ax.set_xlabel("sequence step")
     ax.set_ylabel("codebook")
     ax.set_yticks(range(n_q))
@@ -88,8 +94,13 @@ def _add_provider_args(parser: argparse.ArgumentParser, timesteps_nargs: str | N
     parser.add_argument("kind", choices=sorted(KINDS), help="pattern provider")
     parser.add_argument("--n-q", type=int, default=4, help="number of codebooks (default 4)")
     if timesteps_nargs:
-        parser.add_argument("--timesteps", type=int, nargs=timesteps_nargs, default=[0, 1, 5, 16],
-                            help="timesteps to check (default 0 1 5 16)")
+        parser.add_argument(
+            "--timesteps",
+            type=int,
+            nargs=timesteps_nargs,
+            default=[0, 1, 5, 16],
+            help="timesteps to check (default 0 1 5 16)",
+        )
     else:
         parser.add_argument("--timesteps", type=int, default=8, help="timesteps T (default 8)")
     parser.add_argument("--delays", type=int, nargs="+", help="delays (delayed, unrolled, coarse-first)")
@@ -101,8 +112,15 @@ def _add_provider_args(parser: argparse.ArgumentParser, timesteps_nargs: str | N
 
 def _provider(args: argparse.Namespace, parser: argparse.ArgumentParser):
     try:
-        return make_provider(args.kind, args.n_q, delays=args.delays, flatten_first=args.flatten_first,
-                             empty_initial=args.empty_initial, flattening=args.flattening, group_by=args.group_by)
+        return make_provider(
+            args.kind,
+            args.n_q,
+            delays=args.delays,
+            flatten_first=args.flatten_first,
+            empty_initial=args.empty_initial,
+            flattening=args.flattening,
+            group_by=args.group_by,
+        )
     except (ValueError, TypeError) as err:
         parser.error(str(err))
 
@@ -141,17 +159,26 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     """Entry point of `python -m jax_patterns`."""
     parser = argparse.ArgumentParser(prog="python -m jax_patterns", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    show = commands.add_parser("show", help="print a pattern's interleaving grid (and draw it as a PNG)",
-                               description="Print the interleaving grid of a pattern: one row per codebook, "
-                                           "the timestep of each code, S for special tokens.")
+    show = commands.add_parser(
+        "show",
+        help="print a pattern's interleaving grid (and draw it as a PNG)",
+        description="Print the interleaving grid of a pattern: one row per codebook, "
+        "the timestep of each code, S for special tokens.",
+    )
     _add_provider_args(show, None)
     show.add_argument("--valid-only", action="store_true", help="keep only valid steps")
     show.add_argument("--png", metavar="PATH", help="also draw the grid into this PNG file (needs matplotlib)")
-    check = commands.add_parser("check", help="compare jax_patterns with the torch reference (and audiocraft)",
-                                description="Run every operation in jax_patterns and in the torch reference path "
-                                            "(optionally the genuine audiocraft file too) and print a pass/fail table.")
+    check = commands.add_parser(
+        "check",
+        help="compare jax_patterns with the torch reference (and audiocraft)",
+        description="Run every operation in jax_patterns and in the torch reference path "
+        "(optionally the genuine audiocraft file too) and print a pass/fail table.",
+    )
     _add_provider_args(check, "+")
-    check.add_argument("--audiocraft-source", metavar="PATH",
-                       help="audiocraft's codebooks_patterns.py, to compare against the genuine code as well")
+    check.add_argument(
+        "--audiocraft-source",
+        metavar="PATH",
+        help="audiocraft's codebooks_patterns.py, to compare against the genuine code as well",
+    )
     args = parser.parse_args(argv)
     return _show(args, show) if args.command == "show" else _check(args, check)

@@ -26,7 +26,8 @@ class LayoutCoord(tp.NamedTuple):
     q: int
 
 
-PatternLayout = tp.Tuple[tp.Tuple[LayoutCoord, ...], ...]
+PatternLayout = tp.Sequence[tp.Sequence[LayoutCoord]]
+"""A layout: one sequence of coordinates per sequence step (a `Pattern` stores tuples)."""
 
 
 def check_int(name: str, value: object, *, minimum: int | None = None) -> int:
@@ -44,7 +45,7 @@ def check_int(name: str, value: object, *, minimum: int | None = None) -> int:
     return value
 
 
-def _freeze_layout(layout: object, n_q: int) -> PatternLayout:
+def _freeze_layout(layout: object, n_q: int) -> tuple[tuple[LayoutCoord, ...], ...]:
     if isinstance(layout, (str, bytes)) or not isinstance(layout, tp.Sequence):
         raise TypeError(f"`layout` must be a sequence of steps, got {type(layout).__name__}")
     frozen = []
@@ -107,7 +108,7 @@ class Pattern:
         backwards, or a coordinate has `q` outside `[0, n_q)`.
 
     Example:
-      >>> p = Pattern([[], [(0, 0)], [(1, 0), (0, 1)], [(1, 1)]], timesteps=2, n_q=2)
+      >>> p = Pattern([[], [(0, 0)], [(1, 0), (0, 1)], [(2, 0), (1, 1)]], timesteps=2, n_q=2)
       >>> p.num_sequence_steps, p.max_delay
       (3, 1)
     """

@@ -30,7 +30,7 @@ import numpy as np
 from jax_patterns import _indices
 from jax_patterns._layout import Pattern
 
-Token = tp.Tuple[str, tp.Union[int, str, bool]]
+Token = tuple[str, int | str | bool]
 
 
 # ---------------------------------------------------------------------------
@@ -116,7 +116,9 @@ def _check_flag(name: str, value: tp.Any) -> bool:
 
 def _check_pattern_axes(pattern: Pattern, name: str, shape: tuple[int, ...], k_axis: int) -> None:
     if shape[k_axis] != pattern.n_q:
-        raise ValueError(f"`{name}` has {shape[k_axis]} codebooks (shape {shape}) but the pattern has n_q={pattern.n_q}")
+        raise ValueError(
+            f"`{name}` has {shape[k_axis]} codebooks (shape {shape}) but the pattern has n_q={pattern.n_q}"
+        )
 
 
 def _check_steps(pattern: Pattern, name: str, steps: int, keep_only_valid_steps: bool) -> None:
@@ -149,6 +151,7 @@ def _gather(flat: jax.Array, axis: int, indexes: np.ndarray, mask: np.ndarray, t
 
 @functools.partial(jax.jit, static_argnames=("pattern", "token", "keep_only_valid_steps"))
 def _build(z: jax.Array, *, pattern: Pattern, token: Token, keep_only_valid_steps: bool):
+    z = jnp.asarray(z)  # numpy input under jax.disable_jit()
     *lead, n_q, timesteps = z.shape
     indexes, mask = _indices.build_indexes(pattern, timesteps, keep_only_valid_steps)
     flat = z.reshape(*lead, n_q * timesteps)
@@ -160,6 +163,7 @@ def _build(z: jax.Array, *, pattern: Pattern, token: Token, keep_only_valid_step
 def _revert(
     s: jax.Array, *, pattern: Pattern, token: Token, keep_only_valid_steps: bool, model_output: bool, card_last: bool
 ):
+    s = jnp.asarray(s)  # numpy input under jax.disable_jit()
     if card_last:
         *lead, n_q, steps, card = s.shape
         flat = s.reshape(*lead, n_q * steps, card)

@@ -173,7 +173,7 @@ class DelayedPatternProvider(_ValueProvider):
         self.empty_initial = check_int("empty_initial", empty_initial)
         self._freeze()
 
-    _fields = ("n_q", "delays", "flatten_first", "empty_initial")
+    _fields: tuple[str, ...] = ("n_q", "delays", "flatten_first", "empty_initial")
 
     def get_pattern(self, timesteps: int) -> Pattern:
         omit_special = self.empty_initial < 0

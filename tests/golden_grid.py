@@ -63,9 +63,9 @@ def providers() -> tp.Iterator[tuple[str, dict, int]]:
                 yield name, kwargs, n_q
 
 
-def ops_for(timesteps: int, layout_steps: int, valid_steps: int) -> list[dict]:
+def ops_for(timesteps: int, layout_steps: int, valid_steps: int) -> list[dict[str, tp.Any]]:
     """The operations run on one pattern: op name, keep_only_valid_steps, input length."""
-    ops = [
+    ops: list[dict[str, tp.Any]] = [
         {"op": "build", "keep_only_valid_steps": False, "size": timesteps},
         {"op": "build", "keep_only_valid_steps": True, "size": timesteps},
         {"op": "build", "keep_only_valid_steps": False, "size": timesteps // 2},

@@ -35,8 +35,9 @@ def loop_build(pattern: jp.Pattern, z: np.ndarray, special, keep_only_valid_step
     return out
 
 
-def loop_revert(pattern: jp.Pattern, seq: np.ndarray, special, keep_only_valid_steps: bool = False,
-                model_output: bool = False) -> np.ndarray:
+def loop_revert(
+    pattern: jp.Pattern, seq: np.ndarray, special, keep_only_valid_steps: bool = False, model_output: bool = False
+) -> np.ndarray:
     """Plain-loop revert of `seq` `[..., K, S]` (the definition, no index tables)."""
     layout = pattern.valid_layout if keep_only_valid_steps else pattern.layout
     if model_output and pattern.starts_with_special_token():

@@ -29,8 +29,13 @@ def run_op(pattern, op: dict):
 
 def test_grid_covers_the_issue():
     kinds = {e["provider"] for e in CASES}
-    assert kinds == {"DelayedPatternProvider", "ParallelPatternProvider", "UnrolledPatternProvider",
-                     "CoarseFirstPattern", "MusicLMPattern"}
+    assert kinds == {
+        "DelayedPatternProvider",
+        "ParallelPatternProvider",
+        "UnrolledPatternProvider",
+        "CoarseFirstPattern",
+        "MusicLMPattern",
+    }
     assert {e["n_q"] for e in CASES} == set(golden_grid.N_Q)
     assert {e["timesteps"] for e in CASES} == set(golden_grid.TIMESTEPS)
     ops = {(o["op"], o["keep_only_valid_steps"]) for e in CASES for o in e["ops"]}

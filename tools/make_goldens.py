@@ -37,8 +37,18 @@ MODULE_PATH = "audiocraft/modules/codebooks_patterns.py"
 def fetch_source(workdir: pathlib.Path) -> pathlib.Path:
     """Downloads the audiocraft 1.3.0 sdist and extracts the patterns module only."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d", str(workdir),
-         f"audiocraft=={golden_grid.AUDIOCRAFT_VERSION}"],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "-d",
+            str(workdir),
+            f"audiocraft=={golden_grid.AUDIOCRAFT_VERSION}",
+        ],
         check=True,
     )
     (sdist,) = workdir.glob("audiocraft-*.tar.gz")
@@ -87,9 +97,15 @@ def run_case(module, provider_name: str, kwargs: dict, n_q: int, timesteps: int,
     pattern = provider.get_pattern(timesteps)
     pid = len(manifest)
     entry = {
-        "id": pid, "provider": provider_name, "kwargs": kwargs, "n_q": n_q, "timesteps": timesteps,
-        "num_sequence_steps": pattern.num_sequence_steps, "max_delay": pattern.max_delay,
-        "valid_steps": len(pattern.valid_layout), "starts_with_special_token": pattern.starts_with_special_token(),
+        "id": pid,
+        "provider": provider_name,
+        "kwargs": kwargs,
+        "n_q": n_q,
+        "timesteps": timesteps,
+        "num_sequence_steps": pattern.num_sequence_steps,
+        "max_delay": pattern.max_delay,
+        "valid_steps": len(pattern.valid_layout),
+        "starts_with_special_token": pattern.starts_with_special_token(),
         "layout": pack.add(layout_arrays(pattern.layout)),
         "first_steps": pack.add(first_steps(pattern, n_q)),
         "ops": [],
@@ -106,12 +122,16 @@ def run_case(module, provider_name: str, kwargs: dict, n_q: int, timesteps: int,
             logits = torch.from_numpy(golden_grid.logits(n_q, size))
             values, indexes, mask = pattern.revert_pattern_logits(logits, float("nan"), kovs)
         values = values.numpy()
-        entry["ops"].append({
-            "op": name, "keep_only_valid_steps": kovs, "size": size,
-            "values": pack.add(values.astype(np.int32) if values.dtype == np.int64 else values),
-            "indexes": pack.add(indexes.numpy().astype(np.int32)),
-            "mask": pack.add(mask.numpy()),
-        })
+        entry["ops"].append(
+            {
+                "op": name,
+                "keep_only_valid_steps": kovs,
+                "size": size,
+                "values": pack.add(values.astype(np.int32) if values.dtype == np.int64 else values),
+                "indexes": pack.add(indexes.numpy().astype(np.int32)),
+                "mask": pack.add(mask.numpy()),
+            }
+        )
     manifest.append(entry)
 
 

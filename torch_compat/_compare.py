@@ -43,7 +43,7 @@ def first_mismatch(name: str, ours: tp.Any, theirs: tp.Any) -> str | None:
     if same.all():
         return None
     pos = tuple(int(i) for i in np.argwhere(~same)[0])
-    return f"{name}{list(pos)}: jax={a[pos]!r} torch={b[pos]!r}"
+    return f"{name}{list(pos)}: jax={a[pos].item()!r} torch={b[pos].item()!r}"
 
 
 def _diff(ours: tuple, theirs: tuple) -> str | None:
@@ -66,12 +66,21 @@ def _ops(pattern: jp.Pattern, kovs: bool, rng: np.random.Generator, batch: int, 
     s = rng.integers(0, card, (batch, n_q, steps)).astype(np.int32)
     logits = rng.standard_normal((batch, card, n_q, steps)).astype(np.float32)
     nan = float("nan")
-    yield "build", pattern.build_pattern_sequence(z, card, kovs), lambda p, m: m.build_pattern_sequence(
-        p, torch.from_numpy(z).long(), card, kovs)
-    yield "revert", pattern.revert_pattern_sequence(s, card, kovs), lambda p, m: m.revert_pattern_sequence(
-        p, torch.from_numpy(s).long(), card, kovs)
-    yield "logits", pattern.revert_pattern_logits(logits, nan, kovs), lambda p, m: m.revert_pattern_logits(
-        p, torch.from_numpy(logits), nan, kovs)
+    yield (
+        "build",
+        pattern.build_pattern_sequence(z, card, kovs),
+        lambda p, m: m.build_pattern_sequence(p, torch.from_numpy(z).long(), card, kovs),
+    )
+    yield (
+        "revert",
+        pattern.revert_pattern_sequence(s, card, kovs),
+        lambda p, m: m.revert_pattern_sequence(p, torch.from_numpy(s).long(), card, kovs),
+    )
+    yield (
+        "logits",
+        pattern.revert_pattern_logits(logits, nan, kovs),
+        lambda p, m: m.revert_pattern_logits(p, torch.from_numpy(logits), nan, kovs),
+    )
     last = pattern.revert_pattern_logits(np.moveaxis(logits, 1, -1), nan, kovs, card_axis=-1)
     moved = (np.moveaxis(np.asarray(last[0]), -1, 1), last[1], last[2])
     yield "logits[card_axis=-1]", moved, lambda p, m: m.revert_pattern_logits(p, torch.from_numpy(logits), nan, kovs)
@@ -138,8 +147,14 @@ def format_table(results: tp.Sequence[CheckResult]) -> str:
     """A plain-text pass/fail table, one row per comparison."""
     header = ("provider", "T", "op", "valid_only", "against", "result")
     rows = [
-        (r.provider, str(r.timesteps), r.op, str(r.keep_only_valid_steps), r.against,
-         "PASS" if r.ok else f"FAIL {r.mismatch}")
+        (
+            r.provider,
+            str(r.timesteps),
+            r.op,
+            str(r.keep_only_valid_steps),
+            r.against,
+            "PASS" if r.ok else f"FAIL {r.mismatch}",
+        )
         for r in results
     ]
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
@@ -149,6 +164,3 @@ def format_table(results: tp.Sequence[CheckResult]) -> str:
     failed = sum(not r.ok for r in results)
     lines.append(f"{len(results) - failed} passed, {failed} failed")
     return "\n".join(lines)
-
-
-

@@ -17,8 +17,8 @@ _COARSE_FIRST = ("CoarseFirstPattern", "VALLEPattern")
 
 
 def _pattern_from(obj: tp.Any) -> jp.Pattern:
-    layout = [[(int(c[0]), int(c[1])) for c in step] for step in obj.layout]
-    starts_empty = len(layout) > 0 and layout[0] == []
+    layout = [[jp.LayoutCoord(int(c[0]), int(c[1])) for c in step] for step in obj.layout]
+    starts_empty = len(layout) > 0 and not layout[0]
     return jp.Pattern(layout, timesteps=int(obj.timesteps), n_q=int(obj.n_q), omit_special_token=not starts_empty)
 
 

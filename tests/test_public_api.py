@@ -1,0 +1,41 @@
+"""The public surface, and the rule that jax_patterns never imports torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import jax_patterns
+import torch_compat
+
+
+def test_public_names():
+    assert set(jax_patterns.__all__) == {
+        "CoarseFirstPattern",
+        "CodebooksPatternProvider",
+        "DelayedPatternProvider",
+        "LayoutCoord",
+        "MusicLMPattern",
+        "ParallelPatternProvider",
+        "Pattern",
+        "PatternLayout",
+        "UnrolledPatternProvider",
+        "VALLEPattern",
+        "__version__",
+    }
+    for name in (*jax_patterns.__all__, *torch_compat.__all__):
+        assert hasattr(jax_patterns, name) or hasattr(torch_compat, name), name
+
+
+def test_jax_patterns_never_imports_torch_and_layouts_need_no_jax():
+    code = (
+        "import sys, numpy as np\n"
+        "from jax_patterns import _layout, _providers, _indices\n"
+        "assert 'jax' not in sys.modules, 'the layout layers import jax'\n"
+        "import jax_patterns as jp, jax_patterns._cli\n"
+        "p = jp.DelayedPatternProvider(4).get_pattern(8)\n"
+        "p.build_pattern_sequence(np.zeros((1, 4, 8), np.int32), 0)\n"
+        "assert 'torch' not in sys.modules, 'jax_patterns imported torch'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
