@@ -14,6 +14,7 @@ from jax_patterns._providers import MusicLMPattern as MusicLMPattern
 from jax_patterns._providers import ParallelPatternProvider as ParallelPatternProvider
 from jax_patterns._providers import UnrolledPatternProvider as UnrolledPatternProvider
 from jax_patterns._providers import VALLEPattern as VALLEPattern
+from jax_patterns._varlen import check_lengths as check_lengths
 from jax_patterns._version import __version__ as __version__
 
 __all__ = (
@@ -28,4 +29,5 @@ __all__ = (
     "UnrolledPatternProvider",
     "VALLEPattern",
     "__version__",
+    "check_lengths",
 )

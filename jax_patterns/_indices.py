@@ -32,9 +32,7 @@ def _check_int32(name: str, size: int) -> None:
 
 def layout_length(pattern: Pattern, keep_only_valid_steps: bool) -> int:
     """Number of steps of the (valid) layout, i.e. `S` of a built sequence."""
-    if keep_only_valid_steps:
-        return len(pattern.valid_layout)
-    return len(pattern.layout)
+    return pattern.valid_steps if keep_only_valid_steps else len(pattern)
 
 
 def build_indexes(pattern: Pattern, timesteps: int, keep_only_valid_steps: bool) -> tuple[np.ndarray, np.ndarray]:

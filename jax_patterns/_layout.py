@@ -9,8 +9,7 @@ at the bottom of `Pattern`, which import that layer only when called.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
+import hashlib
 import typing as tp
 
 import numpy as np
@@ -45,14 +44,14 @@ def check_int(name: str, value: object, *, minimum: int | None = None) -> int:
     return value
 
 
-def _freeze_layout(layout: object, n_q: int) -> tuple[tuple[LayoutCoord, ...], ...]:
+def _coords_from_layout(layout: object, n_q: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Checks a hand-written layout's types and ranges; returns its flat `(steps, t, q)` and length."""
     if isinstance(layout, (str, bytes)) or not isinstance(layout, tp.Sequence):
         raise TypeError(f"`layout` must be a sequence of steps, got {type(layout).__name__}")
-    frozen = []
+    rows: list[tuple[int, int, int]] = []
     for s, step in enumerate(layout):
         if isinstance(step, (str, bytes)) or not isinstance(step, tp.Sequence):
             raise TypeError(f"`layout[{s}]` must be a sequence of (t, q) coordinates, got {step!r}")
-        coords = []
         for coord in step:
             if not isinstance(coord, tp.Sequence) or len(coord) != 2:
                 raise TypeError(f"`layout[{s}]` holds {coord!r}; expected a (t, q) coordinate")
@@ -60,28 +59,40 @@ def _freeze_layout(layout: object, n_q: int) -> tuple[tuple[LayoutCoord, ...], .
             q = check_int(f"layout[{s}] q", coord[1])
             if not 0 <= q < n_q:
                 raise ValueError(f"`layout[{s}]` has codebook q={q}; expected q in [0, n_q={n_q})")
-            coords.append(LayoutCoord(t, q))
-        frozen.append(tuple(coords))
-    return tuple(frozen)
+            rows.append((s, t, q))
+    table = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+    return table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy(), len(layout)
 
 
-def _validate_layout(layout: PatternLayout, n_q: int) -> None:
-    last_t = [0] * n_q
-    for s, step in enumerate(layout):
-        seen: set[int] = set()
-        for t, q in step:
-            if q in seen:
-                raise ValueError(f"`layout[{s}]` holds two coordinates of codebook q={q}; at most one per step")
-            seen.add(q)
-            if t < last_t[q]:
-                raise ValueError(
-                    f"`layout[{s}]` goes back in time for codebook q={q}: t={t} after t={last_t[q]}; "
-                    "each codebook's timesteps must not decrease along the sequence"
-                )
-            last_t[q] = t
+def _validate_coords(steps: np.ndarray, ts: np.ndarray, qs: np.ndarray, n_q: int) -> None:
+    """At most one coordinate per codebook per step; each codebook's time never decreases."""
+    if qs.size and (qs.min() < 0 or qs.max() >= n_q or ts.min() < 0):
+        raise ValueError(f"coordinates outside q in [0, n_q={n_q}) or t >= 0")
+    by_step = np.lexsort((qs, steps))
+    key = steps[by_step] * n_q + qs[by_step]
+    dup = np.flatnonzero(key[1:] == key[:-1])
+    if dup.size:
+        i = by_step[dup[0] + 1]
+        raise ValueError(f"`layout[{steps[i]}]` holds two coordinates of codebook q={qs[i]}; at most one per step")
+    by_q = np.lexsort((steps, qs))
+    same_q = qs[by_q][1:] == qs[by_q][:-1]
+    back = np.flatnonzero(same_q & (ts[by_q][1:] < ts[by_q][:-1]))
+    if back.size:
+        later, earlier = by_q[back + 1], by_q[back]
+        k = int(np.argmin(steps[later]))
+        i, j = later[k], earlier[k]
+        raise ValueError(
+            f"`layout[{steps[i]}]` goes back in time for codebook q={qs[i]}: t={ts[i]} after t={ts[j]}; "
+            "each codebook's timesteps must not decrease along the sequence"
+        )
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+def _read_only(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays
+
+
 class Pattern:
     """An interleaving pattern over `n_q` codebooks and `timesteps` timesteps.
 
@@ -90,9 +101,13 @@ class Pattern:
     interleaved sequence starts with a special token, unless
     `omit_special_token=True` (audiocraft 1.3.0's negative `empty_initial`).
 
-    A pattern is immutable and hashable by value: two patterns with equal layouts
-    are equal and share every compiled operation. Index arrays derived from it are
-    cached on it and kept out of equality.
+    A pattern is immutable and hashable by value (its layout): equal patterns are
+    equal and share every compiled operation. Inside, a pattern is its layout
+    flattened to `coords` (step, t, q arrays); the built-in providers make those
+    arrays directly with vectorised numpy, and the plain-Python `layout` is only
+    materialised when asked for. Index arrays derived from a pattern are cached
+    on it and kept out of equality. `provider` is the provider that made it
+    (None for a hand-written pattern); `lengths=` uses it.
 
     Args:
       layout: one sequence of `(t, q)` coordinates per sequence step.
@@ -113,76 +128,156 @@ class Pattern:
       (3, 1)
     """
 
-    layout: PatternLayout
+    __slots__ = ("timesteps", "n_q", "omit_special_token", "provider", "_steps", "_coords", "_layout", "_cache")
+
     timesteps: int
     n_q: int
-    omit_special_token: bool = False
-    _cache: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
+    omit_special_token: bool
+    provider: tp.Any
+    _steps: int
+    _coords: tuple[np.ndarray, np.ndarray, np.ndarray]
+    _layout: tuple[tuple[LayoutCoord, ...], ...] | None
+    _cache: dict
 
-    def __post_init__(self) -> None:
-        n_q = check_int("n_q", self.n_q, minimum=1)
-        timesteps = check_int("timesteps", self.timesteps, minimum=0)
-        if not isinstance(self.omit_special_token, (bool, np.bool_)):
-            raise TypeError(f"`omit_special_token` must be a bool, got {self.omit_special_token!r}")
-        layout = _freeze_layout(self.layout, n_q)
-        if not self.omit_special_token:
-            if len(layout) == 0:
+    def __init__(self, layout: PatternLayout, timesteps: int, n_q: int, omit_special_token: bool = False):
+        n_q = check_int("n_q", n_q, minimum=1)
+        steps, ts, qs, num_steps = _coords_from_layout(layout, n_q)
+        self._init(steps, ts, qs, num_steps, timesteps, n_q, omit_special_token, None)
+
+    @classmethod
+    def from_coords(
+        cls,
+        coords: tuple[np.ndarray, np.ndarray, np.ndarray, int],
+        timesteps: int,
+        n_q: int,
+        omit_special_token: bool = False,
+        provider: tp.Any = None,
+    ) -> Pattern:
+        """A pattern from flat `(steps, t, q, num_steps)` arrays in layout order (validated)."""
+        steps, ts, qs, num_steps = coords
+        if steps.size and (np.any(np.diff(steps) < 0) or steps[0] < 0 or steps[-1] >= num_steps):
+            raise ValueError("`coords` steps must be sorted and within [0, num_steps)")
+        pattern = cls.__new__(cls)
+        pattern._init(
+            steps, ts, qs, num_steps, timesteps, check_int("n_q", n_q, minimum=1), omit_special_token, provider
+        )
+        return pattern
+
+    def _init(self, steps, ts, qs, num_steps, timesteps, n_q, omit_special_token, provider) -> None:
+        timesteps = check_int("timesteps", timesteps, minimum=0)
+        if not isinstance(omit_special_token, (bool, np.bool_)):
+            raise TypeError(f"`omit_special_token` must be a bool, got {omit_special_token!r}")
+        steps, ts, qs = (np.ascontiguousarray(a, dtype=np.int64) for a in (steps, ts, qs))
+        if not omit_special_token:
+            if num_steps == 0:
                 raise ValueError("`layout` is empty; it must start with an empty step (the special token)")
-            if layout[0]:
+            if steps.size and steps[0] == 0:
+                first = [(int(t), int(q)) for t, q in zip(ts[steps == 0], qs[steps == 0])]
                 raise ValueError(
-                    f"`layout[0]` must be empty (the special-token step), got {list(layout[0])}; "
+                    f"`layout[0]` must be empty (the special-token step), got {first}; "
                     "pass omit_special_token=True for a pattern without it"
                 )
-        _validate_layout(layout, n_q)
-        object.__setattr__(self, "layout", layout)
-        object.__setattr__(self, "n_q", n_q)
-        object.__setattr__(self, "timesteps", timesteps)
-        object.__setattr__(self, "omit_special_token", bool(self.omit_special_token))
+        _validate_coords(steps, ts, qs, n_q)
+        for name, value in (
+            ("timesteps", timesteps),
+            ("n_q", n_q),
+            ("omit_special_token", bool(omit_special_token)),
+            ("provider", provider),
+            ("_steps", int(num_steps)),
+            ("_coords", _read_only(steps, ts, qs)),
+            ("_layout", None),
+            ("_cache", {}),
+        ):
+            object.__setattr__(self, name, value)
 
-    # Equality and hashing by value; the hash is computed once (layouts are long).
-    # `omit_special_token` only relaxes validation, so it takes no part in equality.
-    def _key(self) -> tuple:
-        return (self.n_q, self.timesteps, self.layout)
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Pattern is immutable; cannot set `{name}`")
+
+    def _attach_provider(self, provider: tp.Any) -> None:
+        if self.provider is None:
+            object.__setattr__(self, "provider", provider)
+
+    # ---- Equality and hashing by value (the layout), computed on the flat arrays ----
+    def _digest(self) -> bytes:
+        digest = self._cache.get("digest")
+        if digest is None:
+            h = hashlib.blake2b(digest_size=16)
+            for a in self._coords:
+                h.update(a.tobytes())
+            digest = self._cache["digest"] = h.digest()
+        return digest
 
     def __eq__(self, other: object) -> bool:
         if self is other:
             return True
         if not isinstance(other, Pattern):
             return NotImplemented
-        return self._key() == other._key()
+        return (self.n_q, self.timesteps, self._steps, self._digest()) == (
+            other.n_q,
+            other.timesteps,
+            other._steps,
+            other._digest(),
+        ) and all(np.array_equal(a, b) for a, b in zip(self._coords, other._coords))
 
     def __hash__(self) -> int:
-        cached = self._cache.get("hash")
-        if cached is None:
-            cached = self._cache["hash"] = hash(self._key())
-        return cached
+        return hash((self.n_q, self.timesteps, self._steps, self._digest()))
 
     def __repr__(self) -> str:
         return (
             f"Pattern(n_q={self.n_q}, timesteps={self.timesteps}, "
-            f"sequence_steps={len(self.layout)}, starts_with_special_token={self.starts_with_special_token()})"
+            f"sequence_steps={self._steps}, starts_with_special_token={self.starts_with_special_token()})"
         )
 
-    # ---- Layout queries (audiocraft's names) ----
+    def __reduce__(self):
+        return (_rebuild, (self.coords, self._steps, self.timesteps, self.n_q, self.omit_special_token))
+
+    # ---- The layout and its properties (audiocraft's names) ----
+    @property
+    def coords(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The layout flattened to read-only int64 arrays `(step, t, q)`, in layout order."""
+        return self._coords
+
+    @property
+    def layout(self) -> tuple[tuple[LayoutCoord, ...], ...]:
+        """The plain-Python layout: one tuple of `LayoutCoord` per step (built on first use)."""
+        if self._layout is None:
+            steps, ts, qs = self._coords
+            bounds = np.searchsorted(steps, np.arange(self._steps + 1))
+            coords = list(map(LayoutCoord, ts.tolist(), qs.tolist()))
+            layout = tuple(tuple(coords[a:b]) for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+            object.__setattr__(self, "_layout", layout)
+        return self._layout  # type: ignore[return-value]
+
+    def __len__(self) -> int:
+        """Number of steps of the layout (`len(layout)`)."""
+        return self._steps
+
     def starts_with_special_token(self) -> bool:
         """Whether step 0 is empty, i.e. the sequence opens with a special token."""
-        return len(self.layout) > 0 and len(self.layout[0]) == 0
+        steps = self._coords[0]
+        return self._steps > 0 and (steps.size == 0 or steps[0] != 0)
 
     @property
     def num_sequence_steps(self) -> int:
         """`len(layout) - 1`, as in audiocraft."""
-        return len(self.layout) - 1
+        return self._steps - 1
 
     @property
     def max_delay(self) -> int:
         """How far past `timesteps` the layout reaches (steps after the first)."""
-        reach = max((t + 1 for step in self.layout[1:] for t, _ in step), default=0)
-        return reach - self.timesteps
+        steps, ts, _ = self._coords
+        later = ts[steps >= 1]
+        return (int(later.max()) + 1 if later.size else 0) - self.timesteps
 
     @property
-    def valid_layout(self) -> PatternLayout:
+    def valid_steps(self) -> int:
+        """`len(valid_layout)`, without building the layout."""
+        return len(range(self._steps)[: self._steps - self.max_delay])
+
+    @property
+    def valid_layout(self) -> tuple[tuple[LayoutCoord, ...], ...]:
         """The layout cut to its fully defined steps: `layout[:len(layout) - max_delay]`."""
-        return self.layout[: len(self.layout) - self.max_delay]
+        return self.layout[: self._steps - self.max_delay]
 
     def get_sequence_coords_with_timestep(self, t: int, q: int | None = None) -> list[tuple[int, LayoutCoord]]:
         """Lists `(step, coord)` for every coordinate at timestep `t` (and codebook `q`).
@@ -193,16 +288,14 @@ class Pattern:
         t = check_int("t", t, minimum=0)
         if t > self.timesteps:
             raise ValueError(f"`t`={t} is greater than the pattern's timesteps={self.timesteps}")
+        steps, ts, qs = self._coords
+        hit = ts == t
         if q is not None:
             q = check_int("q", q, minimum=0)
             if q >= self.n_q:
                 raise ValueError(f"`q`={q} is outside [0, n_q={self.n_q})")
-        return [
-            (s, coord)
-            for s, step in enumerate(self.layout)
-            for coord in step
-            if coord.t == t and (q is None or coord.q == q)
-        ]
+            hit &= qs == q
+        return [(s, LayoutCoord(t, c)) for s, c in zip(steps[hit].tolist(), qs[hit].tolist())]
 
     def get_steps_with_timestep(self, t: int, q: int | None = None) -> list[int]:
         """Lists the sequence steps holding timestep `t` (of codebook `q`)."""
@@ -213,21 +306,14 @@ class Pattern:
         steps = self.get_steps_with_timestep(t, q)
         return steps[0] if steps else None
 
-    @functools.cached_property
-    def coords(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The layout flattened to read-only int64 arrays `(step, t, q)`, in step order."""
-        counts = [len(step) for step in self.layout]
-        steps = np.repeat(np.arange(len(self.layout), dtype=np.int64), counts)
-        flat = [c for step in self.layout for c in step]
-        tq = np.asarray(flat, dtype=np.int64).reshape(-1, 2)
-        arrays = (steps, tq[:, 0].copy(), tq[:, 1].copy())
-        for a in arrays:
-            a.flags.writeable = False
-        return arrays
-
     # ---- Jitted operations (layer 3, imported on first use) ----
     def build_pattern_sequence(
-        self, z: jax.typing.ArrayLike, special_token: int | float, keep_only_valid_steps: bool = False
+        self,
+        z: jax.typing.ArrayLike,
+        special_token: int | float,
+        keep_only_valid_steps: bool = False,
+        *,
+        lengths: jax.typing.ArrayLike | None = None,
     ) -> tuple[jax.Array, jax.Array, jax.Array]:
         """Interleaves codes `z` `[..., K, T]` into the pattern sequence `[..., K, S]`.
 
@@ -238,15 +324,22 @@ class Pattern:
             representable in `z`'s dtype.
           keep_only_valid_steps: keep only `valid_layout` (drop the trailing
             partially defined steps).
+          lengths: optional int array over the leading batch dimensions (a
+            scalar for `[K, T]`), may be traced. Example `b` is then built with
+            `provider.get_pattern(lengths[b])` from `z[b, :, :lengths[b]]` and
+            right-padded with the special token; `z` must have `T == timesteps`.
 
         Returns:
           `(values [..., K, S], indexes [K, S] int32, mask [K, S] bool)`, equal to
           audiocraft's: `indexes` point into `z` flattened to `[K * T]`, with
           `K * T` marking the special token, and `mask` is True where a code sits.
+          With `lengths`, `indexes` and `mask` are per example, `[..., K, S]`,
+          each in the convention of that example's own pattern (`K * L` special).
 
         Raises:
-          ValueError: wrong rank, `K != n_q`, `T > timesteps`, or a special token
-            outside the dtype's range.
+          ValueError: wrong rank, `K != n_q`, `T > timesteps`, a special token
+            outside the dtype's range, or bad `lengths` (shape, concrete values
+            outside `[0, timesteps]`, a pattern without a provider).
           TypeError: a non-integer special token for integer codes.
 
         Example:
@@ -259,10 +352,15 @@ class Pattern:
         """
         from jax_patterns import _ops
 
-        return _ops.build_pattern_sequence(self, z, special_token, keep_only_valid_steps)
+        return _ops.build_pattern_sequence(self, z, special_token, keep_only_valid_steps, lengths)
 
     def revert_pattern_sequence(
-        self, s: jax.typing.ArrayLike, special_token: int | float, keep_only_valid_steps: bool = False
+        self,
+        s: jax.typing.ArrayLike,
+        special_token: int | float,
+        keep_only_valid_steps: bool = False,
+        *,
+        lengths: jax.typing.ArrayLike | None = None,
     ) -> tuple[jax.Array, jax.Array, jax.Array]:
         """Reverts an interleaved sequence `s` `[..., K, S]` to codes `[..., K, timesteps]`.
 
@@ -270,11 +368,15 @@ class Pattern:
           s: the interleaved sequence, `S` at most the (valid) layout's length.
           special_token: fills the positions no step of `s` holds.
           keep_only_valid_steps: `s` was built with `keep_only_valid_steps=True`.
+          lengths: optional per-example lengths (see `build_pattern_sequence`):
+            example `b` is reverted with `get_pattern(lengths[b])` from its first
+            `S(lengths[b])` steps; `s` must have the T_max pattern's `S`.
 
         Returns:
           `(values [..., K, T], indexes [K, T] int32, mask [K, T] bool)`, equal to
           audiocraft's (`indexes` point into `s` flattened to `[K * S]`; `K * S`
-          marks the special token).
+          marks the special token). With `lengths`, indexes and mask are
+          `[..., K, T]`, per example.
 
         Raises:
           ValueError: wrong rank, `K != n_q`, `S` longer than the pattern, or a
@@ -291,7 +393,7 @@ class Pattern:
         """
         from jax_patterns import _ops
 
-        return _ops.revert_pattern_sequence(self, s, special_token, keep_only_valid_steps)
+        return _ops.revert_pattern_sequence(self, s, special_token, keep_only_valid_steps, lengths)
 
     def revert_pattern_logits(
         self,
@@ -299,6 +401,8 @@ class Pattern:
         special_token: float,
         keep_only_valid_steps: bool = False,
         card_axis: int = 1,
+        *,
+        lengths: jax.typing.ArrayLike | None = None,
     ) -> tuple[jax.Array, jax.Array, jax.Array]:
         """Reverts model logits over the sequence back to the codes' timesteps.
 
@@ -316,6 +420,8 @@ class Pattern:
           keep_only_valid_steps: the sequence was built with valid steps only.
           card_axis: position of the card axis: the last axis, or any axis
             before the `K` and `S` axes.
+          lengths: optional per-example lengths over the batch axes (all axes
+            but the card, K and S axes); see `revert_pattern_sequence`.
 
         Returns:
           `(values, indexes [K, T] int32, mask [K, T] bool)`.
@@ -334,4 +440,8 @@ class Pattern:
         """
         from jax_patterns import _ops
 
-        return _ops.revert_pattern_logits(self, logits, special_token, keep_only_valid_steps, card_axis)
+        return _ops.revert_pattern_logits(self, logits, special_token, keep_only_valid_steps, card_axis, lengths)
+
+
+def _rebuild(coords, num_steps, timesteps, n_q, omit_special_token) -> Pattern:
+    return Pattern.from_coords((*coords, num_steps), timesteps, n_q, omit_special_token)

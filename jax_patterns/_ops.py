@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_patterns import _indices
+from jax_patterns import _indices, _varlen
 from jax_patterns._layout import Pattern
 
 Token = tuple[str, int | str | bool]
@@ -179,7 +179,17 @@ def _revert(
 # ---------------------------------------------------------------------------
 # Public entry points (called by the `Pattern` methods)
 # ---------------------------------------------------------------------------
-def build_pattern_sequence(pattern: Pattern, z: tp.Any, special_token: tp.Any, keep_only_valid_steps: bool = False):
+def _check_full_length(pattern: Pattern, name: str, size: int, expected: int, what: str) -> None:
+    if size != expected:
+        raise ValueError(
+            f"with `lengths`, `{name}` must have {what}={expected} (the T_max pattern's), got {size}; "
+            "pad every example to the T_max shape"
+        )
+
+
+def build_pattern_sequence(
+    pattern: Pattern, z: tp.Any, special_token: tp.Any, keep_only_valid_steps: bool = False, lengths: tp.Any = None
+):
     """See `Pattern.build_pattern_sequence`."""
     z = _as_array("z", z)
     kovs = _check_flag("keep_only_valid_steps", keep_only_valid_steps)
@@ -192,10 +202,17 @@ def build_pattern_sequence(pattern: Pattern, z: tp.Any, special_token: tp.Any, k
             f"timesteps={pattern.timesteps}"
         )
     token = special_token_key(special_token, _dtype(z), "z")
+    if lengths is not None:
+        _check_full_length(pattern, "z", z.shape[-1], pattern.timesteps, "T")
+        lengths = _varlen.validate_lengths(lengths, tuple(z.shape[:-2]), pattern.timesteps)
+        _varlen._rule_or_generic(pattern)
+        return _varlen.build(z, lengths, pattern=pattern, token=token, keep_only_valid_steps=kovs)
     return _build(z, pattern=pattern, token=token, keep_only_valid_steps=kovs)
 
 
-def revert_pattern_sequence(pattern: Pattern, s: tp.Any, special_token: tp.Any, keep_only_valid_steps: bool = False):
+def revert_pattern_sequence(
+    pattern: Pattern, s: tp.Any, special_token: tp.Any, keep_only_valid_steps: bool = False, lengths: tp.Any = None
+):
     """See `Pattern.revert_pattern_sequence`."""
     s = _as_array("s", s)
     kovs = _check_flag("keep_only_valid_steps", keep_only_valid_steps)
@@ -204,6 +221,13 @@ def revert_pattern_sequence(pattern: Pattern, s: tp.Any, special_token: tp.Any, 
     _check_pattern_axes(pattern, "s", tuple(s.shape), -2)
     _check_steps(pattern, "s", s.shape[-1], kovs)
     token = special_token_key(special_token, _dtype(s), "s")
+    if lengths is not None:
+        _check_full_length(pattern, "s", s.shape[-1], _indices.layout_length(pattern, kovs), "S")
+        lengths = _varlen.validate_lengths(lengths, tuple(s.shape[:-2]), pattern.timesteps)
+        _varlen._rule_or_generic(pattern)
+        return _varlen.revert(
+            s, lengths, pattern=pattern, token=token, keep_only_valid_steps=kovs, model_output=False, card_axis=None
+        )
     return _revert(s, pattern=pattern, token=token, keep_only_valid_steps=kovs, model_output=False, card_last=False)
 
 
@@ -231,7 +255,12 @@ def normalize_card_axis(card_axis: tp.Any, ndim: int) -> bool:
 
 
 def revert_pattern_logits(
-    pattern: Pattern, logits: tp.Any, special_token: tp.Any, keep_only_valid_steps: bool = False, card_axis: int = 1
+    pattern: Pattern,
+    logits: tp.Any,
+    special_token: tp.Any,
+    keep_only_valid_steps: bool = False,
+    card_axis: int = 1,
+    lengths: tp.Any = None,
 ):
     """See `Pattern.revert_pattern_logits`."""
     logits = _as_array("logits", logits)
@@ -245,6 +274,22 @@ def revert_pattern_logits(
     _check_pattern_axes(pattern, "logits", tuple(logits.shape), k_axis)
     _check_steps(pattern, "logits", logits.shape[k_axis + 1], kovs)
     token = special_token_key(special_token, _dtype(logits), "logits")
+    if lengths is not None:
+        steps = logits.shape[k_axis + 1]
+        _check_full_length(pattern, "logits", steps, _indices.layout_length(pattern, kovs), "S")
+        axis = -1 if card_last else operator.index(card_axis) % logits.ndim
+        batch = tuple(n for i, n in enumerate(logits.shape[: k_axis % logits.ndim]) if i != axis)
+        lengths = _varlen.validate_lengths(lengths, batch, pattern.timesteps)
+        _varlen._rule_or_generic(pattern)
+        return _varlen.revert(
+            logits,
+            lengths,
+            pattern=pattern,
+            token=token,
+            keep_only_valid_steps=kovs,
+            model_output=True,
+            card_axis=axis,
+        )
     return _revert(
         logits, pattern=pattern, token=token, keep_only_valid_steps=kovs, model_output=True, card_last=card_last
     )

@@ -5,7 +5,11 @@ Same names, arguments and layouts as audiocraft 1.3.0 (`DelayedPatternProvider`,
 `VALLEPattern`, `MusicLMPattern`). Plain Python, no jax.
 
 Built-in providers are immutable and compare and hash by value, so two equal
-providers return the very same cached `Pattern`. A user subclass only writes
+providers return the very same cached `Pattern`. Each built-in has two
+descriptions of its layout: `reference_layout(T)`, plain Python and readable
+(the specification, written from audiocraft's semantics), and `get_pattern(T)`,
+which builds the same layout as flat arrays with vectorised numpy (`_coords`);
+the tests check that both agree. A user subclass only writes
 `get_pattern`; the base class validates `timesteps`, checks the result and caches it.
 """
 
@@ -15,6 +19,7 @@ import abc
 import functools
 import typing as tp
 
+from jax_patterns import _coords
 from jax_patterns._layout import LayoutCoord, Pattern, check_int
 
 PATTERN_CACHE_SIZE = 256
@@ -27,6 +32,7 @@ def _cached_pattern(provider: CodebooksPatternProvider, timesteps: int, build: t
 
 
 def _checked_pattern(provider: CodebooksPatternProvider, timesteps: int, pattern: object) -> Pattern:
+    """Checks what a `get_pattern` returned, and records the provider on the pattern."""
     if not isinstance(pattern, Pattern):
         raise TypeError(
             f"{type(provider).__name__}.get_pattern({timesteps}) returned {type(pattern).__name__}; expected a Pattern"
@@ -36,6 +42,7 @@ def _checked_pattern(provider: CodebooksPatternProvider, timesteps: int, pattern
             f"{type(provider).__name__}.get_pattern({timesteps}) returned a pattern with n_q={pattern.n_q}, "
             f"timesteps={pattern.timesteps}; expected n_q={provider.n_q}, timesteps={timesteps}"
         )
+    pattern._attach_provider(provider)
     return pattern
 
 
@@ -176,6 +183,11 @@ class DelayedPatternProvider(_ValueProvider):
     _fields: tuple[str, ...] = ("n_q", "delays", "flatten_first", "empty_initial")
 
     def get_pattern(self, timesteps: int) -> Pattern:
+        coords = _coords.delayed_coords(self.n_q, self.delays, self.flatten_first, self.empty_initial, timesteps)
+        return Pattern.from_coords(coords, timesteps, self.n_q, self.empty_initial < 0, provider=self)
+
+    def reference_layout(self, timesteps: int) -> list[list[LayoutCoord]]:
+        """The layout in plain Python: the specification `get_pattern` is tested against."""
         omit_special = self.empty_initial < 0
         layout: list[list[LayoutCoord]] = [] if omit_special else [[]]
         layout += [[] for _ in range(max(self.empty_initial, 0))]
@@ -184,7 +196,7 @@ class DelayedPatternProvider(_ValueProvider):
         for step in range(self.flatten_first, timesteps + max(self.delays)):
             shifted = ((step - delay, q) for q, delay in enumerate(self.delays))
             layout.append([LayoutCoord(t, q) for t, q in shifted if t >= self.flatten_first])
-        return Pattern(layout, timesteps=timesteps, n_q=self.n_q, omit_special_token=omit_special)
+        return layout
 
 
 class ParallelPatternProvider(DelayedPatternProvider):
@@ -256,6 +268,11 @@ class UnrolledPatternProvider(_ValueProvider):
         return timesteps * self._num_inner_steps + 1
 
     def get_pattern(self, timesteps: int) -> Pattern:
+        coords = _coords.unrolled_coords(self.n_q, self.flattening, self.delays, timesteps)
+        return Pattern.from_coords(coords, timesteps, self.n_q, provider=self)
+
+    def reference_layout(self, timesteps: int) -> list[list[LayoutCoord]]:
+        """The layout in plain Python: the specification `get_pattern` is tested against."""
         # Every (timestep, inner step) emits one entry keyed by the timestep it is
         # shown at (t + delay); entries are ordered by (key, coordinates), which
         # places delayed groups after the undelayed ones of the same key.
@@ -270,7 +287,7 @@ class UnrolledPatternProvider(_ValueProvider):
                 if t + delay < horizon:
                     entries.append((t + delay, tuple(LayoutCoord(t, q) for q in codebooks)))
         entries.sort()
-        return Pattern([coords for _, coords in entries], timesteps=timesteps, n_q=self.n_q)
+        return [list(coords) for _, coords in entries]
 
 
 class CoarseFirstPattern(_ValueProvider):
@@ -295,12 +312,17 @@ class CoarseFirstPattern(_ValueProvider):
     _fields = ("n_q", "delays")
 
     def get_pattern(self, timesteps: int) -> Pattern:
+        coords = _coords.coarse_first_coords(self.n_q, self.delays, timesteps)
+        return Pattern.from_coords(coords, timesteps, self.n_q, provider=self)
+
+    def reference_layout(self, timesteps: int) -> list[list[LayoutCoord]]:
+        """The layout in plain Python: the specification `get_pattern` is tested against."""
         layout: list[list[LayoutCoord]] = [[]]
         layout += [[LayoutCoord(t, 0)] for t in range(timesteps)]
         for step in range(timesteps + max(self.delays, default=0)):
             shifted = ((step - delay, q + 1) for q, delay in enumerate(self.delays))
             layout.append([LayoutCoord(t, q) for t, q in shifted if t >= 0])
-        return Pattern(layout, timesteps=timesteps, n_q=self.n_q)
+        return layout
 
 
 class VALLEPattern(CoarseFirstPattern):
@@ -329,8 +351,13 @@ class MusicLMPattern(_ValueProvider):
     _fields = ("n_q", "group_by")
 
     def get_pattern(self, timesteps: int) -> Pattern:
+        coords = _coords.musiclm_coords(self.n_q, self.group_by, timesteps)
+        return Pattern.from_coords(coords, timesteps, self.n_q, provider=self)
+
+    def reference_layout(self, timesteps: int) -> list[list[LayoutCoord]]:
+        """The layout in plain Python: the specification `get_pattern` is tested against."""
         layout: list[list[LayoutCoord]] = [[]]
         for first in range(0, self.n_q, self.group_by):
             for t in range(timesteps):
                 layout += [[LayoutCoord(t, q)] for q in range(first, first + self.group_by)]
-        return Pattern(layout, timesteps=timesteps, n_q=self.n_q)
+        return layout

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import providers
 
 import jax_patterns as jp
 from jax_patterns import LayoutCoord as C
@@ -181,3 +184,34 @@ def test_uncached_provider_builds_each_time():
 def test_abstract_provider_cannot_be_instantiated():
     with pytest.raises(TypeError):
         jp.CodebooksPatternProvider(2)  # type: ignore[abstract]
+
+
+@given(providers(), st.integers(0, 40))
+def test_fast_layouts_equal_the_plain_python_spec(provider, timesteps):
+    """get_pattern (vectorised numpy) == reference_layout (plain Python), and so are their index arrays."""
+    from jax_patterns import _indices
+
+    fast = provider.get_pattern(timesteps)
+    spec = Pattern(
+        provider.reference_layout(timesteps), timesteps, provider.n_q, omit_special_token=fast.omit_special_token
+    )
+    assert fast == spec and hash(fast) == hash(spec)
+    assert fast.layout == spec.layout
+    for kovs in (False, True):
+        for a, b in zip(_indices.build_indexes(fast, timesteps, kovs), _indices.build_indexes(spec, timesteps, kovs)):
+            np.testing.assert_array_equal(a, b)
+        steps = _indices.layout_length(fast, kovs)
+        for model_output in (False, True):
+            fast_idx = _indices.revert_indexes(fast, steps, kovs, model_output)
+            spec_idx = _indices.revert_indexes(spec, steps, kovs, model_output)
+            for a, b in zip(fast_idx, spec_idx):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_layout_is_built_lazily():
+    pattern = jp.DelayedPatternProvider(8).get_pattern(30000)
+    assert pattern._layout is None
+    pattern.build_pattern_sequence(np.zeros((1, 8, 30000), np.int32), -1, keep_only_valid_steps=True)
+    assert pattern.max_delay == 7 and pattern.valid_steps == 30001
+    assert pattern._layout is None, "the ops and properties must not materialise the layout"
+    assert len(pattern.layout) == 30008 and pattern.layout[2] == (C(1, 0), C(0, 1))
