@@ -180,5 +180,19 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
         metavar="PATH",
         help="audiocraft's codebooks_patterns.py, to compare against the genuine code as well",
     )
+    bench = commands.add_parser(
+        "bench", help="time every operation against the torch reference and a plain copy", description=_bench_doc()
+    )
+    from jax_patterns import _bench
+
+    _bench.add_arguments(bench)
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        return _bench.run(args)
     return _show(args, show) if args.command == "show" else _check(args, check)
+
+
+def _bench_doc() -> str:
+    from jax_patterns import _bench
+
+    return (_bench.__doc__ or "").split("\n", 1)[1].strip()

@@ -16,6 +16,17 @@ import torch
 from jax_patterns import Pattern
 
 
+def get_pattern(provider, timesteps: int) -> Pattern:
+    """The pattern built the way audiocraft builds it: the plain-Python layout, validated step by step.
+
+    Used as the reference side of the construction benchmark (jax_patterns builds
+    the same pattern from vectorised coordinates and never walks the layout).
+    """
+    layout = provider.reference_layout(timesteps)
+    omit = getattr(provider, "empty_initial", 0) < 0
+    return Pattern(layout, timesteps, provider.n_q, omit_special_token=omit)
+
+
 def _ref_layout(pattern: Pattern, keep_only_valid_steps: bool):
     return pattern.valid_layout if keep_only_valid_steps else pattern.layout
 
