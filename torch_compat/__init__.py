@@ -3,9 +3,11 @@
 - the reference path: audiocraft's scatter-index algorithm in torch (`reference`);
 - `from_audiocraft` / `to_audiocraft`: convert pattern objects both ways;
 - `to_torch` / `to_jax`: zero-copy tensor exchange through DLPack;
-- `compare` / `format_table`: run both frameworks and report the first mismatch.
+- `compare` / `format_table`: run both frameworks and report the first mismatch;
+- `lm`: audiocraft's compute_predictions, cross entropy and generation loop in torch.
 """
 
+from torch_compat import _lm as lm
 from torch_compat import _reference as reference
 from torch_compat._compare import CheckResult as CheckResult
 from torch_compat._compare import compare as compare
@@ -25,6 +27,7 @@ __all__ = (
     "first_mismatch",
     "format_table",
     "from_audiocraft",
+    "lm",
     "load_audiocraft_file",
     "reference",
     "to_audiocraft",

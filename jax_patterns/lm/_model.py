@@ -1,0 +1,127 @@
+"""A minimal Flax NNX codec LM: an example of use for the tests and the notebook, not a model zoo.
+
+Summed per-codebook embeddings (card + 1 entries each: the codes and the special
+token), a small pre-norm causal transformer with an explicit KV cache, and one
+output head per codebook. `__call__` runs a whole sequence; `decode` runs a
+few new steps against the cache, which is what `generate`'s `step_fn` needs.
+"""
+
+from __future__ import annotations
+
+import typing as tp
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+Cache = dict[str, tp.Any]
+
+
+class Block(nnx.Module):
+    """Pre-norm causal self-attention and MLP, reading and writing a KV cache."""
+
+    def __init__(self, dim: int, num_heads: int, *, rngs: nnx.Rngs):
+        self.num_heads = num_heads
+        self.norm1 = nnx.LayerNorm(dim, rngs=rngs)
+        self.qkv = nnx.Linear(dim, 3 * dim, rngs=rngs)
+        self.out = nnx.Linear(dim, dim, rngs=rngs)
+        self.norm2 = nnx.LayerNorm(dim, rngs=rngs)
+        self.up = nnx.Linear(dim, 4 * dim, rngs=rngs)
+        self.down = nnx.Linear(4 * dim, dim, rngs=rngs)
+
+    def __call__(self, x: jax.Array, keys: jax.Array, values: jax.Array, index: jax.Array):
+        batch, n, dim = x.shape
+        heads = self.num_heads
+        q, k, v = jnp.split(self.qkv(self.norm1(x)).reshape(batch, n, 3 * heads, dim // heads), 3, axis=2)
+        keys = jax.lax.dynamic_update_slice_in_dim(keys, k, index, axis=1)
+        values = jax.lax.dynamic_update_slice_in_dim(values, v, index, axis=1)
+        scores = jnp.einsum("bqhd,bkhd->bhqk", q, keys) / jnp.sqrt(dim // heads).astype(x.dtype)
+        query_pos = index + jnp.arange(n)[:, None]
+        visible = jnp.arange(keys.shape[1])[None, :] <= query_pos
+        scores = jnp.where(visible[None, None], scores, jnp.finfo(scores.dtype).min)
+        attended = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(scores, axis=-1), values)
+        x = x + self.out(attended.reshape(batch, n, dim))
+        x = x + self.down(jax.nn.gelu(self.up(self.norm2(x))))
+        return x, keys, values
+
+
+class CodecLM(nnx.Module):
+    """`seq [B, K, S]` (codes in `[0, card]`, `card` = special) -> logits `[B, K, S, card]`.
+
+    Args:
+      n_q: number of codebooks K.
+      card: codebook size.
+      dim: model width.
+      num_layers: transformer blocks.
+      num_heads: attention heads.
+      max_len: longest sequence (positions and cache size).
+      rngs: NNX random streams for initialisation.
+
+    Example:
+      >>> from flax import nnx
+      >>> import jax.numpy as jnp
+      >>> model = CodecLM(n_q=2, card=8, dim=16, num_layers=1, num_heads=2, max_len=10, rngs=nnx.Rngs(0))
+      >>> model(jnp.zeros((3, 2, 5), jnp.int32)).shape
+      (3, 2, 5, 8)
+    """
+
+    def __init__(
+        self,
+        n_q: int,
+        card: int,
+        dim: int = 64,
+        num_layers: int = 2,
+        num_heads: int = 4,
+        max_len: int = 512,
+        *,
+        rngs: nnx.Rngs,
+    ):
+        self.n_q, self.card, self.dim, self.max_len = n_q, card, dim, max_len
+        self.embed = nnx.Embed(n_q * (card + 1), dim, rngs=rngs)  # one table of card + 1 rows per codebook
+        self.position = nnx.Embed(max_len, dim, rngs=rngs)
+        self.blocks = nnx.List([Block(dim, num_heads, rngs=rngs) for _ in range(num_layers)])
+        self.norm = nnx.LayerNorm(dim, rngs=rngs)
+        self.heads = nnx.Linear(dim, n_q * card, rngs=rngs)
+
+    def init_cache(self, batch: int, dtype: tp.Any = jnp.float32) -> Cache:
+        """An empty KV cache for `batch` sequences of up to `max_len` steps."""
+        heads = self.blocks[0].num_heads
+        shape = (batch, self.max_len, heads, self.dim // heads)
+        return {
+            "keys": [jnp.zeros(shape, dtype) for _ in self.blocks],
+            "values": [jnp.zeros(shape, dtype) for _ in self.blocks],
+            "index": jnp.zeros((), jnp.int32),
+        }
+
+    def _run(self, tokens: jax.Array, cache: Cache) -> tuple[jax.Array, Cache]:
+        batch, n_q, n = tokens.shape
+        offsets = (jnp.arange(n_q) * (self.card + 1))[None, :, None]
+        x = self.embed(tokens + offsets).sum(axis=1)  # [B, n, dim]
+        index = cache["index"]
+        x = x + self.position(index + jnp.arange(n))[None]
+        keys, values = [], []
+        for block, k, v in zip(self.blocks, cache["keys"], cache["values"]):
+            x, k, v = block(x, k, v, index)
+            keys.append(k)
+            values.append(v)
+        logits = self.heads(self.norm(x)).reshape(batch, n, n_q, self.card).transpose(0, 2, 1, 3)
+        return logits, {"keys": keys, "values": values, "index": index + n}
+
+    def __call__(self, seq: jax.Array) -> jax.Array:
+        """Logits `[B, K, S, card]` for a whole sequence (step s predicts step s + 1)."""
+        return self._run(seq, self.init_cache(seq.shape[0]))[0]
+
+    def decode(self, cache: Cache, tokens: jax.Array) -> tuple[jax.Array, Cache]:
+        """Runs new steps `tokens [B, K, n]` against the cache; returns the last step's logits `[B, K, card]`."""
+        logits, cache = self._run(tokens, cache)
+        return logits[:, :, -1], cache
+
+
+def step_fn_of(model: CodecLM) -> tp.Callable[[Cache, jax.Array], tuple[jax.Array, Cache]]:
+    """A pure `(cache, tokens) -> (logits, cache)` function of the model, for `generate`."""
+    graphdef, state = nnx.split(model)
+
+    def step_fn(cache: Cache, tokens: jax.Array) -> tuple[jax.Array, Cache]:
+        return nnx.merge(graphdef, state).decode(cache, tokens)
+
+    return step_fn

@@ -1,0 +1,244 @@
+"""jax_patterns.lm against torch transcriptions of audiocraft: predictions, CE and its gradient, generation."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import torch
+from flax import nnx
+from helpers import assert_same
+
+import jax_patterns as jp
+from jax_patterns import lm
+from torch_compat import lm as torch_lm
+
+CARD = 8
+PROVIDERS = [
+    jp.DelayedPatternProvider(3),
+    jp.DelayedPatternProvider(3, [0, 2, 2], flatten_first=1, empty_initial=1),
+    jp.ParallelPatternProvider(2),
+    jp.UnrolledPatternProvider(3, [0, 1, 1], [0, 2, 2]),
+    jp.CoarseFirstPattern(3, [0, 1]),
+    jp.MusicLMPattern(4, 2),
+]
+RNG = np.random.default_rng(0)
+
+
+def table_model(n_q: int):
+    """The same deterministic model in jax and torch: logits from a lookup table, codebooks mixed."""
+    table = RNG.standard_normal((n_q, CARD + 1, CARD)).astype(np.float32)
+
+    def jax_model(seq):
+        picked = jnp.stack([jnp.asarray(table)[k][seq[:, k]] for k in range(n_q)], axis=1)
+        return picked + jnp.roll(picked, 1, axis=1)
+
+    def torch_model(seq):
+        picked = torch.stack([torch.from_numpy(table)[k][seq[:, k]] for k in range(n_q)], dim=1)
+        return picked + torch.roll(picked, 1, dims=1)
+
+    return jax_model, torch_model
+
+
+@pytest.mark.parametrize("provider", PROVIDERS, ids=repr)
+@pytest.mark.parametrize("kovs", [True, False])
+def test_compute_predictions_equals_audiocraft(provider, kovs):
+    pattern = provider.get_pattern(9)
+    codes = RNG.integers(0, CARD, (2, provider.n_q, 9))
+    jax_model, torch_model = table_model(provider.n_q)
+    logits, mask = lm.compute_predictions(jax_model, codes.astype(np.int32), pattern, CARD, kovs)
+    expected, expected_mask = torch_lm.compute_predictions(torch_model, torch.from_numpy(codes), pattern, CARD, kovs)
+    assert_same(logits, expected.numpy())
+    assert_same(mask, expected_mask.numpy())
+
+
+@pytest.mark.parametrize("provider", PROVIDERS, ids=repr)
+@pytest.mark.parametrize("kovs", [True, False])
+def test_pattern_cross_entropy_and_gradient_equal_audiocraft(provider, kovs):
+    pattern = provider.get_pattern(9)
+    steps = pattern.valid_steps if kovs else len(pattern)
+    codes = RNG.integers(0, CARD, (3, provider.n_q, 9))
+    padding = RNG.random((3, provider.n_q, 9)) < 0.8
+    logits_seq = RNG.standard_normal((3, provider.n_q, steps, CARD)).astype(np.float32)
+
+    def loss(x):
+        return lm.pattern_cross_entropy(x, codes.astype(np.int32), pattern, keep_only_valid_steps=kovs, mask=padding)
+
+    (ce, per_codebook), grad = jax.value_and_grad(loss, has_aux=True)(logits_seq)
+    x = torch.from_numpy(logits_seq).requires_grad_(True)
+    reverted, model_mask = torch_lm.compute_predictions(lambda s: x, torch.from_numpy(codes), pattern, CARD, kovs)
+    expected, expected_per_codebook = torch_lm.cross_entropy(
+        reverted, torch.from_numpy(codes), torch.from_numpy(padding) & model_mask
+    )
+    expected.backward()
+    np.testing.assert_allclose(float(ce), float(expected.detach()), rtol=1e-6)
+    np.testing.assert_allclose(per_codebook, torch.stack(expected_per_codebook).numpy(), rtol=1e-6)
+    assert x.grad is not None
+    np.testing.assert_allclose(grad, x.grad.numpy(), rtol=1e-5, atol=1e-8)
+
+
+def test_pattern_cross_entropy_with_lengths_equals_reverting_per_example():
+    provider = jp.CoarseFirstPattern(3, [0, 1])
+    pattern = provider.get_pattern(10)
+    lengths = np.array([10, 3, 0, 7])
+    codes = RNG.integers(0, CARD, (4, 3, 10)).astype(np.int32)
+    logits_seq = RNG.standard_normal((4, 3, pattern.valid_steps, CARD)).astype(np.float32)
+    ce, per_codebook = lm.pattern_cross_entropy(logits_seq, codes, pattern, lengths=lengths)
+    reverted, _, mask = pattern.revert_pattern_logits(logits_seq, float("nan"), True, card_axis=-1, lengths=lengths)
+    expected, expected_per_codebook = lm.reverted_cross_entropy(reverted, jnp.asarray(codes), mask)
+    np.testing.assert_allclose(per_codebook, expected_per_codebook, rtol=1e-6)
+    np.testing.assert_allclose(ce, expected, rtol=1e-6)
+    # and example by example against the torch transcription on each example's own pattern
+    total, count = np.zeros(3), np.zeros(3)
+    for b, length in enumerate(lengths):
+        own = provider.get_pattern(int(length))
+        if length == 0:
+            continue
+        x = torch.from_numpy(logits_seq[b : b + 1, :, : own.valid_steps])
+        rev, m = torch_lm.compute_predictions(
+            lambda s, x=x: x, torch.from_numpy(codes[b : b + 1, :, :length]), own, CARD
+        )
+        logp = torch.log_softmax(torch.nan_to_num(rev), dim=-1)
+        nll = -torch.gather(logp, -1, torch.from_numpy(codes[b : b + 1, :, :length]).long()[..., None])[..., 0]
+        total += (nll * m).sum(dim=(0, 2)).numpy()
+        count += m.sum(dim=(0, 2)).numpy()
+    np.testing.assert_allclose(per_codebook, total / count, rtol=1e-5)
+
+
+def test_cross_entropy_errors():
+    pattern = jp.DelayedPatternProvider(2).get_pattern(5)
+    with pytest.raises(ValueError, match=r"`logits_seq` has K=2, S=7; the pattern needs K=2, S=6"):
+        lm.pattern_cross_entropy(np.zeros((1, 2, 7, 4), np.float32), np.zeros((1, 2, 5), np.int32), pattern)
+    with pytest.raises(TypeError, match=r"`codes` must hold integer codes"):
+        lm.pattern_cross_entropy(np.zeros((1, 2, 6, 4), np.float32), np.zeros((1, 2, 5), np.float32), pattern)
+
+
+# --- generation ------------------------------------------------------------------------------------------------
+def counting_model():
+    """A deterministic model with exact integer logits, as a KV-cached jax step and a full-prefix torch model."""
+
+    def logits_of(h, last, rows, xp):
+        k = xp.arange(last.shape[1])[None, :, None]
+        c = xp.arange(CARD)[None, None, :]
+        r = rows[:, None, None]
+        return (h[:, None, None] * 7 + last[..., None] * 3 + k * 5 + c * 11) % 13 + (r * c) % 5
+
+    def step_fn(state, tokens):
+        h = state + tokens.sum(axis=(1, 2))
+        return logits_of(h, tokens[..., -1], jnp.arange(tokens.shape[0]), jnp).astype(jnp.float32), h
+
+    def torch_model(seq):
+        h = torch.cumsum(seq.sum(dim=1), dim=-1)  # [B, n]
+        rows = torch.arange(seq.shape[0])
+        steps = [logits_of(h[:, j], seq[..., j], rows, torch) for j in range(seq.shape[-1])]
+        return torch.stack(steps, dim=2).float()
+
+    return step_fn, torch_model
+
+
+@pytest.mark.parametrize("provider", PROVIDERS, ids=repr)
+@pytest.mark.parametrize("prompt_len", [0, 1, 4])
+def test_greedy_generation_equals_audiocraft_loop(provider, prompt_len):
+    pattern = provider.get_pattern(7)
+    prompt = RNG.integers(0, CARD, (2, provider.n_q, prompt_len))
+    step_fn, torch_model = counting_model()
+    state = jnp.zeros((2,), jnp.int32)
+    out = jax.jit(lambda s, p: lm.generate(step_fn, s, pattern, p, special_token=CARD))(state, prompt)
+    expected = torch_lm.generate(torch_model, pattern, torch.from_numpy(prompt), CARD)
+    assert_same(out, expected.numpy())
+    assert_same(np.asarray(out)[..., :prompt_len], prompt)
+    top1 = lm.generate(
+        step_fn, state, pattern, prompt, special_token=CARD, key=jax.random.key(3), use_sampling=True, top_k=1
+    )
+    assert_same(top1, out)
+
+
+def test_classifier_free_guidance_equals_audiocraft():
+    pattern = jp.DelayedPatternProvider(3).get_pattern(6)
+    prompt = RNG.integers(0, CARD, (2, 3, 2))
+    step_fn, torch_model = counting_model()
+    out = lm.generate(step_fn, jnp.zeros((4,), jnp.int32), pattern, prompt, special_token=CARD, cfg_coef=3.0)
+    expected = torch_lm.generate(torch_model, pattern, torch.from_numpy(prompt), CARD, cfg_coef=3.0)
+    assert_same(out, expected.numpy())
+
+
+def test_sampling_respects_top_k_and_top_p():
+    logits = jnp.log(jnp.asarray([[[0.5, 0.3, 0.15, 0.05]]]))
+    keys = jax.random.split(jax.random.key(0), 400)
+    top2 = jax.vmap(lambda k: lm.sample_next_token(logits, k, True, 1.0, 2, 0.0))(keys)
+    assert set(np.unique(top2).tolist()) == {0, 1}
+    nucleus = jax.vmap(lambda k: lm.sample_next_token(logits, k, True, 1.0, 0, 0.6))(keys)
+    assert set(np.unique(nucleus).tolist()) == {0, 1}  # 0.5 alone is below 0.6: keep the second too
+    assert set(np.unique(jax.vmap(lambda k: lm.sample_next_token(logits, k, True, 1.0, 0, 0.0))(keys))) == {0, 1, 2, 3}
+
+
+def test_generation_errors():
+    pattern = jp.DelayedPatternProvider(2).get_pattern(4)
+    step_fn, _ = counting_model()
+    with pytest.raises(ValueError, match=r"`prompt` has T0=4 timesteps; expected fewer than timesteps=4"):
+        lm.generate(step_fn, 0, pattern, np.zeros((1, 2, 4), np.int32), special_token=CARD)
+    with pytest.raises(ValueError, match=r"needs a PRNG `key`"):
+        lm.generate(step_fn, 0, pattern, np.zeros((1, 2, 0), np.int32), special_token=CARD, use_sampling=True)
+    omitted = jp.ParallelPatternProvider(2, empty_initial=-1).get_pattern(4)
+    with pytest.raises(ValueError, match=r"needs a pattern that starts with a special token"):
+        lm.generate(step_fn, 0, omitted, np.zeros((1, 2, 0), np.int32), special_token=CARD)
+
+
+# --- the NNX model ---------------------------------------------------------------------------------------------
+def small_model(n_q: int = 2, max_len: int = 32) -> lm.CodecLM:
+    return lm.CodecLM(n_q, CARD, dim=32, num_layers=2, num_heads=2, max_len=max_len, rngs=nnx.Rngs(0))
+
+
+def test_kv_cached_decode_equals_the_full_forward():
+    model = small_model()
+    seq = jnp.asarray(RNG.integers(0, CARD + 1, (2, 2, 9)), jnp.int32)
+    full = model(seq)
+    cache = model.init_cache(2)
+    first, cache = model.decode(cache, seq[..., :4])
+    steps = [first]
+    for j in range(4, 9):
+        logits, cache = model.decode(cache, seq[..., j : j + 1])
+        steps.append(logits)
+    np.testing.assert_allclose(jnp.stack(steps, axis=2), full[:, :, 3:], rtol=2e-5, atol=2e-5)
+
+
+def test_training_lowers_the_loss_and_generation_samples():
+    pattern = jp.DelayedPatternProvider(2).get_pattern(12)
+    model = small_model()
+    graphdef, params = nnx.split(model)
+    codes = jnp.asarray(np.tile(np.arange(12) % 4, (8, 2, 1)), jnp.int32)  # an easy periodic signal
+    seq, _, _ = pattern.build_pattern_sequence(codes, CARD, True)
+    tx = optax.adam(3e-3)
+    opt_state = tx.init(params)
+
+    def loss_fn(params):
+        return lm.pattern_cross_entropy(nnx.merge(graphdef, params)(seq), codes, pattern)[0]
+
+    @jax.jit
+    def train_step(params, opt_state):
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    losses = []
+    with jax.numpy_dtype_promotion("standard"):  # optax's bias correction mixes Python floats and int steps
+        for _ in range(30):
+            params, opt_state, loss = train_step(params, opt_state)
+            losses.append(float(loss))
+    assert losses[-1] < 0.5 * losses[0], losses
+    trained = nnx.merge(graphdef, params)
+    out = lm.generate(
+        lm.step_fn_of(trained),
+        trained.init_cache(8),
+        pattern,
+        codes[..., :4],
+        special_token=CARD,
+        key=jax.random.key(0),
+        use_sampling=True,
+        temp=0.7,
+        top_k=3,
+    )
+    assert out.shape == (8, 2, 12) and (np.asarray(out) >= 0).all() and (np.asarray(out) < CARD).all()
+    assert_same(np.asarray(out)[..., :4], codes[..., :4])
