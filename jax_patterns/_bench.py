@@ -39,6 +39,7 @@ class Row:
     np_copy_ms: float | None
     xla_copy_ms: float | None
     out_bytes: int
+    extra: dict = dataclasses.field(default_factory=dict)
 
     @property
     def vs_torch(self) -> float | None:
@@ -211,6 +212,139 @@ def bench_construction(t: int, repeats: int, audiocraft_source: str | None = Non
     return rows
 
 
+def _temp_bytes(jitted: tp.Any, *args: tp.Any) -> int:
+    analysis = jitted.lower(*args).compile().memory_analysis()
+    return int(getattr(analysis, "temp_size_in_bytes", 0))
+
+
+def bench_cross_entropy(batch: int, k: int, t: int, card: int, repeats: int) -> list[Row]:
+    """Pattern-domain CE forward+backward vs revert-then-CE (both jax) and the torch reference."""
+    import torch
+
+    from jax_patterns import lm
+    from torch_compat import lm as torch_lm
+
+    pattern = jp.DelayedPatternProvider(k).get_pattern(t)
+    steps = pattern.valid_steps
+    logits = jax.random.normal(jax.random.key(0), (batch, k, steps, card), jnp.float32)
+    codes = jax.random.randint(jax.random.key(1), (batch, k, t), 0, card, jnp.int32)
+
+    def ours(x):
+        return lm.pattern_cross_entropy(x, codes, pattern)[0]
+
+    def reverted(x):
+        values, _, mask = pattern.revert_pattern_logits(x, NAN, True, card_axis=-1)
+        return lm.reverted_cross_entropy(values, codes, jnp.broadcast_to(mask, codes.shape))[0]
+
+    ours_grad, reverted_grad = jax.jit(jax.value_and_grad(ours)), jax.jit(jax.value_and_grad(reverted))
+    ours_ms = timeit(lambda: jax.block_until_ready(ours_grad(logits)), repeats)
+    reverted_ms = timeit(lambda: jax.block_until_ready(reverted_grad(logits)), repeats)
+    x = torch.from_numpy(np.array(logits)).requires_grad_(True)
+    codes_t = torch.from_numpy(np.array(codes)).long()
+
+    def torch_step():
+        x.grad = None
+        values, mask = torch_lm.compute_predictions(lambda s: x, codes_t, pattern, card)
+        torch_lm.cross_entropy(values, codes_t, mask)[0].backward()
+
+    shape = f"{batch}x{k}x{t}x{card}"
+    ours_temp, reverted_temp = _temp_bytes(ours_grad, logits), _temp_bytes(reverted_grad, logits)
+    return [
+        Row(
+            "pattern CE fwd+bwd (vs revert-then-CE)",
+            shape,
+            "float32",
+            ours_ms,
+            None,
+            None,
+            None,
+            0,
+            extra={"baseline_ms": reverted_ms, "temp_MB": ours_temp / 2**20, "baseline_temp_MB": reverted_temp / 2**20},
+        ),
+        Row(
+            "pattern CE fwd+bwd (vs torch reference)",
+            shape,
+            "float32",
+            ours_ms,
+            timeit(torch_step, repeats),
+            None,
+            None,
+            0,
+        ),
+    ]
+
+
+def _blocking(fn: tp.Callable, *args: tp.Any) -> tp.Any:
+    return jax.block_until_ready(fn(*args))
+
+
+def bench_generation(steps: int, repeats: int) -> list[Row]:
+    """`generate` over `steps` decoded steps vs a bare compiled decode loop with the same step function."""
+    import torch
+    from flax import nnx
+
+    from jax_patterns import lm
+    from torch_compat import lm as torch_lm
+
+    k, card = 4, 64
+    pattern = jp.DelayedPatternProvider(k).get_pattern(steps - k + 1)  # S - first step == steps
+    decoded = len(pattern) - (pattern.get_first_step_with_timesteps(0) or 0)
+    prompt = jnp.zeros((1, k, 0), jnp.int32)
+
+    def counting_step(state, tokens):  # the cheapest possible model: the loop itself is measured
+        h = state + tokens.sum(axis=(1, 2))
+        c = jnp.arange(card)[None, None, :]
+        return ((h[:, None, None] * 7 + tokens[..., -1:] * 3 + c * 11) % 13).astype(jnp.float32), h
+
+    model = lm.CodecLM(k, card, dim=64, num_layers=2, num_heads=4, max_len=len(pattern) + 1, rngs=nnx.Rngs(0))
+    rows = []
+    for name, step_fn, state in (
+        ("counting model", counting_step, jnp.zeros((1,), jnp.int32)),
+        ("NNX CodecLM, KV cache", lm.step_fn_of(model), model.init_cache(1)),
+    ):
+        gen = jax.jit(lambda s, p, f=step_fn: lm.generate(f, s, pattern, p, special_token=card))
+        bare = jax.jit(lambda s, f=step_fn: lm.bare_decode(f, s, jnp.full((1, k, 1), card, jnp.int32), decoded))
+        gen_ms = timeit(functools.partial(_blocking, gen, state, prompt), repeats)
+        bare_ms = timeit(functools.partial(_blocking, bare, state), repeats)
+        rows.append(
+            Row(
+                f"generate {decoded} steps, {name} (vs bare loop)",
+                f"1x{k}x{pattern.timesteps}",
+                "int32",
+                gen_ms,
+                None,
+                None,
+                None,
+                0,
+                extra={"baseline_ms": bare_ms, "ms_per_step": gen_ms / decoded, "bare_ms_per_step": bare_ms / decoded},
+            )
+        )
+
+    def torch_model(seq):  # the counting model, recomputing the prefix as audiocraft's loop does without cache
+        h = torch.cumsum(seq.sum(dim=1), dim=-1)
+        c = torch.arange(card)[None, None, None, :]
+        return ((h[:, None, :, None] * 7 + seq[..., None] * 3 + c * 11) % 13).float()
+
+    torch_ms = timeit(
+        lambda: torch_lm.generate(torch_model, pattern, torch.zeros((1, k, 0), dtype=torch.long), card),
+        max(1, repeats // 2),
+    )
+    rows.append(
+        Row(
+            f"generate {decoded} steps, counting model (vs eager torch loop)",
+            f"1x{k}x{pattern.timesteps}",
+            "int32",
+            rows[0].jax_ms,
+            torch_ms,
+            None,
+            None,
+            0,
+            extra={"torch_ms_per_step": torch_ms / decoded},
+        )
+    )
+    return rows
+
+
 def format_rows(rows: tp.Sequence[Row]) -> str:
     header = ("op", "shape", "dtype", "jax ms", "torch ms", "np copy ms", "xla copy ms", "vs torch", "x np copy")
 
@@ -259,11 +393,21 @@ def run(args: tp.Any) -> int:
                         if not args.json:
                             print(format_rows(rows[-len(ops) :]).split("\n", 1)[1], flush=True)
     rows += bench_construction(args.construct_t, args.repeats, args.audiocraft_source)
+    if not args.skip_lm:
+        rows += bench_cross_entropy(8, 4, 1500, args.card, args.repeats)
+        rows += bench_generation(args.generate_steps, args.repeats)
     if args.json:
         print(json.dumps({"device": device_line(), "rows": [r.as_dict() for r in rows]}, indent=1))
     else:
         print()
         print(format_rows(rows))
+        for r in rows:
+            if r.extra:
+                print(
+                    f"{r.op}: jax {r.jax_ms:.2f} ms; "
+                    + ", ".join(f"{k} {v:.3f}" for k, v in r.extra.items())
+                    + (f"; jax/baseline {r.jax_ms / r.extra['baseline_ms']:.3f}x" if "baseline_ms" in r.extra else "")
+                )
     return 0
 
 
@@ -278,4 +422,6 @@ def add_arguments(parser: tp.Any) -> None:
     parser.add_argument("--max-gb", type=float, default=1.0, help="skip logits tensors larger than this (GiB)")
     parser.add_argument("--construct-t", type=int, default=30000, help="T of the construction benchmark")
     parser.add_argument("--audiocraft-source", metavar="PATH", help="also time genuine audiocraft's construction")
+    parser.add_argument("--skip-lm", action="store_true", help="skip the cross-entropy and generation rows")
+    parser.add_argument("--generate-steps", type=int, default=1000, help="decoded steps of the generation row")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
