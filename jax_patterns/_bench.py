@@ -396,8 +396,12 @@ def run(args: tp.Any) -> int:
     if not args.skip_lm:
         rows += bench_cross_entropy(8, 4, 1500, args.card, args.repeats)
         rows += bench_generation(args.generate_steps, args.repeats)
+    document = {"device": device_line(), "rows": [r.as_dict() for r in rows]}
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(document, f, indent=1)
     if args.json:
-        print(json.dumps({"device": device_line(), "rows": [r.as_dict() for r in rows]}, indent=1))
+        print(json.dumps(document, indent=1))
     else:
         print()
         print(format_rows(rows))
@@ -425,3 +429,4 @@ def add_arguments(parser: tp.Any) -> None:
     parser.add_argument("--skip-lm", action="store_true", help="skip the cross-entropy and generation rows")
     parser.add_argument("--generate-steps", type=int, default=1000, help="decoded steps of the generation row")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    parser.add_argument("--json-out", metavar="PATH", help="also write the rows as JSON to PATH")

@@ -46,11 +46,11 @@ def build_indexes(pattern: Pattern, timesteps: int, keep_only_valid_steps: bool)
     _check_int32("n_q * timesteps", n_q * timesteps)
     steps, ts, qs = pattern.coords
     keep = (steps < length) & (ts < timesteps)
+    if not keep.all():
+        steps, ts, qs = steps[keep], ts[keep], qs[keep]
     indexes = np.full((n_q, length), n_q * timesteps, dtype=np.int32)
-    mask = np.zeros((n_q, length), dtype=bool)
-    indexes[qs[keep], steps[keep]] = ts[keep] + qs[keep] * timesteps
-    mask[qs[keep], steps[keep]] = True
-    result = pattern._cache[key] = _frozen(indexes, mask)
+    indexes.reshape(-1)[qs * length + steps] = ts + qs * timesteps
+    result = pattern._cache[key] = _frozen(indexes, indexes != n_q * timesteps)
     return result  # type: ignore[return-value]
 
 

@@ -9,7 +9,6 @@ at the bottom of `Pattern`, which import that layer only when called.
 
 from __future__ import annotations
 
-import hashlib
 import typing as tp
 
 import numpy as np
@@ -152,22 +151,29 @@ class Pattern:
         n_q: int,
         omit_special_token: bool = False,
         provider: tp.Any = None,
+        validate: bool = True,
     ) -> Pattern:
-        """A pattern from flat `(steps, t, q, num_steps)` arrays in layout order (validated)."""
+        """A pattern from flat `(steps, t, q, num_steps)` arrays in layout order.
+
+        `validate=False` skips the per-codebook checks (two sorts of the
+        coordinates); the built-in providers use it, since the tests prove their
+        coordinates equal to their plain-Python layouts, which are validated.
+        """
         steps, ts, qs, num_steps = coords
-        if steps.size and (np.any(np.diff(steps) < 0) or steps[0] < 0 or steps[-1] >= num_steps):
+        if validate and steps.size and (np.any(np.diff(steps) < 0) or steps[0] < 0 or steps[-1] >= num_steps):
             raise ValueError("`coords` steps must be sorted and within [0, num_steps)")
         pattern = cls.__new__(cls)
-        pattern._init(
-            steps, ts, qs, num_steps, timesteps, check_int("n_q", n_q, minimum=1), omit_special_token, provider
-        )
+        n_q = check_int("n_q", n_q, minimum=1)
+        pattern._init(steps, ts, qs, num_steps, timesteps, n_q, omit_special_token, provider, validate)
         return pattern
 
-    def _init(self, steps, ts, qs, num_steps, timesteps, n_q, omit_special_token, provider) -> None:
+    def _init(self, steps, ts, qs, num_steps, timesteps, n_q, omit_special_token, provider, validate=True) -> None:
         timesteps = check_int("timesteps", timesteps, minimum=0)
         if not isinstance(omit_special_token, (bool, np.bool_)):
             raise TypeError(f"`omit_special_token` must be a bool, got {omit_special_token!r}")
-        steps, ts, qs = (np.ascontiguousarray(a, dtype=np.int64) for a in (steps, ts, qs))
+        if max(num_steps, timesteps + 1, n_q) * max(n_q, 1) >= 2**31:
+            raise ValueError(f"pattern too large for int32 indexes: n_q={n_q}, steps={num_steps}, T={timesteps}")
+        steps, ts, qs = (np.ascontiguousarray(a, dtype=np.int32) for a in (steps, ts, qs))
         if not omit_special_token:
             if num_steps == 0:
                 raise ValueError("`layout` is empty; it must start with an empty step (the special token)")
@@ -177,7 +183,8 @@ class Pattern:
                     f"`layout[0]` must be empty (the special-token step), got {first}; "
                     "pass omit_special_token=True for a pattern without it"
                 )
-        _validate_coords(steps, ts, qs, n_q)
+        if validate:
+            _validate_coords(steps, ts, qs, n_q)
         for name, value in (
             ("timesteps", timesteps),
             ("n_q", n_q),
@@ -198,13 +205,13 @@ class Pattern:
             object.__setattr__(self, "provider", provider)
 
     # ---- Equality and hashing by value (the layout), computed on the flat arrays ----
-    def _digest(self) -> bytes:
+    def _digest(self) -> tuple:
+        """A cheap fingerprint of the coordinates (vectorised sums); equality still compares them all."""
         digest = self._cache.get("digest")
         if digest is None:
-            h = hashlib.blake2b(digest_size=16)
-            for a in self._coords:
-                h.update(a.tobytes())
-            digest = self._cache["digest"] = h.digest()
+            steps, ts, qs = self._coords  # int32 dot products wrap around: fine for a fingerprint
+            digest = (steps.size, int(ts.sum()), int(qs.sum()), int(ts @ steps), int(qs @ steps), int(ts @ qs))
+            self._cache["digest"] = digest
         return digest
 
     def __eq__(self, other: object) -> bool:
@@ -234,7 +241,7 @@ class Pattern:
     # ---- The layout and its properties (audiocraft's names) ----
     @property
     def coords(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The layout flattened to read-only int64 arrays `(step, t, q)`, in layout order."""
+        """The layout flattened to read-only int32 arrays `(step, t, q)`, in layout order."""
         return self._coords
 
     @property

@@ -135,31 +135,55 @@ def _check_steps(pattern: Pattern, name: str, steps: int, keep_only_valid_steps:
 # The gather
 # ---------------------------------------------------------------------------
 def _gather(flat: jax.Array, axis: int, indexes: np.ndarray, mask: np.ndarray, token: Token) -> jax.Array:
-    """`flat` gathered along `axis` at `indexes` (flattened), the special token where not `mask`."""
+    """`flat` gathered along `axis` at `indexes` (flattened), the special token where not `mask`.
+
+    Only `indexes` enters the program as a constant (the mask is `indexes != special`,
+    recomputed in the fused gather): one constant of `K * S` int32 keeps tracing
+    and lowering cheap for long patterns.
+    """
     fill = _token_fill(token, flat.dtype)
     out_shape = flat.shape[:axis] + (indexes.size,) + flat.shape[axis + 1 :]
     if flat.shape[axis] == 0 or not mask.any():
         return jnp.full(out_shape, fill, dtype=flat.dtype)
-    safe = np.where(mask, indexes, 0).reshape(-1)
-    values = flat.at[(slice(None),) * axis + (safe,)].get(mode="promise_in_bounds")
+    constant = jnp.asarray(indexes.reshape(-1))
     if mask.all():
-        return values
+        return _take(flat, axis, constant)
+    inside = constant < flat.shape[axis]  # the special index is the only one out of range
+    values = _take(flat, axis, jnp.where(inside, constant, 0))
     keep_shape = [1] * flat.ndim
     keep_shape[axis] = indexes.size
-    return jnp.where(mask.reshape(keep_shape), values, fill)
+    return jnp.where(inside.reshape(keep_shape), values, fill)
 
 
-@functools.partial(jax.jit, static_argnames=("pattern", "token", "keep_only_valid_steps"))
+def _take(flat: jax.Array, axis: int, index: jax.Array) -> jax.Array:
+    """`flat` indexed along `axis` by the int32 vector `index`: one XLA gather, written directly.
+
+    (Equivalent to `jnp.take(..., mode="promise_in_bounds")`, without the Python
+    indexing machinery: tracing cost matters when a new length is compiled.)
+    """
+    out_rank = flat.ndim
+    offset_dims = tuple(d for d in range(out_rank) if d != axis)
+    dims = jax.lax.GatherDimensionNumbers(
+        offset_dims=offset_dims, collapsed_slice_dims=(axis,), start_index_map=(axis,)
+    )
+    slice_sizes = tuple(1 if d == axis else n for d, n in enumerate(flat.shape))
+    return jax.lax.gather(flat, index[:, None], dims, slice_sizes, mode=jax.lax.GatherScatterMode.PROMISE_IN_BOUNDS)
+
+
+@functools.partial(jax.jit, static_argnames=("pattern", "token", "keep_only_valid_steps"), inline=True)
 def _build(z: jax.Array, *, pattern: Pattern, token: Token, keep_only_valid_steps: bool):
     z = jnp.asarray(z)  # numpy input under jax.disable_jit()
     *lead, n_q, timesteps = z.shape
     indexes, mask = _indices.build_indexes(pattern, timesteps, keep_only_valid_steps)
     flat = z.reshape(*lead, n_q * timesteps)
     values = _gather(flat, len(lead), indexes, mask, token).reshape(*lead, *indexes.shape)
-    return values, jnp.asarray(indexes), jnp.asarray(mask)
+    constant = jnp.asarray(indexes)
+    return values, constant, constant != n_q * timesteps
 
 
-@functools.partial(jax.jit, static_argnames=("pattern", "token", "keep_only_valid_steps", "model_output", "card_last"))
+@functools.partial(
+    jax.jit, static_argnames=("pattern", "token", "keep_only_valid_steps", "model_output", "card_last"), inline=True
+)
 def _revert(
     s: jax.Array, *, pattern: Pattern, token: Token, keep_only_valid_steps: bool, model_output: bool, card_last: bool
 ):
@@ -173,7 +197,8 @@ def _revert(
     indexes, mask = _indices.revert_indexes(pattern, steps, keep_only_valid_steps, model_output)
     values = _gather(flat, len(lead), indexes, mask, token)
     tail = (card,) if card_last else ()
-    return values.reshape(*lead, *indexes.shape, *tail), jnp.asarray(indexes), jnp.asarray(mask)
+    constant = jnp.asarray(indexes)
+    return values.reshape(*lead, *indexes.shape, *tail), constant, constant != n_q * steps
 
 
 # ---------------------------------------------------------------------------

@@ -184,7 +184,7 @@ class DelayedPatternProvider(_ValueProvider):
 
     def get_pattern(self, timesteps: int) -> Pattern:
         coords = _coords.delayed_coords(self.n_q, self.delays, self.flatten_first, self.empty_initial, timesteps)
-        return Pattern.from_coords(coords, timesteps, self.n_q, self.empty_initial < 0, provider=self)
+        return Pattern.from_coords(coords, timesteps, self.n_q, self.empty_initial < 0, provider=self, validate=False)
 
     def reference_layout(self, timesteps: int) -> list[list[LayoutCoord]]:
         """The layout in plain Python: the specification `get_pattern` is tested against."""
@@ -269,7 +269,7 @@ class UnrolledPatternProvider(_ValueProvider):
 
     def get_pattern(self, timesteps: int) -> Pattern:
         coords = _coords.unrolled_coords(self.n_q, self.flattening, self.delays, timesteps)
-        return Pattern.from_coords(coords, timesteps, self.n_q, provider=self)
+        return Pattern.from_coords(coords, timesteps, self.n_q, provider=self, validate=False)
 
     def reference_layout(self, timesteps: int) -> list[list[LayoutCoord]]:
         """The layout in plain Python: the specification `get_pattern` is tested against."""
@@ -313,7 +313,7 @@ class CoarseFirstPattern(_ValueProvider):
 
     def get_pattern(self, timesteps: int) -> Pattern:
         coords = _coords.coarse_first_coords(self.n_q, self.delays, timesteps)
-        return Pattern.from_coords(coords, timesteps, self.n_q, provider=self)
+        return Pattern.from_coords(coords, timesteps, self.n_q, provider=self, validate=False)
 
     def reference_layout(self, timesteps: int) -> list[list[LayoutCoord]]:
         """The layout in plain Python: the specification `get_pattern` is tested against."""
@@ -352,7 +352,7 @@ class MusicLMPattern(_ValueProvider):
 
     def get_pattern(self, timesteps: int) -> Pattern:
         coords = _coords.musiclm_coords(self.n_q, self.group_by, timesteps)
-        return Pattern.from_coords(coords, timesteps, self.n_q, provider=self)
+        return Pattern.from_coords(coords, timesteps, self.n_q, provider=self, validate=False)
 
     def reference_layout(self, timesteps: int) -> list[list[LayoutCoord]]:
         """The layout in plain Python: the specification `get_pattern` is tested against."""

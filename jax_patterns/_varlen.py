@@ -152,7 +152,7 @@ def _fill(token: Token, dtype) -> jax.Array:
     return _token_fill(token, dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("pattern", "token", "keep_only_valid_steps"))
+@functools.partial(jax.jit, static_argnames=("pattern", "token", "keep_only_valid_steps"), inline=True)
 def build(z: jax.Array, lengths: jax.Array, *, pattern: Pattern, token: Token, keep_only_valid_steps: bool):
     z = jnp.asarray(z)
     lengths = jnp.clip(jnp.asarray(lengths, dtype=jnp.int32), 0, pattern.timesteps)
@@ -172,7 +172,11 @@ def build(z: jax.Array, lengths: jax.Array, *, pattern: Pattern, token: Token, k
     return values, indexes, valid
 
 
-@functools.partial(jax.jit, static_argnames=("pattern", "token", "keep_only_valid_steps", "model_output", "card_axis"))
+@functools.partial(
+    jax.jit,
+    static_argnames=("pattern", "token", "keep_only_valid_steps", "model_output", "card_axis"),
+    inline=True,
+)
 def revert(
     s: jax.Array,
     lengths: jax.Array,

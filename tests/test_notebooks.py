@@ -28,8 +28,9 @@ def test_notebook_is_stored_without_outputs(path):
 def test_notebook_runs(path, tmp_path):
     nb = nbformat.read(path, as_version=4)
     os.environ.setdefault("MPLBACKEND", "Agg")
-    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}},
-                            allow_errors=False)
+    client = NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}, allow_errors=False
+    )
     client.execute()
     text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "every token back: True" in text and "vmap == batched: True" in text

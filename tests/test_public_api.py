@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import jax_patterns
+import jax_patterns.lm
 import torch_compat
 
 
@@ -22,6 +23,18 @@ def test_public_names():
         "UnrolledPatternProvider",
         "VALLEPattern",
         "__version__",
+        "check_lengths",
+    }
+    assert set(jax_patterns.lm.__all__) == {
+        "UNKNOWN",
+        "CodecLM",
+        "bare_decode",
+        "compute_predictions",
+        "generate",
+        "pattern_cross_entropy",
+        "reverted_cross_entropy",
+        "sample_next_token",
+        "step_fn_of",
     }
     for name in (*jax_patterns.__all__, *torch_compat.__all__):
         assert hasattr(jax_patterns, name) or hasattr(torch_compat, name), name
@@ -32,7 +45,7 @@ def test_jax_patterns_never_imports_torch_and_layouts_need_no_jax():
         "import sys, numpy as np\n"
         "from jax_patterns import _layout, _providers, _indices\n"
         "assert 'jax' not in sys.modules, 'the layout layers import jax'\n"
-        "import jax_patterns as jp, jax_patterns._cli\n"
+        "import jax_patterns as jp, jax_patterns._cli, jax_patterns.lm\n"
         "p = jp.DelayedPatternProvider(4).get_pattern(8)\n"
         "p.build_pattern_sequence(np.zeros((1, 4, 8), np.int32), 0)\n"
         "assert 'torch' not in sys.modules, 'jax_patterns imported torch'\n"
