@@ -322,3 +322,29 @@ def test_errors_are_raised_at_trace_time_under_jit():
 def test_concrete_array_special_token_is_accepted():
     values = P.build_pattern_sequence(np.zeros((1, 4, 10), np.int32), jnp.asarray(7))[0]
     assert int(values[0, 0, 0]) == 7
+
+
+def test_no_temporary_memory_beyond_inputs_and_outputs():
+    """XLA temp memory: none for the three ops; with lengths, index-sized scratch only (never logits-sized)."""
+    pattern = jp.DelayedPatternProvider(4).get_pattern(300)
+    steps = pattern.valid_steps
+    specs = {
+        "build": (lambda x, n: pattern.build_pattern_sequence(x, 9, True, lengths=n)[0], (8, 4, 300), jnp.int32),
+        "revert": (lambda x, n: pattern.revert_pattern_sequence(x, 9, True, lengths=n)[0], (8, 4, steps), jnp.int32),
+        "logits[-1]": (
+            lambda x, n: pattern.revert_pattern_logits(x, NAN, True, card_axis=-1, lengths=n)[0],
+            (8, 4, steps, 256),
+            jnp.float32,
+        ),
+        "logits[1]": (
+            lambda x, n: pattern.revert_pattern_logits(x, NAN, True, card_axis=1, lengths=n)[0],
+            (8, 256, 4, steps),
+            jnp.float32,
+        ),
+    }
+    for name, (fn, shape, dtype) in specs.items():
+        x = jax.ShapeDtypeStruct(shape, dtype)
+        fixed = jax.jit(lambda x, fn=fn: fn(x, None)).lower(x).compile().memory_analysis()
+        assert fixed.temp_size_in_bytes == 0, name
+        varlen = jax.jit(fn).lower(x, jax.ShapeDtypeStruct((8,), jnp.int32)).compile().memory_analysis()
+        assert varlen.temp_size_in_bytes <= 4 * 8 * 4 * (steps + 300) * 4, name
