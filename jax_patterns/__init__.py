@@ -4,6 +4,7 @@ Three layers: plain-Python layouts (`Pattern`, the providers) -> static int32
 index arrays (`jax_patterns._indices`) -> jitted gathers (`jax_patterns._ops`).
 """
 
+from jax_patterns._checks import check_lengths as check_lengths
 from jax_patterns._layout import LayoutCoord as LayoutCoord
 from jax_patterns._layout import Pattern as Pattern
 from jax_patterns._layout import PatternLayout as PatternLayout
@@ -14,7 +15,6 @@ from jax_patterns._providers import MusicLMPattern as MusicLMPattern
 from jax_patterns._providers import ParallelPatternProvider as ParallelPatternProvider
 from jax_patterns._providers import UnrolledPatternProvider as UnrolledPatternProvider
 from jax_patterns._providers import VALLEPattern as VALLEPattern
-from jax_patterns._varlen import check_lengths as check_lengths
 from jax_patterns._version import __version__ as __version__
 
 __all__ = (

@@ -9,8 +9,8 @@ per-length tables (custom providers, O(T_max^2 * K) constants), then one gather
 and one `where`, as for fixed lengths.
 
 Traced lengths cannot raise: values outside `[0, T_max]` are clipped into it.
-Wrap the call with `jax.experimental.checkify` and `check_lengths` to turn them
-into errors; concrete lengths are checked eagerly.
+Wrap the call with `jax.experimental.checkify` and `jax_patterns.check_lengths`
+to turn them into errors; concrete lengths are checked eagerly.
 """
 
 from __future__ import annotations
@@ -21,33 +21,12 @@ import typing as tp
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import checkify
 
 from jax_patterns import _indices, _lengths
 from jax_patterns._layout import Pattern
 
 if tp.TYPE_CHECKING:  # pragma: no cover
     from jax_patterns._ops import Token
-
-
-def check_lengths(lengths: jax.typing.ArrayLike, timesteps: int) -> None:
-    """A `checkify` check that every length is in `[0, timesteps]` (works on traced lengths).
-
-    Example:
-      >>> import jax, jax.numpy as jnp
-      >>> from jax.experimental import checkify
-      >>> err, _ = checkify.checkify(jax.jit(lambda n: check_lengths(n, 8)))(jnp.array([3, 9]))
-      >>> err.get() is not None
-      True
-    """
-    lengths = jnp.asarray(lengths)
-    checkify.check(
-        jnp.all((lengths >= 0) & (lengths <= timesteps)),
-        "lengths must lie in [0, {t}]; got min {lo} and max {hi}",
-        t=jnp.asarray(timesteps),
-        lo=jnp.min(lengths, initial=0),
-        hi=jnp.max(lengths, initial=0),
-    )
 
 
 def validate_lengths(lengths: tp.Any, batch_shape: tuple[int, ...], timesteps: int) -> tp.Any:

@@ -28,6 +28,8 @@ def test_notebook_is_stored_without_outputs(path):
 def test_notebook_runs(path, tmp_path):
     nb = nbformat.read(path, as_version=4)
     os.environ.setdefault("MPLBACKEND", "Agg")
+    root = str(pathlib.Path(__file__).resolve().parents[1])  # the kernel imports the checkout, installed or not
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
     client = NotebookClient(
         nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}, allow_errors=False
     )

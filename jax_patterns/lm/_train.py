@@ -106,7 +106,7 @@ def pattern_cross_entropy(
       >>> import jax.numpy as jnp
       >>> from jax_patterns import ParallelPatternProvider
       >>> pattern = ParallelPatternProvider(2).get_pattern(3)
-      >>> ce, per_codebook = pattern_cross_entropy(jnp.zeros((1, 2, 3, 4)), jnp.zeros((1, 2, 3), jnp.int32), pattern)
+      >>> ce, per_codebook = pattern_cross_entropy(jnp.zeros((1, 2, 4, 4)), jnp.zeros((1, 2, 3), jnp.int32), pattern)
       >>> round(float(ce), 4)  # log(4): uniform logits over 4 classes
       1.3863
     """
