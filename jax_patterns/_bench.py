@@ -74,6 +74,28 @@ def _copy_baselines(nbytes: int, repeats: int) -> tuple[float, float]:
     return np_ms, xla_ms
 
 
+def _torch_device():
+    """CUDA when jax runs on a GPU and torch sees one (both sides then run on the card), else CPU."""
+    import torch
+
+    on_gpu = jax.devices()[0].platform == "gpu" and torch.cuda.is_available()
+    return torch.device("cuda" if on_gpu else "cpu")
+
+
+def _synced(fn: tp.Callable[[], tp.Any]) -> tp.Callable[[], tp.Any]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return fn
+
+    def run() -> tp.Any:
+        out = fn()
+        torch.cuda.synchronize()
+        return out
+
+    return run
+
+
 def _torch_dtype(dtype: str):
     import torch
 
@@ -98,13 +120,13 @@ def bench_ops(
 
     def row(op: str, shape: tuple, dt: str, run_jax, run_torch, out_bytes: int) -> Row:
         jax_ms = timeit(lambda: jax.block_until_ready(run_jax()), repeats)
-        torch_ms = timeit(run_torch, repeats) if run_torch is not None else None
+        torch_ms = timeit(_synced(run_torch), repeats) if run_torch is not None else None
         np_ms, xla_ms = _copy_baselines(out_bytes, repeats)
         return Row(op + tag, "x".join(map(str, shape)), dt, jax_ms, torch_ms, np_ms, xla_ms, out_bytes)
 
     if "build" in ops:
         z = jnp.asarray(rng.integers(0, card, (batch, k, t)), dtype=jnp.int32)
-        z_t = torch.from_numpy(np.array(z)).long()
+        z_t = torch.from_numpy(np.array(z)).long().to(_torch_device())
         build = jax.jit(lambda z, n: pattern.build_pattern_sequence(z, card, True, lengths=n)[0])
         rows.append(
             row(
@@ -118,7 +140,7 @@ def bench_ops(
         )
     if "revert" in ops:
         s = jnp.asarray(rng.integers(0, card, (batch, k, steps)), dtype=jnp.int32)
-        s_t = torch.from_numpy(np.array(s)).long()
+        s_t = torch.from_numpy(np.array(s)).long().to(_torch_device())
         revert = jax.jit(lambda s, n: pattern.revert_pattern_sequence(s, card, True, lengths=n)[0])
         rows.append(
             row(
@@ -135,7 +157,7 @@ def bench_ops(
             continue
         shape = (batch, k, steps, card) if card_axis == -1 else (batch, card, k, steps)
         logits = jax.random.normal(jax.random.key(0), shape, dtype=jnp.dtype(dtype))
-        logits_t = torch.from_numpy(np.array(logits.astype(jnp.float32))).to(_torch_dtype(dtype))
+        logits_t = torch.from_numpy(np.array(logits.astype(jnp.float32))).to(_torch_dtype(dtype)).to(_torch_device())
         if card_axis == -1:  # audiocraft's compute_predictions: permute, revert, permute back
 
             def run_torch(x=logits_t):
@@ -346,7 +368,18 @@ def bench_generation(steps: int, repeats: int) -> list[Row]:
 
 
 def format_rows(rows: tp.Sequence[Row]) -> str:
-    header = ("op", "shape", "dtype", "jax ms", "torch ms", "np copy ms", "xla copy ms", "vs torch", "x np copy")
+    header = (
+        "op",
+        "shape",
+        "dtype",
+        "jax ms",
+        "torch ms",
+        "np copy ms",
+        "xla copy ms",
+        "vs torch",
+        "x np copy",
+        "jax GB/s out",
+    )
 
     def fmt(x: float | None, spec: str) -> str:
         return "-" if x is None else format(x, spec)
@@ -362,6 +395,7 @@ def format_rows(rows: tp.Sequence[Row]) -> str:
             fmt(r.xla_copy_ms, ".2f"),
             fmt(r.vs_torch, ".2f") + ("x" if r.vs_torch else ""),
             fmt(r.x_copy, ".2f") + ("x" if r.x_copy else ""),
+            fmt(r.out_bytes / (r.jax_ms * 1e-3) / 1e9 if r.out_bytes else None, ".1f"),
         )
         for r in rows
     ]
@@ -370,14 +404,23 @@ def format_rows(rows: tp.Sequence[Row]) -> str:
 
 
 def device_line() -> str:
+    """The machine in words; on a GPU, compare the GB/s column with the card's memory bandwidth."""
     d = jax.devices()[0]
-    return f"device: {d.platform} {d.device_kind} x{jax.device_count()}, jax {jax.__version__}"
+    line = f"device: {d.platform} {d.device_kind} x{jax.device_count()}, jax {jax.__version__}"
+    try:
+        import torch
+
+        line += f"; torch reference on {_torch_device()} (torch {torch.__version__})"
+    except ImportError:
+        pass
+    return line
 
 
 def run(args: tp.Any) -> int:
     budget = args.max_gb * 2**30
     rows: list[Row] = []
-    print(device_line(), flush=True)
+    if not args.json:
+        print(device_line(), flush=True)
     for k in args.k:
         for t in args.t:
             for dtype in args.dtype:

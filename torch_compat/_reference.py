@@ -65,9 +65,15 @@ def revert_indexes(
     return torch.from_numpy(indexes), torch.from_numpy(mask)
 
 
+@functools.lru_cache(maxsize=512)
+def _on_device(indexes: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The index table on `device`, cached (audiocraft keeps its tables on the data's device)."""
+    return indexes.reshape(-1).to(device)
+
+
 def _gather_with_special(flat: torch.Tensor, indexes: torch.Tensor, special_token) -> torch.Tensor:
     fill = torch.full((*flat.shape[:-1], 1), special_token, dtype=flat.dtype, device=flat.device)
-    return torch.cat([flat, fill], dim=-1)[..., indexes.reshape(-1)]
+    return torch.cat([flat, fill], dim=-1)[..., _on_device(indexes, flat.device)]
 
 
 def build_pattern_sequence(pattern: Pattern, z: torch.Tensor, special_token, keep_only_valid_steps: bool = False):

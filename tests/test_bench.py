@@ -1,0 +1,58 @@
+"""`python -m jax_patterns bench` runs and reports every row (tiny shapes: speed is never asserted)."""
+
+from __future__ import annotations
+
+import json
+
+from jax_patterns import _bench, _cli
+
+
+def test_bench_json_has_every_operation(capsys):
+    argv = [
+        "bench",
+        "--k",
+        "2",
+        "--t",
+        "20",
+        "--card",
+        "16",
+        "--dtype",
+        "float32",
+        "bfloat16",
+        "--lengths",
+        "--repeats",
+        "1",
+        "--construct-t",
+        "40",
+        "--skip-lm",
+        "--json",
+    ]
+    assert _cli.main(argv) == 0
+    document = json.loads(capsys.readouterr().out)
+    ops = {row["op"] for row in document["rows"]}
+    assert {
+        "build",
+        "revert",
+        "revert_logits[card_axis=-1]",
+        "revert_logits[card_axis=1]",
+        "build +lengths",
+        "revert_logits[card_axis=1] +lengths",
+        "construct new T (delayed K=8)",
+    } <= ops
+    assert document["device"].startswith("device: cpu")
+    for row in document["rows"]:
+        assert row["jax_ms"] > 0
+        if not row["op"].endswith("+lengths"):
+            assert row["torch_ms"] > 0 and row["vs_torch"] > 0
+
+
+def test_cross_entropy_and_generation_rows():
+    ce = _bench.bench_cross_entropy(2, 2, 20, 16, 1)
+    assert ce[0].extra["baseline_ms"] > 0 and ce[0].extra["temp_MB"] <= ce[0].extra["baseline_temp_MB"]
+    generation = _bench.bench_generation(24, 1)
+    assert [r.op.split(",")[1].strip() for r in generation] == [
+        "counting model (vs bare loop)",
+        "NNX CodecLM",
+        "counting model (vs eager torch loop)",
+    ]
+    assert all(r.jax_ms > 0 for r in generation)
