@@ -272,9 +272,12 @@ class Pattern:
     @property
     def max_delay(self) -> int:
         """How far past `timesteps` the layout reaches (steps after the first)."""
-        steps, ts, _ = self._coords
-        later = ts[steps >= 1]
-        return (int(later.max()) + 1 if later.size else 0) - self.timesteps
+        reach = self._cache.get("reach")  # computed once: the ops ask for it on every call
+        if reach is None:
+            steps, ts, _ = self._coords
+            later = ts[steps >= 1]
+            reach = self._cache["reach"] = int(later.max()) + 1 if later.size else 0
+        return reach - self.timesteps
 
     @property
     def valid_steps(self) -> int:
