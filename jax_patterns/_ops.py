@@ -215,12 +215,16 @@ def _revert(
 # ---------------------------------------------------------------------------
 # Public entry points (called by the `Pattern` methods)
 # ---------------------------------------------------------------------------
-def _check_full_length(pattern: Pattern, name: str, size: int, expected: int, what: str) -> None:
+def _lengths_arg(
+    pattern: Pattern, lengths: tp.Any, batch: tuple[int, ...], name: str, what: str, size: int, expected: int
+) -> tp.Any:
+    """Checks `lengths` and that the input has the T_max pattern's full `what` (T or S)."""
     if size != expected:
         raise ValueError(
             f"with `lengths`, `{name}` must have {what}={expected} (the T_max pattern's), got {size}; "
             "pad every example to the T_max shape"
         )
+    return _varlen.prepare_lengths(pattern, lengths, batch)
 
 
 def build_pattern_sequence(
@@ -239,9 +243,7 @@ def build_pattern_sequence(
         )
     token = special_token_key(special_token, _dtype(z), "z")
     if lengths is not None:
-        _check_full_length(pattern, "z", z.shape[-1], pattern.timesteps, "T")
-        lengths = _varlen.validate_lengths(lengths, tuple(z.shape[:-2]), pattern.timesteps)
-        _varlen._rule_or_generic(pattern)
+        lengths = _lengths_arg(pattern, lengths, tuple(z.shape[:-2]), "z", "T", z.shape[-1], pattern.timesteps)
         return _varlen.build(z, lengths, pattern=pattern, token=token, keep_only_valid_steps=kovs)
     return _build(z, pattern=pattern, token=token, keep_only_valid_steps=kovs)
 
@@ -258,9 +260,8 @@ def revert_pattern_sequence(
     _check_steps(pattern, "s", s.shape[-1], kovs)
     token = special_token_key(special_token, _dtype(s), "s")
     if lengths is not None:
-        _check_full_length(pattern, "s", s.shape[-1], _indices.layout_length(pattern, kovs), "S")
-        lengths = _varlen.validate_lengths(lengths, tuple(s.shape[:-2]), pattern.timesteps)
-        _varlen._rule_or_generic(pattern)
+        full = _indices.layout_length(pattern, kovs)
+        lengths = _lengths_arg(pattern, lengths, tuple(s.shape[:-2]), "s", "S", s.shape[-1], full)
         return _varlen.revert(
             s, lengths, pattern=pattern, token=token, keep_only_valid_steps=kovs, model_output=False, card_axis=None
         )
@@ -311,12 +312,10 @@ def revert_pattern_logits(
     _check_steps(pattern, "logits", logits.shape[k_axis + 1], kovs)
     token = special_token_key(special_token, _dtype(logits), "logits")
     if lengths is not None:
-        steps = logits.shape[k_axis + 1]
-        _check_full_length(pattern, "logits", steps, _indices.layout_length(pattern, kovs), "S")
         axis = -1 if card_last else operator.index(card_axis) % logits.ndim
         batch = tuple(n for i, n in enumerate(logits.shape[: k_axis % logits.ndim]) if i != axis)
-        lengths = _varlen.validate_lengths(lengths, batch, pattern.timesteps)
-        _varlen._rule_or_generic(pattern)
+        full = _indices.layout_length(pattern, kovs)
+        lengths = _lengths_arg(pattern, lengths, batch, "logits", "S", logits.shape[k_axis + 1], full)
         return _varlen.revert(
             logits,
             lengths,

@@ -8,9 +8,10 @@ example alone, and right-padded with the special token to the `T_max` shape.
 per-length tables (custom providers, O(T_max^2 * K) constants), then one gather
 and one `where`, as for fixed lengths.
 
-Traced lengths cannot raise: values outside `[0, T_max]` are clipped into it.
-Wrap the call with `jax.experimental.checkify` and `jax_patterns.check_lengths`
-to turn them into errors; concrete lengths are checked eagerly.
+Traced or device-resident lengths cannot raise without a host sync: values
+outside `[0, T_max]` are clipped into it. Wrap the call with
+`jax.experimental.checkify` and `jax_patterns.check_lengths` to turn them into
+errors; host lengths (numpy, Python) are checked eagerly.
 """
 
 from __future__ import annotations
@@ -30,11 +31,17 @@ if tp.TYPE_CHECKING:  # pragma: no cover
 
 
 def validate_lengths(lengths: tp.Any, batch_shape: tuple[int, ...], timesteps: int) -> tp.Any:
-    """Checks `lengths` against the batch shape and, when concrete, the range `[0, timesteps]`.
+    """Checks `lengths` against the batch shape and, for host values, the range `[0, timesteps]`.
+
+    Host lengths (numpy arrays, Python ints and lists) are range-checked here.
+    Lengths that live on a device (`jax.Array`) or are traced are not read back:
+    that would be a blocking device-to-host copy on every call. They are clipped
+    into `[0, timesteps]` in the graph; `check_lengths` under checkify makes
+    out-of-range values errors.
 
     Raises:
       TypeError: `lengths` is not an integer array.
-      ValueError: wrong shape, or a concrete value outside `[0, timesteps]`.
+      ValueError: wrong shape, or a host value outside `[0, timesteps]`.
     """
     array: tp.Any
     if isinstance(lengths, (jax.core.Tracer, jax.Array)):
@@ -51,8 +58,8 @@ def validate_lengths(lengths: tp.Any, batch_shape: tuple[int, ...], timesteps: i
             f"`lengths` has shape {tuple(array.shape)}; expected the batch shape {tuple(batch_shape)} "
             "(one length per example; a scalar for an unbatched call)"
         )
-    if not isinstance(array, jax.core.Tracer):
-        values = np.asarray(array)
+    if isinstance(array, np.ndarray):  # host values only: never read a device array back
+        values = array
         bad = np.flatnonzero((values < 0) | (values > timesteps))
         if bad.size:
             where = np.unravel_index(bad[0], values.shape) if values.ndim else ()
@@ -60,6 +67,17 @@ def validate_lengths(lengths: tp.Any, batch_shape: tuple[int, ...], timesteps: i
                 f"`lengths` must lie in [0, T_max={timesteps}]; lengths{list(map(int, where))} = "
                 f"{int(values.reshape(-1)[bad[0]])}"
             )
+    return array
+
+
+def prepare_lengths(pattern: Pattern, lengths: tp.Any, batch_shape: tuple[int, ...]) -> tp.Any:
+    """`validate_lengths`, and a check that the pattern has a provider to take shorter patterns from.
+
+    Raises:
+      TypeError, ValueError: as `validate_lengths`; ValueError for a hand-written pattern.
+    """
+    array = validate_lengths(lengths, batch_shape, pattern.timesteps)
+    _rule_or_generic(pattern)
     return array
 
 

@@ -207,6 +207,16 @@ def test_bad_lengths_raise(call, error, match):
         call(jp.DelayedPatternProvider(3).get_pattern(8))
 
 
+def test_device_lengths_are_not_read_back_but_clipped():
+    """Host lengths are range-checked; a jax.Array is not pulled to the host on each call (no sync): clipped."""
+    pattern = jp.DelayedPatternProvider(2).get_pattern(4)
+    z = np.arange(16, dtype=np.int32).reshape(2, 2, 4)
+    with pytest.raises(ValueError, match=r"lengths\[0\] = 9"):
+        pattern.build_pattern_sequence(z, -1, lengths=np.array([9, 2]))
+    clipped = pattern.build_pattern_sequence(z, -1, lengths=jnp.array([9, 2]))[0]
+    assert_same(clipped, pattern.build_pattern_sequence(z, -1, lengths=np.array([4, 2]))[0])
+
+
 def test_traced_lengths_are_clipped_and_checkify_catches_them():
     pattern = jp.DelayedPatternProvider(2).get_pattern(4)
     z = np.arange(16, dtype=np.int32).reshape(2, 2, 4)

@@ -6,7 +6,6 @@ import typing as tp
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jax_patterns import _indices, _varlen
 from jax_patterns._layout import Pattern
@@ -56,15 +55,16 @@ def compute_predictions(
 
 
 def _positions(pattern: Pattern, steps: int, kovs: bool, lengths: tp.Any, batch: int) -> tuple[jax.Array, jax.Array]:
-    """For every code `(b, q, t)`: its logit step `[B, K, T]` and whether it has a prediction."""
-    if lengths is None:
+    """For every code `(b, q, t)`: its logit's index in `[K * S]` (`[B, K, T]`) and whether it has one."""
+    shape = (batch, pattern.n_q, pattern.timesteps)
+    if lengths is None:  # the revert indexes are already `q * S + step`
         indexes, mask = _indices.revert_indexes(pattern, steps, kovs, model_output=True)
-        step = np.where(mask, indexes - np.arange(pattern.n_q)[:, None] * steps, 0).astype(np.int32)
-        shape = (batch, pattern.n_q, pattern.timesteps)
-        return jnp.broadcast_to(jnp.asarray(step), shape), jnp.broadcast_to(jnp.asarray(mask), shape)
+        flat = jnp.where(jnp.asarray(mask), jnp.asarray(indexes), 0)
+        return jnp.broadcast_to(flat, shape), jnp.broadcast_to(jnp.asarray(mask), shape)
     clipped = jnp.clip(jnp.asarray(lengths, dtype=jnp.int32), 0, pattern.timesteps)
     position, _ = _varlen.revert_positions(pattern, clipped, kovs, model_output=True)
-    return jnp.maximum(position, 0), position >= 0
+    codebook = jnp.arange(pattern.n_q, dtype=jnp.int32)[None, :, None]
+    return codebook * steps + jnp.maximum(position, 0), position >= 0
 
 
 def pattern_cross_entropy(
@@ -128,14 +128,12 @@ def pattern_cross_entropy(
     if not jnp.issubdtype(codes.dtype, jnp.integer):
         raise TypeError(f"`codes` must hold integer codes, got dtype {codes.dtype}")
     if lengths is not None:
-        lengths = _varlen.validate_lengths(lengths, (batch,), pattern.timesteps)
-        _varlen._rule_or_generic(pattern)
-    step, valid = _positions(pattern, steps, keep_only_valid_steps, lengths, batch)
+        lengths = _varlen.prepare_lengths(pattern, lengths, (batch,))
+    flat_step, valid = _positions(pattern, steps, keep_only_valid_steps, lengths, batch)
     if mask is not None:
         valid = valid & jnp.asarray(mask, dtype=bool)
     targets = jnp.where(valid, codes, 0).astype(jnp.int32)
-    codebook = jnp.arange(n_q, dtype=jnp.int32)[None, :, None]
-    flat_step = (codebook * steps + step).reshape(batch, -1)  # [B, K*T] into [B, K*S]
+    flat_step = flat_step.reshape(batch, -1)  # [B, K*T] into [B, K*S]
     log_norm = jax.nn.logsumexp(logits_seq.astype(jnp.float32), axis=-1).reshape(batch, -1)
     picked = jnp.take_along_axis(
         logits_seq.reshape(batch, -1), (flat_step * card + targets.reshape(batch, -1)), axis=1, mode="clip"
