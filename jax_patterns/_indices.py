@@ -14,20 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jax_patterns._layout import Pattern
-
-_INT32_MAX = np.iinfo(np.int32).max
-
-
-def _frozen(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-    for a in arrays:
-        a.flags.writeable = False
-    return arrays
-
-
-def _check_int32(name: str, size: int) -> None:
-    if size > _INT32_MAX:
-        raise ValueError(f"{name}={size} does not fit int32 indexes; split the batch or the sequence")
+from jax_patterns._layout import Pattern, read_only
 
 
 def layout_length(pattern: Pattern, keep_only_valid_steps: bool) -> int:
@@ -43,14 +30,13 @@ def build_indexes(pattern: Pattern, timesteps: int, keep_only_valid_steps: bool)
         return cached
     n_q = pattern.n_q
     length = layout_length(pattern, keep_only_valid_steps)
-    _check_int32("n_q * timesteps", n_q * timesteps)
     steps, ts, qs = pattern.coords
     keep = (steps < length) & (ts < timesteps)
     if not keep.all():
         steps, ts, qs = steps[keep], ts[keep], qs[keep]
     indexes = np.full((n_q, length), n_q * timesteps, dtype=np.int32)
     indexes.reshape(-1)[qs * length + steps] = ts + qs * timesteps
-    result = pattern._cache[key] = _frozen(indexes, indexes != n_q * timesteps)
+    result = pattern._cache[key] = read_only(indexes, indexes != n_q * timesteps)
     return result  # type: ignore[return-value]
 
 
@@ -70,7 +56,6 @@ def revert_indexes(
         return cached
     n_q, timesteps = pattern.n_q, pattern.timesteps
     length = layout_length(pattern, keep_only_valid_steps)
-    _check_int32("n_q * sequence_steps", n_q * sequence_steps)
     shift = 1 if model_output and pattern.starts_with_special_token() else 0
     steps, ts, qs = pattern.coords
     position = steps - shift
@@ -80,5 +65,5 @@ def revert_indexes(
     mask = last >= 0
     offsets = np.arange(n_q, dtype=np.int64)[:, None] * sequence_steps
     indexes = np.where(mask, last + offsets, n_q * sequence_steps).astype(np.int32)
-    result = pattern._cache[key] = _frozen(indexes, mask)
+    result = pattern._cache[key] = read_only(indexes, mask)
     return result  # type: ignore[return-value]

@@ -86,7 +86,8 @@ def _validate_coords(steps: np.ndarray, ts: np.ndarray, qs: np.ndarray, n_q: int
         )
 
 
-def _read_only(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+def read_only(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Marks derived arrays read-only (they are cached and shared); returns them."""
     for a in arrays:
         a.flags.writeable = False
     return arrays
@@ -171,7 +172,7 @@ class Pattern:
         timesteps = check_int("timesteps", timesteps, minimum=0)
         if not isinstance(omit_special_token, (bool, np.bool_)):
             raise TypeError(f"`omit_special_token` must be a bool, got {omit_special_token!r}")
-        if max(num_steps, timesteps + 1, n_q) * max(n_q, 1) >= 2**31:
+        if max(num_steps, timesteps + 1, n_q) * n_q >= 2**31:  # so every index array fits int32
             raise ValueError(f"pattern too large for int32 indexes: n_q={n_q}, steps={num_steps}, T={timesteps}")
         steps, ts, qs = (np.ascontiguousarray(a, dtype=np.int32) for a in (steps, ts, qs))
         if not omit_special_token:
@@ -191,7 +192,7 @@ class Pattern:
             ("omit_special_token", bool(omit_special_token)),
             ("provider", provider),
             ("_steps", int(num_steps)),
-            ("_coords", _read_only(steps, ts, qs)),
+            ("_coords", read_only(steps, ts, qs)),
             ("_layout", None),
             ("_cache", {}),
         ):

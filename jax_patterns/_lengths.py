@@ -27,7 +27,7 @@ import typing as tp
 import numpy as np
 
 from jax_patterns import _providers
-from jax_patterns._layout import Pattern
+from jax_patterns._layout import Pattern, read_only
 
 GENERIC_LIMIT = 1 << 25
 """Most entries (int32) the per-length tables of a custom provider may hold (128 MiB)."""
@@ -139,12 +139,6 @@ def rule_for(provider: tp.Any, timesteps: int) -> LengthRule | None:
     return None
 
 
-def _frozen(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-    for a in arrays:
-        a.flags.writeable = False
-    return arrays
-
-
 def full_tables(pattern: Pattern) -> tuple[np.ndarray, np.ndarray]:
     """For the T_max pattern: `t_at [K, N]` (t at step, -1 if none) and `step_of [K, T]` (-1 if none).
 
@@ -163,7 +157,7 @@ def full_tables(pattern: Pattern) -> tuple[np.ndarray, np.ndarray]:
     step_of[qs[inside], ts[inside]] = steps[inside]
     if int(inside.sum()) != int((step_of >= 0).sum()):
         raise ValueError(f"{pattern} places some (q, t) at several steps; lengths= needs each at most once")
-    result = pattern._cache["full_tables"] = _frozen(t_at, step_of)
+    result = pattern._cache["full_tables"] = read_only(t_at, step_of)
     return result  # type: ignore[return-value]
 
 
@@ -205,5 +199,5 @@ def generic_tables(pattern: Pattern, keep_only_valid_steps: bool, model_output: 
         shift = 1 if model_output and p.starts_with_special_token() else 0
         keep = (steps >= shift) & (steps < ref) & (ts < length)
         np.maximum.at(pos[length], (qs[keep], ts[keep]), steps[keep] - shift)  # the last one wins, as in audiocraft
-    result = pattern._cache[key] = dict(zip(("ref_steps", "t_src", "pos"), _frozen(ref_steps, t_src, pos)))
+    result = pattern._cache[key] = dict(zip(("ref_steps", "t_src", "pos"), read_only(ref_steps, t_src, pos)))
     return result

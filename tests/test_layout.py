@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import jax_patterns as jp
@@ -121,3 +122,10 @@ def test_coords_are_read_only_int_arrays():
     assert qs.tolist() == [0, 0, 1, 0, 1, 1]
     with pytest.raises(ValueError):
         steps[0] = 5
+
+
+def test_patterns_too_large_for_int32_indexes_are_refused():
+    coords = (np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int32), 1)
+    with pytest.raises(ValueError, match=r"pattern too large for int32 indexes: n_q=8"):
+        Pattern.from_coords(coords, timesteps=2**28, n_q=8)
+    assert Pattern.from_coords(coords, timesteps=2**27, n_q=8).timesteps == 2**27
