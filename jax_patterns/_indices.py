@@ -2,7 +2,8 @@
 
 The arrays are exactly audiocraft's scatter indexes and masks, computed with
 vectorised numpy from the pattern's flattened coordinates, once per
-(pattern, shape, flags), cached on the pattern and made read-only.
+(pattern, shape, flags), cached on the pattern and made read-only. Every
+index fits int32: `Pattern` refuses patterns whose `n_q * steps` would not.
 
 - `build_indexes(pattern, T, valid)` -> `[K, S]`: position in `z` flattened to
   `[K * T]`, `K * T` for the special token.
