@@ -1,27 +1,32 @@
 """jax_patterns: audiocraft's codebook interleaving patterns, exact and jit-compiled in JAX.
 
-Three layers: plain-Python layouts (`Pattern`, the providers) -> static int32
-index arrays (`jax_patterns._indices`) -> jitted gathers (`jax_patterns._ops`).
+Three layers: plain-Python layouts (`Pattern`, one module per provider family)
+-> static int32 index arrays (`jax_patterns._indices`) -> jitted gathers
+(`jax_patterns._ops`). README's "Design" section says how data flows.
 """
 
 from jax_patterns._checks import check_lengths as check_lengths
+from jax_patterns._coarse_first import CoarseFirstPattern as CoarseFirstPattern
+from jax_patterns._coarse_first import VALLEPattern as VALLEPattern
+from jax_patterns._delayed import DelayedPatternProvider as DelayedPatternProvider
+from jax_patterns._delayed import ParallelPatternProvider as ParallelPatternProvider
 from jax_patterns._layout import LayoutCoord as LayoutCoord
 from jax_patterns._layout import Pattern as Pattern
 from jax_patterns._layout import PatternLayout as PatternLayout
-from jax_patterns._providers import CoarseFirstPattern as CoarseFirstPattern
+from jax_patterns._musiclm import MusicLMPattern as MusicLMPattern
+from jax_patterns._providers import FAMILIES as FAMILIES
 from jax_patterns._providers import CodebooksPatternProvider as CodebooksPatternProvider
-from jax_patterns._providers import DelayedPatternProvider as DelayedPatternProvider
-from jax_patterns._providers import MusicLMPattern as MusicLMPattern
-from jax_patterns._providers import ParallelPatternProvider as ParallelPatternProvider
-from jax_patterns._providers import UnrolledPatternProvider as UnrolledPatternProvider
-from jax_patterns._providers import VALLEPattern as VALLEPattern
+from jax_patterns._providers import LengthRule as LengthRule
+from jax_patterns._unrolled import UnrolledPatternProvider as UnrolledPatternProvider
 from jax_patterns._version import __version__ as __version__
 
 __all__ = (
     "CoarseFirstPattern",
     "CodebooksPatternProvider",
     "DelayedPatternProvider",
+    "FAMILIES",
     "LayoutCoord",
+    "LengthRule",
     "MusicLMPattern",
     "ParallelPatternProvider",
     "Pattern",

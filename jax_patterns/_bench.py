@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jax_patterns as jp
-from jax_patterns import _indices
+from jax_patterns import _baselines, _indices
 
 NAN = float("nan")
 
@@ -256,7 +256,7 @@ def bench_cross_entropy(batch: int, k: int, t: int, card: int, repeats: int) -> 
 
     def reverted(x):
         values, _, mask = pattern.revert_pattern_logits(x, NAN, True, card_axis=-1)
-        return lm.reverted_cross_entropy(values, codes, jnp.broadcast_to(mask, codes.shape))[0]
+        return _baselines.reverted_cross_entropy(values, codes, jnp.broadcast_to(mask, codes.shape))[0]
 
     ours_grad, reverted_grad = jax.jit(jax.value_and_grad(ours)), jax.jit(jax.value_and_grad(reverted))
     ours_ms = timeit(lambda: jax.block_until_ready(ours_grad(logits)), repeats)
@@ -325,7 +325,7 @@ def bench_generation(steps: int, repeats: int) -> list[Row]:
         ("NNX CodecLM, KV cache", lm.step_fn_of(model), model.init_cache(1)),
     ):
         gen = jax.jit(lambda s, p, f=step_fn: lm.generate(f, s, pattern, p, special_token=card))
-        bare = jax.jit(lambda s, f=step_fn: lm.bare_decode(f, s, jnp.full((1, k, 1), card, jnp.int32), decoded))
+        bare = jax.jit(lambda s, f=step_fn: _baselines.bare_decode(f, s, jnp.full((1, k, 1), card, jnp.int32), decoded))
         gen_ms = timeit(functools.partial(_blocking, gen, state, prompt), repeats)
         bare_ms = timeit(functools.partial(_blocking, bare, state), repeats)
         rows.append(

@@ -1,8 +1,211 @@
-"""`check_lengths`: a checkify check for traced lengths (jax is imported on call, not with the package)."""
+"""The leaf of the package: argument checks and encodings every layer shares.
+
+Nothing here knows about patterns. Integer and flag checks, the int32 bound of
+index arrays, the special-token encoding (a hashable static key and its fill
+value), the one normalised form of `card_axis`, and the `lengths` policy (host
+values checked here, traced or device values clipped in the graph, once, by
+`clip_lengths`). jax is imported inside the functions that need it, so
+`import jax_patterns` stays jax-free.
+"""
 
 from __future__ import annotations
 
+import math
+import operator
 import typing as tp
+
+import numpy as np
+
+INT32_LIMIT = 2**31
+Token = tuple[str, tp.Any]
+"""A special token as a static key: `("i", int)`, `("f", float.hex())` or `("b", bool)` (NaN keys are equal)."""
+
+
+def check_int(name: str, value: object, *, minimum: int | None = None) -> int:
+    """Returns `value` as an int, or raises naming `name`.
+
+    Raises:
+      TypeError: `value` is not an integer (bools are refused too).
+      ValueError: `value` is below `minimum`.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"`{name}` must be an int, got {value!r} of type {type(value).__name__}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}, got {value}")
+    return value
+
+
+def check_flag(name: str, value: tp.Any) -> bool:
+    """Returns `value` as a bool, or raises `TypeError` naming `name` (no truthy stand-ins)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be a bool, got {value!r}")
+    return bool(value)
+
+
+def check_index_range(n_q: int, num_steps: int, timesteps: int) -> None:
+    """Raises if a pattern's index arrays (`n_q * steps`, `n_q * (T + 1)`) would not fit int32.
+
+    Called with the sizes alone, before anything is allocated, so an oversized
+    request fails in O(1) memory.
+    """
+    if max(num_steps, timesteps + 1, n_q) * n_q >= INT32_LIMIT:
+        raise ValueError(
+            f"pattern too large for int32 indexes: n_q={n_q}, steps={num_steps}, timesteps={timesteps} "
+            f"(n_q * steps must stay below 2**31)"
+        )
+
+
+# ---------------------------------------------------------------------------
+# The special token
+# ---------------------------------------------------------------------------
+def _token_value(special_token: tp.Any) -> tp.Any:
+    import jax
+
+    if isinstance(special_token, jax.core.Tracer):
+        raise TypeError(
+            "`special_token` must be a concrete Python or numpy scalar, got a traced value; "
+            "it is a compile-time constant of the operation"
+        )
+    if isinstance(special_token, (jax.Array, np.ndarray, np.generic)):
+        if np.ndim(special_token) != 0:
+            raise ValueError(f"`special_token` must be a scalar, got shape {np.shape(special_token)}")
+        return np.asarray(special_token).item()
+    return special_token
+
+
+def special_token_key(special_token: tp.Any, dtype: np.dtype, name: str) -> Token:
+    """Checks that `special_token` is representable in `dtype`; returns its hashable key.
+
+    The key is a static jit argument: NaN keys compare equal, so a NaN special
+    token does not retrigger compilation.
+
+    Raises:
+      TypeError: the token's kind does not fit the dtype (0.5 for int codes).
+      ValueError: the token is outside the dtype's range (2**40 for int32).
+    """
+    import jax.numpy as jnp
+
+    value = _token_value(special_token)
+    if isinstance(value, bool) or dtype == np.bool_:
+        if dtype == np.bool_ and isinstance(value, bool):
+            return ("b", value)
+        raise TypeError(f"`special_token`={value!r} does not fit `{name}` of dtype {dtype}")
+    if not isinstance(value, (int, float)):
+        raise TypeError(f"`special_token` must be a real number, got {value!r} of type {type(value).__name__}")
+    if jnp.issubdtype(dtype, jnp.integer):
+        if isinstance(value, float) and not value.is_integer():
+            raise TypeError(f"`special_token`={value!r} is not an integer, but `{name}` has integer dtype {dtype}")
+        info = jnp.iinfo(dtype)
+        if not info.min <= int(value) <= info.max:
+            raise ValueError(
+                f"`special_token`={int(value)} is not representable in `{name}`'s dtype {dtype} "
+                f"(range [{info.min}, {info.max}])"
+            )
+        return ("i", int(value))
+    if jnp.issubdtype(dtype, jnp.floating):
+        value = float(value)
+        limit = float(jnp.finfo(dtype).max)
+        if math.isfinite(value) and abs(value) > limit:
+            raise ValueError(
+                f"`special_token`={value!r} is not representable in `{name}`'s dtype {dtype} (max {limit})"
+            )
+        return ("f", value.hex())
+    raise TypeError(f"`{name}` has dtype {dtype}; expected integer or floating values")
+
+
+def token_fill(token: Token, dtype: tp.Any) -> tp.Any:
+    """The special token's value as a jax scalar of `dtype` (inside a trace: a constant)."""
+    import jax.numpy as jnp
+
+    kind, value = token
+    scalar = float.fromhex(value) if kind == "f" else value
+    return jnp.asarray(scalar, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------
+# card_axis: one normalised form
+# ---------------------------------------------------------------------------
+def normalize_card_axis(card_axis: tp.Any, ndim: int) -> int:
+    """Checks `card_axis` for logits of rank `ndim`; returns it as a non-negative axis.
+
+    The result is `ndim - 1` (card last, `[..., K, S, card]`) or an axis before the
+    K and S axes (`[B, card, K, S]` is 1). The operations take this one form.
+
+    Raises:
+      TypeError: `card_axis` is not an int.
+      ValueError: the axis is out of range, or sits between the K and S axes.
+    """
+    if isinstance(card_axis, bool) or not isinstance(card_axis, (int, np.integer)):
+        raise TypeError(f"`card_axis` must be an int, got {card_axis!r}")
+    axis = operator.index(card_axis)
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"`card_axis`={axis} is out of range for logits of rank {ndim}")
+    axis %= ndim
+    if axis == ndim - 1 or axis <= ndim - 3:
+        return axis
+    raise ValueError(
+        f"`card_axis`={card_axis} for logits of rank {ndim} sits between the K and S axes; expected the last "
+        "axis ([..., K, S, card]) or an axis before K and S (e.g. 1 for audiocraft's [B, card, K, S])"
+    )
+
+
+# ---------------------------------------------------------------------------
+# lengths
+# ---------------------------------------------------------------------------
+def is_host(x: tp.Any) -> bool:
+    """Whether `x` lives on the host (numpy, Python values): it may be read without a device sync."""
+    import jax
+
+    return not isinstance(x, (jax.core.Tracer, jax.Array))
+
+
+def validate_lengths(lengths: tp.Any, batch_shape: tuple[int, ...], timesteps: int) -> tp.Any:
+    """Checks `lengths` against the batch shape and, for host values, the range `[0, timesteps]`.
+
+    Host lengths (numpy arrays, Python ints and lists) are range-checked here and
+    returned as numpy. Lengths that live on a device (`jax.Array`) or are traced
+    are not read back: that would be a blocking device-to-host copy on every
+    call. They are clipped into `[0, timesteps]` in the graph (`clip_lengths`);
+    `check_lengths` under checkify makes out-of-range values errors.
+
+    Raises:
+      TypeError: `lengths` is not an integer array.
+      ValueError: wrong shape, or a host value outside `[0, timesteps]`.
+    """
+    import jax.numpy as jnp
+
+    array: tp.Any
+    if not is_host(lengths):
+        array = lengths
+    else:
+        try:
+            array = np.asarray(lengths)
+        except Exception as err:  # noqa: BLE001 - re-raised with the argument's name
+            raise TypeError(f"`lengths` must be an integer array, got {type(lengths).__name__}") from err
+    if array.dtype == np.bool_ or not jnp.issubdtype(array.dtype, jnp.integer):
+        raise TypeError(f"`lengths` must be an integer array, got dtype {array.dtype}")
+    if tuple(array.shape) != tuple(batch_shape):
+        raise ValueError(
+            f"`lengths` has shape {tuple(array.shape)}; expected the batch shape {tuple(batch_shape)} "
+            "(one length per example; a scalar for an unbatched call)"
+        )
+    if isinstance(array, np.ndarray):  # host values only: never read a device array back
+        bad = np.flatnonzero((array < 0) | (array > timesteps))
+        if bad.size:
+            where = np.unravel_index(bad[0], array.shape) if array.ndim else ()
+            raise ValueError(
+                f"`lengths` must lie in [0, T_max={timesteps}]; lengths{list(map(int, where))} = "
+                f"{int(array.reshape(-1)[bad[0]])}"
+            )
+    return array
+
+
+def clip_lengths(lengths: tp.Any, timesteps: int) -> tp.Any:
+    """`lengths` as int32 in `[0, timesteps]`: the one clip of traced or device lengths (in the graph)."""
+    import jax.numpy as jnp
+
+    return jnp.clip(jnp.asarray(lengths, dtype=jnp.int32), 0, timesteps)
 
 
 def check_lengths(lengths: tp.Any, timesteps: int) -> None:

@@ -8,24 +8,10 @@ import typing as tp
 
 import numpy as np
 
+import jax_patterns  # noqa: F401 - defines (and so registers) every family
 from jax_patterns import _providers
 
-KINDS = {
-    "delayed": _providers.DelayedPatternProvider,
-    "parallel": _providers.ParallelPatternProvider,
-    "unrolled": _providers.UnrolledPatternProvider,
-    "coarse-first": _providers.CoarseFirstPattern,
-    "valle": _providers.VALLEPattern,
-    "musiclm": _providers.MusicLMPattern,
-}
-_OPTIONS = {  # which command-line options each kind takes
-    "delayed": ("delays", "flatten_first", "empty_initial"),
-    "parallel": ("empty_initial",),
-    "unrolled": ("flattening", "delays"),
-    "coarse-first": ("delays",),
-    "valle": ("delays",),
-    "musiclm": ("group_by",),
-}
+KINDS = _providers.FAMILIES  # every built-in family registers its command-line name and options
 
 
 def make_provider(kind: str, n_q: int, **options: tp.Any) -> _providers.CodebooksPatternProvider:
@@ -34,12 +20,13 @@ def make_provider(kind: str, n_q: int, **options: tp.Any) -> _providers.Codebook
     Raises:
       ValueError: an option the provider does not take, or a bad value.
     """
+    family = KINDS[kind]
     given = {k: v for k, v in options.items() if v is not None}
-    extra = sorted(set(given) - set(_OPTIONS[kind]))
+    extra = sorted(set(given) - set(family.cli_options))
     if extra:
         flags = ", ".join("--" + e.replace("_", "-") for e in extra)
-        raise ValueError(f"{kind} takes no {flags} (it takes: {', '.join(_OPTIONS[kind]) or 'nothing'})")
-    return KINDS[kind](n_q, **given)
+        raise ValueError(f"{kind} takes no {flags} (it takes: {', '.join(family.cli_options) or 'nothing'})")
+    return family(n_q, **given)
 
 
 def pattern_grid(pattern: tp.Any, keep_only_valid_steps: bool = False) -> np.ndarray:

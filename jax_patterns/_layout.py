@@ -13,6 +13,8 @@ import typing as tp
 
 import numpy as np
 
+from jax_patterns._checks import check_index_range, check_int
+
 if tp.TYPE_CHECKING:  # pragma: no cover - typing only
     import jax
 
@@ -26,21 +28,6 @@ class LayoutCoord(tp.NamedTuple):
 
 PatternLayout = tp.Sequence[tp.Sequence[LayoutCoord]]
 """A layout: one sequence of coordinates per sequence step (a `Pattern` stores tuples)."""
-
-
-def check_int(name: str, value: object, *, minimum: int | None = None) -> int:
-    """Returns `value` as an int, or raises naming `name`.
-
-    Raises:
-      TypeError: `value` is not an integer (bools are refused too).
-      ValueError: `value` is below `minimum`.
-    """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"`{name}` must be an int, got {value!r} of type {type(value).__name__}")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}, got {value}")
-    return value
 
 
 def _coords_from_layout(layout: object, n_q: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -84,6 +71,33 @@ def _validate_coords(steps: np.ndarray, ts: np.ndarray, qs: np.ndarray, n_q: int
             f"`layout[{steps[i]}]` goes back in time for codebook q={qs[i]}: t={ts[i]} after t={ts[j]}; "
             "each codebook's timesteps must not decrease along the sequence"
         )
+
+
+class GenericRule:
+    """No closed form: each length `L` is `provider.get_pattern(L)`, asked for one by one.
+
+    Equal (and hashed) by the provider's own equality, so two providers that are
+    not equal never share a compiled program.
+    """
+
+    __slots__ = ("provider",)
+
+    def __init__(self, provider: tp.Any):
+        self.provider = provider
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, GenericRule):
+            return NotImplemented
+        return self.provider is other.provider or bool(self.provider == other.provider)
+
+    def __hash__(self) -> int:
+        try:
+            return hash(("generic", self.provider))
+        except TypeError:  # an unhashable provider: only itself is equal to it
+            return hash(("generic", id(self.provider)))
+
+    def __repr__(self) -> str:
+        return f"GenericRule({self.provider!r})"
 
 
 def read_only(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -172,8 +186,7 @@ class Pattern:
         timesteps = check_int("timesteps", timesteps, minimum=0)
         if not isinstance(omit_special_token, (bool, np.bool_)):
             raise TypeError(f"`omit_special_token` must be a bool, got {omit_special_token!r}")
-        if max(num_steps, timesteps + 1, n_q) * n_q >= 2**31:  # so every index array fits int32
-            raise ValueError(f"pattern too large for int32 indexes: n_q={n_q}, steps={num_steps}, T={timesteps}")
+        check_index_range(n_q, num_steps, timesteps)  # so every index array fits int32
         steps, ts, qs = (np.ascontiguousarray(a, dtype=np.int32) for a in (steps, ts, qs))
         if not omit_special_token:
             if num_steps == 0:
@@ -201,9 +214,36 @@ class Pattern:
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Pattern is immutable; cannot set `{name}`")
 
-    def _attach_provider(self, provider: tp.Any) -> None:
+    def with_provider(self, provider: tp.Any) -> Pattern:
+        """This pattern as made by `provider` (itself if it already is; else an equal pattern that shares the arrays).
+
+        Patterns are shared (cached, returned by several providers), so a pattern
+        is never re-labelled in place: `lengths=` reads the provider's length rule.
+        """
+        if self.provider is provider:
+            return self
+        twin = Pattern.__new__(Pattern)
+        for name in self.__slots__:
+            object.__setattr__(twin, name, getattr(self, name))
+        object.__setattr__(twin, "provider", provider)
+        object.__setattr__(twin, "_cache", {})
+        return twin
+
+    @property
+    def length_rule(self) -> tp.Any:
+        """How `provider.get_pattern(L)` relates to this pattern, for `lengths=`; None for a hand-written pattern.
+
+        The provider's `length_rule()` (a closed form, equal by value), or a
+        `GenericRule` that asks `provider.get_pattern(L)` for each length. The
+        compiled `lengths=` programs are keyed on it as well as on the layout.
+        """
         if self.provider is None:
-            object.__setattr__(self, "provider", provider)
+            return None
+        rule = self._cache.get("length_rule")
+        if rule is None:
+            rule = self.provider.length_rule() or GenericRule(self.provider)
+            self._cache["length_rule"] = rule
+        return rule
 
     # ---- Equality and hashing by value (the layout), computed on the flat arrays ----
     def _digest(self) -> tuple:
@@ -236,8 +276,9 @@ class Pattern:
             f"sequence_steps={self._steps}, starts_with_special_token={self.starts_with_special_token()})"
         )
 
-    def __reduce__(self):
-        return (_rebuild, (self.coords, self._steps, self.timesteps, self.n_q, self.omit_special_token))
+    def __reduce__(self):  # the provider travels too: `lengths=` needs it in a data-loader worker
+        args = (self.coords, self._steps, self.timesteps, self.n_q, self.omit_special_token, self.provider)
+        return (_rebuild, args)
 
     # ---- The layout and its properties (audiocraft's names) ----
     @property
@@ -453,6 +494,38 @@ class Pattern:
 
         return _ops.revert_pattern_logits(self, logits, special_token, keep_only_valid_steps, card_axis, lengths)
 
+    def logit_steps(
+        self, keep_only_valid_steps: bool = False, *, lengths: jax.typing.ArrayLike | None = None
+    ) -> tuple[jax.Array, jax.Array]:
+        """For every code `(q, t)`: the step of the sequence whose logits predict it.
 
-def _rebuild(coords, num_steps, timesteps, n_q, omit_special_token) -> Pattern:
-    return Pattern.from_coords((*coords, num_steps), timesteps, n_q, omit_special_token)
+        The primitive under a loss computed in the pattern domain: the logits at
+        step `s` of codebook `q` predict the code the layout places at step `s + 1`
+        (or at `s` when the pattern has no leading special step), exactly as
+        `revert_pattern_logits` reads them.
+
+        Args:
+          keep_only_valid_steps: the sequence was built with valid steps only.
+          lengths: optional per-example lengths (as for `revert_pattern_logits`):
+            steps are then those of each example's own pattern.
+
+        Returns:
+          `(steps [K, T] int32, mask [K, T] bool)` (`[..., K, T]` with `lengths`);
+          `steps` is -1 where no logit predicts the code.
+
+        Raises:
+          ValueError, TypeError: bad `lengths` (see `build_pattern_sequence`).
+
+        Example:
+          >>> from jax_patterns import DelayedPatternProvider
+          >>> steps, mask = DelayedPatternProvider(n_q=2).get_pattern(3).logit_steps()
+          >>> steps.tolist()
+          [[0, 1, 2], [1, 2, 3]]
+        """
+        from jax_patterns import _ops
+
+        return _ops.logit_steps(self, keep_only_valid_steps, lengths)
+
+
+def _rebuild(coords, num_steps, timesteps, n_q, omit_special_token, provider=None) -> Pattern:
+    return Pattern.from_coords((*coords, num_steps), timesteps, n_q, omit_special_token, provider)

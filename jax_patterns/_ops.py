@@ -17,21 +17,21 @@ TPU, with no scatter in the forward pass, only static shapes and no XLA
 temporary buffer (tested).
 
 Why one lowering for every family: a delayed pattern's revert is, per
-codebook, a static slice plus a pad, and we measured that lowering
-(slices + pads + concatenate, fused by XLA) against this gather for
-`revert_pattern_logits` at B=8, K=4, T=1500, card=2048 on the project's 2-core
-CPU: 112 ms against 111 ms (card last) and 124 ms against 121 ms (card at
-axis 1). Both already run at XLA:CPU's own copy speed for those bytes (116-140
-ms for `x * 1` or `jnp.copy`; numpy's memcpy takes 70 ms), so specialising
-buys nothing here and would add a second code path to test; the single flat
-gather with constant indices is also the form that lowers well on TPU.
+codebook, a static slice plus a pad; that lowering was measured against this
+gather and bought nothing on CPU (benchmarks/RESULTS.md has the figures), so
+there is one code path to test, and a flat gather with constant indices is the
+form that lowers well on TPU.
+
+With `lengths=`, the indexes are per example: `_varlen` computes them in the
+graph (or `_indices.generic_rows` on the host, for host lengths and a provider
+without a length rule), and the same `gather` applies them. Every jitted
+function here is keyed on all it reads: the pattern (its layout), its length
+rule, the special-token key and the flags.
 """
 
 from __future__ import annotations
 
 import functools
-import math
-import operator
 import typing as tp
 
 import jax
@@ -39,9 +39,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_patterns import _indices, _varlen
-from jax_patterns._layout import Pattern
-
-Token = tuple[str, int | str | bool]
+from jax_patterns._checks import (
+    Token,
+    check_flag,
+    clip_lengths,
+    normalize_card_axis,
+    special_token_key,
+    token_fill,
+    validate_lengths,
+)
+from jax_patterns._layout import GenericRule, Pattern
 
 
 # ---------------------------------------------------------------------------
@@ -62,69 +69,6 @@ def _dtype(x: tp.Any) -> np.dtype:
     return jax.dtypes.canonicalize_dtype(x.dtype)
 
 
-def _token_value(special_token: tp.Any) -> tp.Any:
-    if isinstance(special_token, jax.core.Tracer):
-        raise TypeError(
-            "`special_token` must be a concrete Python or numpy scalar, got a traced value; "
-            "it is a compile-time constant of the operation"
-        )
-    if isinstance(special_token, (jax.Array, np.ndarray, np.generic)):
-        if np.ndim(special_token) != 0:
-            raise ValueError(f"`special_token` must be a scalar, got shape {np.shape(special_token)}")
-        return np.asarray(special_token).item()
-    return special_token
-
-
-def special_token_key(special_token: tp.Any, dtype: np.dtype, name: str) -> Token:
-    """Checks that `special_token` is representable in `dtype`; returns a hashable key.
-
-    The key is a static jit argument: NaN keys compare equal, so a NaN special
-    token does not retrigger compilation.
-
-    Raises:
-      TypeError: the token's kind does not fit the dtype (0.5 for int codes).
-      ValueError: the token is outside the dtype's range (2**40 for int32).
-    """
-    value = _token_value(special_token)
-    if isinstance(value, bool) or dtype == np.bool_:
-        if dtype == np.bool_ and isinstance(value, bool):
-            return ("b", value)
-        raise TypeError(f"`special_token`={value!r} does not fit `{name}` of dtype {dtype}")
-    if not isinstance(value, (int, float)):
-        raise TypeError(f"`special_token` must be a real number, got {value!r} of type {type(value).__name__}")
-    if jnp.issubdtype(dtype, jnp.integer):
-        if isinstance(value, float) and not value.is_integer():
-            raise TypeError(f"`special_token`={value!r} is not an integer, but `{name}` has integer dtype {dtype}")
-        info = jnp.iinfo(dtype)
-        if not info.min <= int(value) <= info.max:
-            raise ValueError(
-                f"`special_token`={int(value)} is not representable in `{name}`'s dtype {dtype} "
-                f"(range [{info.min}, {info.max}])"
-            )
-        return ("i", int(value))
-    if jnp.issubdtype(dtype, jnp.floating):
-        value = float(value)
-        limit = float(jnp.finfo(dtype).max)
-        if math.isfinite(value) and abs(value) > limit:
-            raise ValueError(
-                f"`special_token`={value!r} is not representable in `{name}`'s dtype {dtype} (max {limit})"
-            )
-        return ("f", value.hex())
-    raise TypeError(f"`{name}` has dtype {dtype}; expected integer or floating values")
-
-
-def _token_fill(token: Token, dtype: np.dtype) -> jax.Array:
-    kind, value = token
-    scalar = float.fromhex(value) if kind == "f" else value  # type: ignore[arg-type]
-    return jnp.asarray(scalar, dtype=dtype)
-
-
-def _check_flag(name: str, value: tp.Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"`{name}` must be a bool, got {value!r}")
-    return bool(value)
-
-
 def _check_pattern_axes(pattern: Pattern, name: str, shape: tuple[int, ...], k_axis: int) -> None:
     if shape[k_axis] != pattern.n_q:
         raise ValueError(
@@ -142,28 +86,85 @@ def _check_steps(pattern: Pattern, name: str, steps: int, keep_only_valid_steps:
         )
 
 
-# ---------------------------------------------------------------------------
-# The gather
-# ---------------------------------------------------------------------------
-def _gather(flat: jax.Array, axis: int, indexes: np.ndarray, mask: np.ndarray, token: Token) -> jax.Array:
-    """`flat` gathered along `axis` at `indexes` (flattened), the special token where not `mask`.
+PerExample = tuple[tp.Any, tp.Any, tp.Any]  # (lengths, rule, host rows or None)
 
-    Only `indexes` enters the program as a constant (the mask is `indexes != special`,
-    recomputed in the fused gather): one constant of `K * S` int32 keeps tracing
-    and lowering cheap for long patterns.
+
+def _per_example(
+    pattern: Pattern,
+    lengths: tp.Any,
+    batch: tuple[int, ...],
+    full: tuple[str, str, int, int],
+    kovs: bool,
+    model_output: bool,
+) -> PerExample:
+    """Checks `lengths=` once for every operation; returns `(lengths, rule, host rows)`.
+
+    `full` is `(argument, axis name, its size, the T_max pattern's size)`: with
+    lengths every input has the T_max pattern's full shape. For a provider
+    without a length rule and host lengths, the rows of the lengths that occur
+    are made here (`(ref, t_src)` for a build, `(ref, pos)` for a revert).
     """
-    fill = _token_fill(token, flat.dtype)
-    out_shape = flat.shape[:axis] + (indexes.size,) + flat.shape[axis + 1 :]
-    if flat.shape[axis] == 0 or not mask.any():
-        return jnp.full(out_shape, fill, dtype=flat.dtype)
-    constant = jnp.asarray(indexes.reshape(-1))
-    if mask.all():
-        return _take(flat, axis, constant)
-    inside = constant < flat.shape[axis]  # the special index is the only one out of range
-    values = _take(flat, axis, jnp.where(inside, constant, 0))
-    keep_shape = [1] * flat.ndim
-    keep_shape[axis] = indexes.size
-    return jnp.where(inside.reshape(keep_shape), values, fill)
+    name, what, size, expected = full
+    if size != expected:
+        raise ValueError(
+            f"with `lengths`, `{name}` must have {what}={expected} (the T_max pattern's), got {size}; "
+            "pad every example to the T_max shape"
+        )
+    rule = pattern.length_rule
+    if rule is None:
+        raise ValueError(
+            "lengths= needs a pattern made by a provider's get_pattern (it interleaves example b with "
+            "get_pattern(lengths[b])); a hand-written Pattern has no pattern for shorter lengths"
+        )
+    lengths = validate_lengths(lengths, batch, pattern.timesteps)
+    rows = None
+    if isinstance(rule, GenericRule) and isinstance(lengths, np.ndarray):
+        ref, t_src, pos = _indices.generic_rows(pattern, lengths, kovs, model_output)
+        rows = (ref, pos if what == "S" else t_src)
+    return lengths, rule, rows
+
+
+# ---------------------------------------------------------------------------
+# The gather: one routine for constant and per-example indexes
+# ---------------------------------------------------------------------------
+def gather(flat: jax.Array, axis: int, index: tp.Any, fill: jax.Array, card_axis: int | None = None) -> jax.Array:
+    """`flat` gathered along `axis` at `index`, the special token `fill` where an index has no source.
+
+    Args:
+      flat: values with the `K * T` (or `K * S`) axis at `axis`.
+      axis: the flattened axis.
+      index: a numpy `[N]` vector shared by every example (entries
+        `>= flat.shape[axis]` are special), entering the program as a
+        constant; or a jax `[*batch, N]` array per example (entries `< 0` are
+        special), where `batch` is the axes before `axis` less `card_axis`.
+      fill: the special token's value.
+      card_axis: a card axis before `axis` that `index` lacks (per-example only).
+
+    Returns:
+      `flat` with `axis` replaced by `N`.
+    """
+    if isinstance(index, np.ndarray):  # one constant: only `index` enters the program, not a mask
+        inside_host = index < flat.shape[axis]
+        out_shape = flat.shape[:axis] + (index.size,) + flat.shape[axis + 1 :]
+        if flat.shape[axis] == 0 or not inside_host.any():
+            return jnp.full(out_shape, fill, dtype=flat.dtype)
+        constant = jnp.asarray(index)
+        if inside_host.all():
+            return _take(flat, axis, constant)
+        inside = constant < flat.shape[axis]
+        values = _take(flat, axis, jnp.where(inside, constant, 0))
+        keep_shape = [1] * flat.ndim
+        keep_shape[axis] = index.size
+        return jnp.where(inside.reshape(keep_shape), values, fill)
+    if card_axis is not None:
+        index = jnp.expand_dims(index, card_axis)
+    index = index.reshape(index.shape + (1,) * (flat.ndim - axis - 1))  # broadcast over a trailing card axis
+    inside = index >= 0
+    if flat.shape[axis] == 0:
+        shape = jnp.broadcast_shapes(flat.shape[:axis] + (1,) + flat.shape[axis + 1 :], index.shape)
+        return jnp.full(shape, fill, dtype=flat.dtype)
+    values = jnp.take_along_axis(flat, jnp.maximum(index, 0), axis=axis, mode="promise_in_bounds")
+    return jnp.where(inside, values, fill)
 
 
 def _take(flat: jax.Array, axis: int, index: jax.Array) -> jax.Array:
@@ -172,8 +173,7 @@ def _take(flat: jax.Array, axis: int, index: jax.Array) -> jax.Array:
     (Equivalent to `jnp.take(..., mode="promise_in_bounds")`, without the Python
     indexing machinery: tracing cost matters when a new length is compiled.)
     """
-    out_rank = flat.ndim
-    offset_dims = tuple(d for d in range(out_rank) if d != axis)
+    offset_dims = tuple(d for d in range(flat.ndim) if d != axis)
     dims = jax.lax.GatherDimensionNumbers(
         offset_dims=offset_dims, collapsed_slice_dims=(axis,), start_index_map=(axis,)
     )
@@ -181,58 +181,101 @@ def _take(flat: jax.Array, axis: int, index: jax.Array) -> jax.Array:
     return jax.lax.gather(flat, index[:, None], dims, slice_sizes, mode=jax.lax.GatherScatterMode.PROMISE_IN_BOUNDS)
 
 
-@functools.partial(jax.jit, static_argnames=("pattern", "token", "keep_only_valid_steps"), inline=True)
-def _build(z: jax.Array, *, pattern: Pattern, token: Token, keep_only_valid_steps: bool):
+# ---------------------------------------------------------------------------
+# The jitted operations (static key: pattern, rule, token, flags)
+# ---------------------------------------------------------------------------
+@functools.partial(jax.jit, static_argnames=("pattern", "rule", "token", "keep_only_valid_steps"), inline=True)
+def _build(z, lengths, rows, *, pattern: Pattern, rule: tp.Any, token: Token, keep_only_valid_steps: bool):
     z = jnp.asarray(z)  # numpy input under jax.disable_jit()
     *lead, n_q, timesteps = z.shape
-    indexes, mask = _indices.build_indexes(pattern, timesteps, keep_only_valid_steps)
     flat = z.reshape(*lead, n_q * timesteps)
-    values = _gather(flat, len(lead), indexes, mask, token).reshape(*lead, *indexes.shape)
-    constant = jnp.asarray(indexes)
-    return values, constant, constant != n_q * timesteps
+    fill = token_fill(token, z.dtype)
+    if rule is None:
+        indexes, _ = _indices.build_indexes(pattern, timesteps, keep_only_valid_steps)
+        values = gather(flat, len(lead), indexes.reshape(-1), fill).reshape(*lead, *indexes.shape)
+        constant = jnp.asarray(indexes)
+        return values, constant, constant != n_q * timesteps
+    lengths = clip_lengths(lengths, pattern.timesteps)
+    if rows is None:
+        t_src, ref = _varlen.build_sources(pattern, rule, lengths, keep_only_valid_steps)
+    else:
+        ref, t_src = rows
+    valid = t_src >= 0
+    codebooks = _varlen.grid(len(lead), n_q, 0)
+    src = jnp.where(valid, codebooks * timesteps + t_src, -1)
+    values = gather(flat, len(lead), src.reshape(*lead, src.shape[-2] * src.shape[-1]), fill)
+    L = _varlen.expand(lengths, len(lead) + 2)
+    return values.reshape(t_src.shape), jnp.where(valid, codebooks * L + t_src, n_q * L), valid
 
 
 @functools.partial(
-    jax.jit, static_argnames=("pattern", "token", "keep_only_valid_steps", "model_output", "card_last"), inline=True
+    jax.jit,
+    static_argnames=("pattern", "rule", "token", "keep_only_valid_steps", "model_output", "card_axis"),
+    inline=True,
 )
 def _revert(
-    s: jax.Array, *, pattern: Pattern, token: Token, keep_only_valid_steps: bool, model_output: bool, card_last: bool
+    s,
+    lengths,
+    rows,
+    *,
+    pattern: Pattern,
+    rule: tp.Any,
+    token: Token,
+    keep_only_valid_steps: bool,
+    model_output: bool,
+    card_axis: int | None,
 ):
+    """`card_axis`: None (no card axis) or the normalised card axis of `s`."""
     s = jnp.asarray(s)  # numpy input under jax.disable_jit()
-    if card_last:
-        *lead, n_q, steps, card = s.shape
-        flat = s.reshape(*lead, n_q * steps, card)
+    card_last = card_axis == s.ndim - 1
+    k_axis = s.ndim - 3 if card_last else s.ndim - 2
+    lead, (n_q, steps), tail = s.shape[:k_axis], s.shape[k_axis : k_axis + 2], s.shape[k_axis + 2 :]
+    flat = s.reshape(*lead, n_q * steps, *tail)
+    fill = token_fill(token, s.dtype)
+    if rule is None:
+        indexes, _ = _indices.revert_indexes(pattern, steps, keep_only_valid_steps, model_output)
+        values = gather(flat, k_axis, indexes.reshape(-1), fill)
+        constant = jnp.asarray(indexes)
+        return values.reshape(*lead, *indexes.shape, *tail), constant, constant != n_q * steps
+    lengths = clip_lengths(lengths, pattern.timesteps)
+    if rows is None:
+        pos, ref = _varlen.revert_positions(pattern, rule, lengths, keep_only_valid_steps, model_output)
     else:
-        *lead, n_q, steps = s.shape
-        flat = s.reshape(*lead, n_q * steps)
-    indexes, mask = _indices.revert_indexes(pattern, steps, keep_only_valid_steps, model_output)
-    values = _gather(flat, len(lead), indexes, mask, token)
-    tail = (card,) if card_last else ()
-    constant = jnp.asarray(indexes)
-    return values.reshape(*lead, *indexes.shape, *tail), constant, constant != n_q * steps
+        ref, pos = rows
+    valid = pos >= 0
+    n_batch, timesteps = lengths.ndim, pattern.timesteps
+    codebooks = _varlen.grid(n_batch, n_q, 0)
+    src = jnp.where(valid, codebooks * steps + pos, -1).reshape(*lengths.shape, n_q * timesteps)
+    inner_card = None if card_axis is None or card_last else card_axis
+    values = gather(flat, k_axis, src, fill, inner_card).reshape(*lead, n_q, timesteps, *tail)
+    R = _varlen.expand(ref, n_batch + 2)
+    return values, jnp.where(valid, pos + codebooks * R, n_q * R), valid
+
+
+@functools.partial(jax.jit, static_argnames=("pattern", "rule", "keep_only_valid_steps"), inline=True)
+def _logit_steps(lengths, rows, *, pattern: Pattern, rule: tp.Any, keep_only_valid_steps: bool):
+    if rule is None:
+        steps = _indices.layout_length(pattern, keep_only_valid_steps)
+        indexes, mask = _indices.revert_indexes(pattern, steps, keep_only_valid_steps, True)
+        own = np.where(mask, indexes - np.arange(pattern.n_q, dtype=np.int32)[:, None] * steps, -1)
+        return jnp.asarray(own.astype(np.int32)), jnp.asarray(mask)
+    lengths = clip_lengths(lengths, pattern.timesteps)
+    if rows is None:
+        pos, _ = _varlen.revert_positions(pattern, rule, lengths, keep_only_valid_steps, True)
+    else:
+        pos = rows[1]
+    return pos, pos >= 0
 
 
 # ---------------------------------------------------------------------------
 # Public entry points (called by the `Pattern` methods)
 # ---------------------------------------------------------------------------
-def _lengths_arg(
-    pattern: Pattern, lengths: tp.Any, batch: tuple[int, ...], name: str, what: str, size: int, expected: int
-) -> tp.Any:
-    """Checks `lengths` and that the input has the T_max pattern's full `what` (T or S)."""
-    if size != expected:
-        raise ValueError(
-            f"with `lengths`, `{name}` must have {what}={expected} (the T_max pattern's), got {size}; "
-            "pad every example to the T_max shape"
-        )
-    return _varlen.prepare_lengths(pattern, lengths, batch)
-
-
 def build_pattern_sequence(
     pattern: Pattern, z: tp.Any, special_token: tp.Any, keep_only_valid_steps: bool = False, lengths: tp.Any = None
 ):
     """See `Pattern.build_pattern_sequence`."""
     z = _as_array("z", z)
-    kovs = _check_flag("keep_only_valid_steps", keep_only_valid_steps)
+    kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
     if z.ndim < 2:
         raise ValueError(f"`z` must have shape [..., K, T], got rank {z.ndim} (shape {tuple(z.shape)})")
     _check_pattern_axes(pattern, "z", tuple(z.shape), -2)
@@ -242,10 +285,11 @@ def build_pattern_sequence(
             f"timesteps={pattern.timesteps}"
         )
     token = special_token_key(special_token, _dtype(z), "z")
+    rule = rows = None
     if lengths is not None:
-        lengths = _lengths_arg(pattern, lengths, tuple(z.shape[:-2]), "z", "T", z.shape[-1], pattern.timesteps)
-        return _varlen.build(z, lengths, pattern=pattern, token=token, keep_only_valid_steps=kovs)
-    return _build(z, pattern=pattern, token=token, keep_only_valid_steps=kovs)
+        full = ("z", "T", z.shape[-1], pattern.timesteps)
+        lengths, rule, rows = _per_example(pattern, lengths, tuple(z.shape[:-2]), full, kovs, False)
+    return _build(z, lengths, rows, pattern=pattern, rule=rule, token=token, keep_only_valid_steps=kovs)
 
 
 def revert_pattern_sequence(
@@ -253,41 +297,26 @@ def revert_pattern_sequence(
 ):
     """See `Pattern.revert_pattern_sequence`."""
     s = _as_array("s", s)
-    kovs = _check_flag("keep_only_valid_steps", keep_only_valid_steps)
+    kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
     if s.ndim < 2:
         raise ValueError(f"`s` must have shape [..., K, S], got rank {s.ndim} (shape {tuple(s.shape)})")
     _check_pattern_axes(pattern, "s", tuple(s.shape), -2)
     _check_steps(pattern, "s", s.shape[-1], kovs)
     token = special_token_key(special_token, _dtype(s), "s")
+    rule = rows = None
     if lengths is not None:
-        full = _indices.layout_length(pattern, kovs)
-        lengths = _lengths_arg(pattern, lengths, tuple(s.shape[:-2]), "s", "S", s.shape[-1], full)
-        return _varlen.revert(
-            s, lengths, pattern=pattern, token=token, keep_only_valid_steps=kovs, model_output=False, card_axis=None
-        )
-    return _revert(s, pattern=pattern, token=token, keep_only_valid_steps=kovs, model_output=False, card_last=False)
-
-
-def normalize_card_axis(card_axis: tp.Any, ndim: int) -> bool:
-    """Checks `card_axis` for logits of rank `ndim`; returns whether it is the last axis.
-
-    Raises:
-      TypeError: `card_axis` is not an int.
-      ValueError: the axis is out of range, or sits between the K and S axes.
-    """
-    if isinstance(card_axis, bool) or not isinstance(card_axis, (int, np.integer)):
-        raise TypeError(f"`card_axis` must be an int, got {card_axis!r}")
-    axis = operator.index(card_axis)
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"`card_axis`={axis} is out of range for logits of rank {ndim}")
-    axis %= ndim
-    if axis == ndim - 1:
-        return True
-    if axis <= ndim - 3:
-        return False
-    raise ValueError(
-        f"`card_axis`={card_axis} for logits of rank {ndim} sits between the K and S axes; expected the last "
-        "axis ([..., K, S, card]) or an axis before K and S (e.g. 1 for audiocraft's [B, card, K, S])"
+        full = ("s", "S", s.shape[-1], _indices.layout_length(pattern, kovs))
+        lengths, rule, rows = _per_example(pattern, lengths, tuple(s.shape[:-2]), full, kovs, False)
+    return _revert(
+        s,
+        lengths,
+        rows,
+        pattern=pattern,
+        rule=rule,
+        token=token,
+        keep_only_valid_steps=kovs,
+        model_output=False,
+        card_axis=None,
     )
 
 
@@ -301,30 +330,40 @@ def revert_pattern_logits(
 ):
     """See `Pattern.revert_pattern_logits`."""
     logits = _as_array("logits", logits)
-    kovs = _check_flag("keep_only_valid_steps", keep_only_valid_steps)
+    kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
     if logits.ndim < 3:
         raise ValueError(
             f"`logits` must have a card axis and [K, S] axes, got rank {logits.ndim} (shape {tuple(logits.shape)})"
         )
-    card_last = normalize_card_axis(card_axis, logits.ndim)
-    k_axis = -3 if card_last else -2
+    axis = normalize_card_axis(card_axis, logits.ndim)
+    k_axis = logits.ndim - 3 if axis == logits.ndim - 1 else logits.ndim - 2
     _check_pattern_axes(pattern, "logits", tuple(logits.shape), k_axis)
     _check_steps(pattern, "logits", logits.shape[k_axis + 1], kovs)
     token = special_token_key(special_token, _dtype(logits), "logits")
+    rule = rows = None
     if lengths is not None:
-        axis = -1 if card_last else operator.index(card_axis) % logits.ndim
-        batch = tuple(n for i, n in enumerate(logits.shape[: k_axis % logits.ndim]) if i != axis)
-        full = _indices.layout_length(pattern, kovs)
-        lengths = _lengths_arg(pattern, lengths, batch, "logits", "S", logits.shape[k_axis + 1], full)
-        return _varlen.revert(
-            logits,
-            lengths,
-            pattern=pattern,
-            token=token,
-            keep_only_valid_steps=kovs,
-            model_output=True,
-            card_axis=axis,
-        )
+        batch = tuple(n for i, n in enumerate(logits.shape[:k_axis]) if i != axis)
+        full = ("logits", "S", logits.shape[k_axis + 1], _indices.layout_length(pattern, kovs))
+        lengths, rule, rows = _per_example(pattern, lengths, batch, full, kovs, True)
     return _revert(
-        logits, pattern=pattern, token=token, keep_only_valid_steps=kovs, model_output=True, card_last=card_last
+        logits,
+        lengths,
+        rows,
+        pattern=pattern,
+        rule=rule,
+        token=token,
+        keep_only_valid_steps=kovs,
+        model_output=True,
+        card_axis=axis,
     )
+
+
+def logit_steps(pattern: Pattern, keep_only_valid_steps: bool = False, lengths: tp.Any = None):
+    """See `Pattern.logit_steps`."""
+    kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
+    rule = rows = None
+    if lengths is not None:
+        batch = tuple(np.shape(lengths))
+        full = ("lengths", "S", 0, 0)  # no sequence input: nothing to check against the T_max shape
+        lengths, rule, rows = _per_example(pattern, lengths, batch, full, kovs, True)
+    return _logit_steps(lengths, rows, pattern=pattern, rule=rule, keep_only_valid_steps=kovs)

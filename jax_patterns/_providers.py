@@ -1,38 +1,105 @@
-"""Layer 1: pattern providers, which build a `Pattern` for a number of timesteps.
+"""Layer 1: what every pattern family shares: the provider base class, its cache, length rules.
 
-Same names, arguments and layouts as audiocraft 1.3.0 (`DelayedPatternProvider`,
-`ParallelPatternProvider`, `UnrolledPatternProvider`, `CoarseFirstPattern` alias
-`VALLEPattern`, `MusicLMPattern`). Plain Python, no jax.
+A family is one class, in one module of its own (`_delayed.py`, `_unrolled.py`,
+`_coarse_first.py`, `_musiclm.py`), holding everything about it: its arguments,
+the fast coordinates of `get_pattern(T)`, the readable `reference_layout(T)`,
+its `LengthRule` (how `get_pattern(L)` maps onto `get_pattern(T_max)`, for
+`lengths=`), and what the CLI and the audiocraft converters need (`cli_name`,
+`cli_options`, `audiocraft_names`, `from_audiocraft`, `to_audiocraft`).
+Defining the class registers it in `FAMILIES`; nothing else dispatches on
+families.
 
-Built-in providers are immutable and compare and hash by value, so two equal
-providers return the very same cached `Pattern`. Each built-in has two
-descriptions of its layout: `reference_layout(T)`, plain Python and readable
-(the specification, written from audiocraft's semantics), and `get_pattern(T)`,
-which builds the same layout as flat arrays with vectorised numpy (`_coords`);
-the tests check that both agree. A user subclass only writes
-`get_pattern`; the base class validates `timesteps`, checks the result and caches it.
+A user subclass only writes `get_pattern`; the base class validates `timesteps`,
+checks the result and caches it. A subclass that overrides `get_pattern`
+without declaring its own `length_rule` gets none: `lengths=` then asks its
+`get_pattern(L)` for each length (`GenericRule`), never its parent's shortcut.
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
 import functools
+import types
 import typing as tp
 
-from jax_patterns import _coords
-from jax_patterns._layout import LayoutCoord, Pattern, check_int
+import numpy as np
+
+from jax_patterns._checks import check_index_range, check_int
+from jax_patterns._layout import GenericRule as GenericRule
+from jax_patterns._layout import Pattern
 
 PATTERN_CACHE_SIZE = 256
 """How many `(provider, timesteps)` patterns `get_pattern` keeps (LRU)."""
 
+_FAMILIES: dict[str, type[CodebooksPatternProvider]] = {}
+FAMILIES: types.MappingProxyType[str, type[CodebooksPatternProvider]] = types.MappingProxyType(_FAMILIES)
+"""The built-in families by command-line name (`"delayed"`, ...), filled as their classes are defined (read-only)."""
 
+
+# ---------------------------------------------------------------------------
+# Length rules
+# ---------------------------------------------------------------------------
+def slice_length(n: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """`len(range(n)[:stop])`, elementwise: Python's slicing of a length-`n` layout."""
+    stop = np.where(stop < 0, np.maximum(n + stop, 0), stop)
+    return np.minimum(stop, n)
+
+
+@dataclasses.dataclass(frozen=True)
+class LengthRule(abc.ABC):
+    """How a family's `get_pattern(L)` relates to its `get_pattern(T_max)`, in closed form.
+
+    A rule is a frozen dataclass of the family's parameters: equal by value, a
+    static key of the compiled `lengths=` programs. `shape` gives each length's
+    step count, reach and first step with numpy; `to_full` / `from_full` map step
+    indexes between layout(L) and layout(T_max) for the coordinates with `t < L`,
+    with an array module argument (`numpy`, or `jax.numpy` inside a trace).
+    The default maps are the identity (layout(L) is layout(T_max) cut short).
+    """
+
+    @abc.abstractmethod
+    def shape(self, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`(num_steps, reach, starts_with_special)` for each L; reach = max t + 1 over steps >= 1."""
+
+    def to_full(self, xp: tp.Any, lengths: tp.Any, steps: tp.Any, t_max: int) -> tp.Any:
+        """Step of layout(L) -> step of layout(T_max) holding the same `t < L` coordinates."""
+        return steps
+
+    def from_full(self, xp: tp.Any, lengths: tp.Any, steps: tp.Any, t_max: int) -> tp.Any:
+        """Step of layout(T_max) -> step of layout(L), for coordinates with `t < L`."""
+        return steps
+
+    def num_steps(self, lengths: tp.Any) -> np.ndarray:
+        """`len(get_pattern(L).layout)` for each `L`."""
+        return self.shape(np.asarray(lengths, dtype=np.int64))[0]
+
+    def ref_steps(self, lengths: tp.Any, keep_only_valid_steps: bool) -> np.ndarray:
+        """Length of the (valid) layout for each `L`: the `S` of that example's own sequence."""
+        lengths = np.asarray(lengths, dtype=np.int64)
+        n, reach, _ = self.shape(lengths)
+        if not keep_only_valid_steps:
+            return n
+        return slice_length(n, n - (reach - lengths))
+
+    def starts_with_special(self, lengths: tp.Any) -> np.ndarray:
+        """Whether `get_pattern(L)` opens with the special-token step, for each `L`."""
+        return self.shape(np.asarray(lengths, dtype=np.int64))[2]
+
+
+# ---------------------------------------------------------------------------
+# The provider base class and its cache
+# ---------------------------------------------------------------------------
 @functools.lru_cache(maxsize=PATTERN_CACHE_SIZE)
 def _cached_pattern(provider: CodebooksPatternProvider, timesteps: int, build: tp.Callable) -> Pattern:
-    return _checked_pattern(provider, timesteps, build(provider, timesteps))
+    return _built_pattern(provider, timesteps, build)
 
 
-def _checked_pattern(provider: CodebooksPatternProvider, timesteps: int, pattern: object) -> Pattern:
-    """Checks what a `get_pattern` returned, and records the provider on the pattern."""
+def _built_pattern(provider: CodebooksPatternProvider, timesteps: int, build: tp.Callable) -> Pattern:
+    rule = provider.length_rule()
+    if rule is not None:  # the size is known from the arguments: refuse before allocating anything
+        check_index_range(provider.n_q, int(rule.num_steps(timesteps)), timesteps)
+    pattern = build(provider, timesteps)
     if not isinstance(pattern, Pattern):
         raise TypeError(
             f"{type(provider).__name__}.get_pattern({timesteps}) returned {type(pattern).__name__}; expected a Pattern"
@@ -42,8 +109,7 @@ def _checked_pattern(provider: CodebooksPatternProvider, timesteps: int, pattern
             f"{type(provider).__name__}.get_pattern({timesteps}) returned a pattern with n_q={pattern.n_q}, "
             f"timesteps={pattern.timesteps}; expected n_q={provider.n_q}, timesteps={timesteps}"
         )
-    pattern._attach_provider(provider)
-    return pattern
+    return pattern.with_provider(provider)
 
 
 def _cache_get_pattern(build: tp.Callable) -> tp.Callable:
@@ -58,7 +124,7 @@ def _cache_get_pattern(build: tp.Callable) -> tp.Callable:
             except TypeError as err:  # an unhashable user provider: build without the cache
                 if "unhashable" not in str(err):
                     raise
-        return _checked_pattern(self, timesteps, build(self, timesteps))
+        return _built_pattern(self, timesteps, build)
 
     get_pattern._jax_patterns_cached = True  # type: ignore[attr-defined]
     return get_pattern
@@ -69,7 +135,14 @@ class CodebooksPatternProvider(abc.ABC):
 
     Subclass it and implement `get_pattern`; the result is validated and cached
     (bounded LRU of `PATTERN_CACHE_SIZE` entries, keyed on the provider and
-    `timesteps`).
+    `timesteps`). With `lengths=`, example `b` is interleaved with
+    `get_pattern(lengths[b])`; declare a `length_rule` to give that in closed
+    form, otherwise each length is asked for (see `GenericRule`).
+
+    Class attributes of a built-in family: `cli_name` (the command-line name; set
+    it to register the class in `FAMILIES`), `cli_options` (its constructor
+    arguments after `n_q`), `audiocraft_names` (audiocraft class names it
+    converts from).
 
     Args:
       n_q: number of codebooks.
@@ -79,6 +152,10 @@ class CodebooksPatternProvider(abc.ABC):
       TypeError: `n_q` is not an int.
       ValueError: `n_q <= 0`.
     """
+
+    cli_name: tp.ClassVar[str | None] = None
+    cli_options: tp.ClassVar[tuple[str, ...]] = ()
+    audiocraft_names: tp.ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, n_q: int, cached: bool = True):
         self.n_q = check_int("n_q", n_q, minimum=1)
@@ -90,6 +167,11 @@ class CodebooksPatternProvider(abc.ABC):
         if build is not None and not getattr(build, "__isabstractmethod__", False):
             if not getattr(build, "_jax_patterns_cached", False):
                 cls.get_pattern = _cache_get_pattern(build)  # type: ignore[method-assign]
+            if "length_rule" not in cls.__dict__:  # a new layout never inherits its parent's shortcut
+                cls.length_rule = CodebooksPatternProvider.length_rule  # type: ignore[method-assign]
+        name = cls.__dict__.get("cli_name")
+        if name is not None:
+            _FAMILIES[name] = cls
 
     @abc.abstractmethod
     def get_pattern(self, timesteps: int) -> Pattern:
@@ -101,12 +183,25 @@ class CodebooksPatternProvider(abc.ABC):
         """
         raise NotImplementedError
 
+    def length_rule(self) -> LengthRule | None:
+        """The closed-form relation between `get_pattern(L)` and `get_pattern(T_max)`, or None (ask each L)."""
+        return None
 
-class _ValueProvider(CodebooksPatternProvider):
-    """A built-in provider: immutable, equal and hashed by its arguments."""
+    @classmethod
+    def from_audiocraft(cls, obj: tp.Any) -> CodebooksPatternProvider:
+        """This family's provider equal to the audiocraft provider `obj` (duck-typed by attributes)."""
+        raise TypeError(f"{cls.__name__} has no audiocraft equivalent")
+
+    def to_audiocraft(self, module: tp.Any) -> tp.Any:
+        """audiocraft's provider equal to this one, built from audiocraft's `codebooks_patterns` module."""
+        raise TypeError(f"`obj` of type {type(self).__name__} has no audiocraft equivalent")
+
+
+class ValueProvider(CodebooksPatternProvider):
+    """A built-in provider: immutable, equal and hashed by its arguments (`_fields`)."""
 
     _frozen = False
-    _fields: tuple[str, ...] = ("n_q",)
+    _fields: tp.ClassVar[tuple[str, ...]] = ("n_q",)
 
     def _args(self) -> tuple:
         return tuple(getattr(self, name) for name in self._fields)
@@ -132,232 +227,20 @@ class _ValueProvider(CodebooksPatternProvider):
         return f"{type(self).__name__}({args})"
 
 
-def _check_delays(name: str, delays: tp.Sequence[int] | None, length: int, default: list[int]) -> tuple[int, ...]:
-    if delays is None:
+def check_sorted_ints(name: str, values: tp.Sequence[int] | None, length: int, default: list[int]) -> tuple[int, ...]:
+    """`values` (or `default`) as a tuple of `length` sorted non-negative ints, or raises naming `name`."""
+    if values is None:
         return tuple(default)
-    if isinstance(delays, (str, bytes)) or not isinstance(delays, tp.Sequence):
-        raise TypeError(f"`{name}` must be a sequence of ints, got {delays!r}")
-    values = tuple(check_int(f"{name}[{i}]", d, minimum=0) for i, d in enumerate(delays))
-    if len(values) != length:
-        raise ValueError(f"`{name}` has {len(values)} entries, {list(values)}; expected {length}")
-    if list(values) != sorted(values):
-        raise ValueError(f"`{name}` must be sorted in increasing order, got {list(values)}")
-    return values
+    if isinstance(values, (str, bytes)) or not isinstance(values, tp.Sequence):
+        raise TypeError(f"`{name}` must be a sequence of ints, got {values!r}")
+    checked = tuple(check_int(f"{name}[{i}]", d, minimum=0) for i, d in enumerate(values))
+    if len(checked) != length:
+        raise ValueError(f"`{name}` has {len(checked)} entries, {list(checked)}; expected {length}")
+    if list(checked) != sorted(checked):
+        raise ValueError(f"`{name}` must be sorted in increasing order, got {list(checked)}")
+    return checked
 
 
-class DelayedPatternProvider(_ValueProvider):
-    """Delays codebook `q` by `delays[q]` steps (MusicGen's pattern).
-
-    With `n_q=3`, `timesteps=4` and the default delays `[0, 1, 2]`::
-
-        [[S, 1, 2, 3, 4],
-         [S, S, 1, 2, 3],
-         [S, S, S, 1, 2]]
-
-    Args:
-      n_q: number of codebooks.
-      delays: sorted non-negative delay of each codebook; default `range(n_q)`.
-      flatten_first: flatten the first N timesteps (one codebook per step).
-      empty_initial: insert N empty steps after the special token; a negative
-        value drops the leading special-token step (audiocraft 1.3.0).
-
-    Raises:
-      TypeError: an argument is not an int (or sequence of ints).
-      ValueError: `n_q <= 0`, `delays` of the wrong length, unsorted or negative,
-        or `flatten_first < 0`.
-    """
-
-    def __init__(
-        self,
-        n_q: int,
-        delays: tp.Sequence[int] | None = None,
-        flatten_first: int = 0,
-        empty_initial: int = 0,
-    ):
-        super().__init__(n_q)
-        self.delays = _check_delays("delays", delays, self.n_q, list(range(self.n_q)))
-        self.flatten_first = check_int("flatten_first", flatten_first, minimum=0)
-        self.empty_initial = check_int("empty_initial", empty_initial)
-        self._freeze()
-
-    _fields: tuple[str, ...] = ("n_q", "delays", "flatten_first", "empty_initial")
-
-    def get_pattern(self, timesteps: int) -> Pattern:
-        coords = _coords.delayed_coords(self.n_q, self.delays, self.flatten_first, self.empty_initial, timesteps)
-        return Pattern.from_coords(coords, timesteps, self.n_q, self.empty_initial < 0, provider=self, validate=False)
-
-    def reference_layout(self, timesteps: int) -> list[list[LayoutCoord]]:
-        """The layout in plain Python: the specification `get_pattern` is tested against."""
-        omit_special = self.empty_initial < 0
-        layout: list[list[LayoutCoord]] = [] if omit_special else [[]]
-        layout += [[] for _ in range(max(self.empty_initial, 0))]
-        for t in range(min(timesteps, self.flatten_first)):
-            layout += [[LayoutCoord(t, q)] for q in range(self.n_q)]
-        for step in range(self.flatten_first, timesteps + max(self.delays)):
-            shifted = ((step - delay, q) for q, delay in enumerate(self.delays))
-            layout.append([LayoutCoord(t, q) for t, q in shifted if t >= self.flatten_first])
-        return layout
-
-
-class ParallelPatternProvider(DelayedPatternProvider):
-    """All codebooks of a timestep in one step (a delayed pattern with zero delays).
-
-    Args:
-      n_q: number of codebooks.
-      empty_initial: as in `DelayedPatternProvider`.
-    """
-
-    def __init__(self, n_q: int, empty_initial: int = 0):
-        n_q = check_int("n_q", n_q, minimum=1)
-        super().__init__(n_q, [0] * n_q, empty_initial=empty_initial)
-
-    _fields = ("n_q", "empty_initial")
-
-
-class UnrolledPatternProvider(_ValueProvider):
-    """Flattens codebooks over inner steps, optionally with per-codebook delays.
-
-    Codebook `q` goes to inner step `flattening[q]` of each timestep; codebooks
-    sharing an inner step share a step (and must share a delay). With `n_q=3`,
-    `timesteps=4` and the defaults (full flattening, no delay)::
-
-        [[S, S, 1, S, S, 2, S, S, 3, S, S, 4],
-         [S, 1, S, S, 2, S, S, 3, S, S, 4, S],
-         [1, S, S, 2, S, S, 3, S, S, 4, S, S]]
-
-    Args:
-      n_q: number of codebooks.
-      flattening: sorted inner step of each codebook; default `range(n_q)`.
-      delays: sorted non-negative delay of each codebook; default zeros.
-
-    Raises:
-      ValueError: wrong lengths, unsorted values, or two codebooks flattened to
-        the same inner step with different delays.
-    """
-
-    def __init__(
-        self,
-        n_q: int,
-        flattening: tp.Sequence[int] | None = None,
-        delays: tp.Sequence[int] | None = None,
-    ):
-        super().__init__(n_q)
-        self.flattening = _check_delays("flattening", flattening, self.n_q, list(range(self.n_q)))
-        self.delays = _check_delays("delays", delays, self.n_q, [0] * self.n_q)
-        groups: dict[int, tuple[list[int], int]] = {}
-        for q, (inner, delay) in enumerate(zip(self.flattening, self.delays)):
-            codebooks, group_delay = groups.setdefault(inner, ([], delay))
-            if group_delay != delay:
-                raise ValueError(
-                    f"codebooks {codebooks[0]} and {q} are flattened to inner step {inner} but have delays "
-                    f"{group_delay} and {delay}; codebooks flattened together need the same delay"
-                )
-            codebooks.append(q)
-        self._groups = {inner: (tuple(cbs), delay) for inner, (cbs, delay) in groups.items()}
-        self.max_delay = max(self.delays)
-        self._freeze()
-
-    _fields = ("n_q", "flattening", "delays")
-
-    @property
-    def _num_inner_steps(self) -> int:
-        return max(self.flattening) + 1
-
-    def num_virtual_steps(self, timesteps: int) -> int:
-        """`timesteps * inner_steps + 1`, as in audiocraft."""
-        return timesteps * self._num_inner_steps + 1
-
-    def get_pattern(self, timesteps: int) -> Pattern:
-        coords = _coords.unrolled_coords(self.n_q, self.flattening, self.delays, timesteps)
-        return Pattern.from_coords(coords, timesteps, self.n_q, provider=self, validate=False)
-
-    def reference_layout(self, timesteps: int) -> list[list[LayoutCoord]]:
-        """The layout in plain Python: the specification `get_pattern` is tested against."""
-        # Every (timestep, inner step) emits one entry keyed by the timestep it is
-        # shown at (t + delay); entries are ordered by (key, coordinates), which
-        # places delayed groups after the undelayed ones of the same key.
-        horizon = timesteps + self.max_delay
-        entries: list[tuple[int, tuple[LayoutCoord, ...]]] = [(-1, ())]
-        for t in range(horizon):
-            for inner in range(self._num_inner_steps):
-                if inner not in self._groups:
-                    entries.append((t, ()))
-                    continue
-                codebooks, delay = self._groups[inner]
-                if t + delay < horizon:
-                    entries.append((t + delay, tuple(LayoutCoord(t, q) for q in codebooks)))
-        entries.sort()
-        return [list(coords) for _, coords in entries]
-
-
-class CoarseFirstPattern(_ValueProvider):
-    """All of codebook 0 first, then the other codebooks with optional delays.
-
-    (audiocraft 1.3.0's name; `VALLEPattern` is the same provider.) With `n_q=1`
-    audiocraft fails on `max([])`; here the second part is `timesteps` empty steps.
-
-    Args:
-      n_q: number of codebooks.
-      delays: sorted non-negative delay of codebooks `1..n_q-1`; default zeros.
-
-    Raises:
-      ValueError: `delays` not of length `n_q - 1`, unsorted or negative.
-    """
-
-    def __init__(self, n_q: int, delays: tp.Sequence[int] | None = None):
-        super().__init__(n_q)
-        self.delays = _check_delays("delays", delays, self.n_q - 1, [0] * (self.n_q - 1))
-        self._freeze()
-
-    _fields = ("n_q", "delays")
-
-    def get_pattern(self, timesteps: int) -> Pattern:
-        coords = _coords.coarse_first_coords(self.n_q, self.delays, timesteps)
-        return Pattern.from_coords(coords, timesteps, self.n_q, provider=self, validate=False)
-
-    def reference_layout(self, timesteps: int) -> list[list[LayoutCoord]]:
-        """The layout in plain Python: the specification `get_pattern` is tested against."""
-        layout: list[list[LayoutCoord]] = [[]]
-        layout += [[LayoutCoord(t, 0)] for t in range(timesteps)]
-        for step in range(timesteps + max(self.delays, default=0)):
-            shifted = ((step - delay, q + 1) for q, delay in enumerate(self.delays))
-            layout.append([LayoutCoord(t, q) for t, q in shifted if t >= 0])
-        return layout
-
-
-class VALLEPattern(CoarseFirstPattern):
-    """The pre-1.3.0 name of `CoarseFirstPattern` (equal patterns, same arguments)."""
-
-
-class MusicLMPattern(_ValueProvider):
-    """Full flattening by groups: all timesteps of codebooks `0..g-1`, then the next group.
-
-    Args:
-      n_q: number of codebooks.
-      group_by: codebooks per group; must divide `n_q`.
-
-    Raises:
-      ValueError: `group_by <= 0` or `group_by` does not divide `n_q` (audiocraft
-        silently emits codebooks `>= n_q` there).
-    """
-
-    def __init__(self, n_q: int, group_by: int = 2):
-        super().__init__(n_q)
-        self.group_by = check_int("group_by", group_by, minimum=1)
-        if self.n_q % self.group_by:
-            raise ValueError(f"`group_by`={self.group_by} must divide n_q={self.n_q}")
-        self._freeze()
-
-    _fields = ("n_q", "group_by")
-
-    def get_pattern(self, timesteps: int) -> Pattern:
-        coords = _coords.musiclm_coords(self.n_q, self.group_by, timesteps)
-        return Pattern.from_coords(coords, timesteps, self.n_q, provider=self, validate=False)
-
-    def reference_layout(self, timesteps: int) -> list[list[LayoutCoord]]:
-        """The layout in plain Python: the specification `get_pattern` is tested against."""
-        layout: list[list[LayoutCoord]] = [[]]
-        for first in range(0, self.n_q, self.group_by):
-            for t in range(timesteps):
-                layout += [[LayoutCoord(t, q)] for q in range(first, first + self.group_by)]
-        return layout
+def i32(x: tp.Any) -> np.ndarray:
+    """`x` as an int32 numpy array (coordinates are int32 throughout)."""
+    return np.asarray(x, dtype=np.int32)

@@ -15,7 +15,7 @@ from jax.experimental import checkify
 from strategies import providers
 
 import jax_patterns as jp
-from jax_patterns import LayoutCoord, Pattern, _indices, _lengths
+from jax_patterns import LayoutCoord, Pattern, _indices
 from torch_compat import reference
 
 NAN = float("nan")
@@ -95,9 +95,9 @@ def test_rules_equal_real_layouts(entry):
     """N(L), valid steps, special start and both step maps against get_pattern(L), for every L <= T_max."""
     provider = provider_from(entry["provider"], entry["kwargs"], entry["n_q"])
     t_max = entry["timesteps"]
-    rule = _lengths.rule_for(provider, t_max)
+    rule = provider.get_pattern(t_max).length_rule
     assert rule is not None
-    t_at, step_of = _lengths.full_tables(provider.get_pattern(t_max))
+    t_at, step_of = _indices.full_tables(provider.get_pattern(t_max))
     all_lengths = np.arange(t_max + 1)
     for length in all_lengths:
         own = provider.get_pattern(int(length))
@@ -106,8 +106,8 @@ def test_rules_equal_real_layouts(entry):
         assert rule.starts_with_special(all_lengths)[length] == own.starts_with_special_token()
         steps, ts, qs = own.coords
         inside = ts < length
-        np.testing.assert_array_equal(t_at[qs[inside], rule.to_full(np, length, steps[inside])], ts[inside])
-        np.testing.assert_array_equal(rule.from_full(np, length, step_of[qs[inside], ts[inside]]), steps[inside])
+        np.testing.assert_array_equal(t_at[qs[inside], rule.to_full(np, length, steps[inside], t_max)], ts[inside])
+        np.testing.assert_array_equal(rule.from_full(np, length, step_of[qs[inside], ts[inside]], t_max), steps[inside])
 
 
 def test_vmap_of_unbatched_with_scalar_lengths():
@@ -149,10 +149,14 @@ def test_custom_provider_uses_the_generic_tables(kovs):
 
 
 def test_custom_provider_over_the_limit_says_what_to_do(monkeypatch):
-    monkeypatch.setattr(_lengths, "GENERIC_LIMIT", 100)
+    monkeypatch.setattr(_indices, "GENERIC_LIMIT", 100)
     pattern = Reversed(3).get_pattern(20)
+    z = np.zeros((1, 3, 20), np.int32)
     with pytest.raises(ValueError, match=r"needs per-length tables of \d+ entries \(limit 100\)"):
-        pattern.build_pattern_sequence(np.zeros((1, 3, 20), np.int32), -1, lengths=np.array([4]))
+        jax.jit(lambda n: pattern.build_pattern_sequence(z, -1, lengths=n))(np.array([4]))
+    # host lengths ask only the lengths that occur: no all-lengths table, no limit
+    out = pattern.build_pattern_sequence(z, -1, lengths=np.array([4]))[0]
+    assert_same(out[0, :, : 1 + 3 * 4], Reversed(3).get_pattern(4).build_pattern_sequence(z[..., :4], -1)[0][0])
 
 
 @pytest.mark.parametrize(

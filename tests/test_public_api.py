@@ -15,7 +15,9 @@ def test_public_names():
         "CoarseFirstPattern",
         "CodebooksPatternProvider",
         "DelayedPatternProvider",
+        "FAMILIES",
         "LayoutCoord",
+        "LengthRule",
         "MusicLMPattern",
         "ParallelPatternProvider",
         "Pattern",
@@ -28,11 +30,9 @@ def test_public_names():
     assert set(jax_patterns.lm.__all__) == {
         "UNKNOWN",
         "CodecLM",
-        "bare_decode",
         "compute_predictions",
         "generate",
         "pattern_cross_entropy",
-        "reverted_cross_entropy",
         "sample_next_token",
         "step_fn_of",
     }

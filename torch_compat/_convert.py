@@ -13,22 +13,11 @@ import typing as tp
 
 import jax_patterns as jp
 
-_COARSE_FIRST = ("CoarseFirstPattern", "VALLEPattern")
-
 
 def _pattern_from(obj: tp.Any) -> jp.Pattern:
     layout = [[jp.LayoutCoord(int(c[0]), int(c[1])) for c in step] for step in obj.layout]
     starts_empty = len(layout) > 0 and not layout[0]
     return jp.Pattern(layout, timesteps=int(obj.timesteps), n_q=int(obj.n_q), omit_special_token=not starts_empty)
-
-
-def _unrolled_from(obj: tp.Any) -> jp.UnrolledPatternProvider:
-    flattening = [0] * obj.n_q
-    delays = [0] * obj.n_q
-    for inner, group in obj._flattened_codebooks.items():
-        for q in group.codebooks:
-            flattening[q], delays[q] = int(inner), int(group.delay)
-    return jp.UnrolledPatternProvider(obj.n_q, flattening=flattening, delays=delays)
 
 
 class AudiocraftProvider(jp.CodebooksPatternProvider):
@@ -57,16 +46,12 @@ def from_audiocraft(obj: tp.Any) -> tp.Any:
     name = type(obj).__name__
     if hasattr(obj, "layout") and hasattr(obj, "timesteps") and hasattr(obj, "n_q"):
         return _pattern_from(obj)
-    if name == "ParallelPatternProvider":
-        return jp.ParallelPatternProvider(obj.n_q, empty_initial=getattr(obj, "empty_initial", 0))
-    if name == "DelayedPatternProvider":
-        return jp.DelayedPatternProvider(obj.n_q, list(obj.delays), obj.flatten_first, obj.empty_initial)
-    if name == "UnrolledPatternProvider" and hasattr(obj, "_flattened_codebooks"):
-        return _unrolled_from(obj)
-    if name in _COARSE_FIRST:
-        return jp.CoarseFirstPattern(obj.n_q, list(obj.delays))
-    if name == "MusicLMPattern":
-        return jp.MusicLMPattern(obj.n_q, obj.group_by)
+    for family in jp.FAMILIES.values():  # each family knows its audiocraft names and arguments
+        if name in family.audiocraft_names:
+            try:
+                return family.from_audiocraft(obj)
+            except AttributeError:  # not the attributes of audiocraft's class: wrap it as any provider
+                break
     if hasattr(obj, "get_pattern") and hasattr(obj, "n_q"):
         return AudiocraftProvider(obj)
     raise TypeError(f"`obj` of type {name} is neither an audiocraft Pattern nor a pattern provider")
@@ -97,27 +82,11 @@ def to_audiocraft(obj: tp.Any, module: types.ModuleType | None = None) -> tp.Any
         `empty_initial` need audiocraft >= 1.3.0).
     """
     ac = _audiocraft_module(module)
-    modern = hasattr(ac.Pattern, "starts_with_special_token")
     if isinstance(obj, jp.Pattern):
         layout = [[ac.LayoutCoord(c.t, c.q) for c in step] for step in obj.layout]
         return ac.Pattern(layout, timesteps=obj.timesteps, n_q=obj.n_q)
-    if isinstance(obj, jp.ParallelPatternProvider):
-        if obj.empty_initial and not modern:
-            raise ValueError("ParallelPatternProvider(empty_initial=...) needs audiocraft >= 1.3.0")
-        if not modern:
-            return ac.ParallelPatternProvider(obj.n_q)
-        return ac.ParallelPatternProvider(obj.n_q, empty_initial=obj.empty_initial)
-    if isinstance(obj, jp.DelayedPatternProvider):
-        if obj.empty_initial < 0 and not modern:
-            raise ValueError("a negative empty_initial needs audiocraft >= 1.3.0")
-        return ac.DelayedPatternProvider(obj.n_q, list(obj.delays), obj.flatten_first, obj.empty_initial)
-    if isinstance(obj, jp.UnrolledPatternProvider):
-        return ac.UnrolledPatternProvider(obj.n_q, list(obj.flattening), list(obj.delays))
-    if isinstance(obj, jp.CoarseFirstPattern):
-        cls = getattr(ac, "CoarseFirstPattern", None) or ac.VALLEPattern
-        return cls(obj.n_q, list(obj.delays))
-    if isinstance(obj, jp.MusicLMPattern):
-        return ac.MusicLMPattern(obj.n_q, obj.group_by)
+    if isinstance(obj, jp.CodebooksPatternProvider):
+        return obj.to_audiocraft(ac)
     raise TypeError(f"`obj` of type {type(obj).__name__} has no audiocraft equivalent")
 
 

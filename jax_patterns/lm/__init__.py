@@ -1,23 +1,19 @@
 """jax_patterns.lm: using a pattern in a Flax codec LM (training predictions, loss, generation)."""
 
 from jax_patterns.lm._generate import UNKNOWN as UNKNOWN
-from jax_patterns.lm._generate import bare_decode as bare_decode
 from jax_patterns.lm._generate import generate as generate
 from jax_patterns.lm._generate import sample_next_token as sample_next_token
 from jax_patterns.lm._model import CodecLM as CodecLM
 from jax_patterns.lm._model import step_fn_of as step_fn_of
 from jax_patterns.lm._train import compute_predictions as compute_predictions
 from jax_patterns.lm._train import pattern_cross_entropy as pattern_cross_entropy
-from jax_patterns.lm._train import reverted_cross_entropy as reverted_cross_entropy
 
 __all__ = (
     "UNKNOWN",
     "CodecLM",
-    "bare_decode",
     "compute_predictions",
     "generate",
     "pattern_cross_entropy",
-    "reverted_cross_entropy",
     "sample_next_token",
     "step_fn_of",
 )

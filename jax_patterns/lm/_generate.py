@@ -7,7 +7,7 @@ import typing as tp
 import jax
 import jax.numpy as jnp
 
-from jax_patterns._layout import Pattern
+from jax_patterns import Pattern
 
 UNKNOWN = -1
 """The token of not-yet-generated positions (audiocraft's `unknown_token`)."""
@@ -132,33 +132,4 @@ def generate(
 
     seq, _ = jax.lax.fori_loop(start + 1, steps, body, (seq, state))
     out, _, _ = pattern.revert_pattern_sequence(seq, UNKNOWN)
-    return out
-
-
-def bare_decode(step_fn: StepFn, state: tp.Any, first: jax.Array, steps: int) -> jax.Array:
-    """A decode loop with no pattern: argmax, feed back; the baseline of the generation benchmark.
-
-    It makes exactly the calls `generate` makes for `steps` decoded steps: one with
-    `first`, then `steps - 1` with one step each.
-
-    Args:
-      step_fn: as for `generate`.
-      state: the initial state.
-      first: tokens `[B, K, n]` of the first call.
-      steps: number of steps to decode.
-
-    Returns:
-      `[B, K, steps]` tokens.
-    """
-    logits, state = step_fn(state, first)
-    out = jnp.zeros((*first.shape[:2], steps), dtype=jnp.int32)
-    out = out.at[..., 0].set(jnp.argmax(logits, axis=-1).astype(jnp.int32))
-
-    def body(i, carry):
-        out, state = carry
-        logits, state = step_fn(state, jax.lax.dynamic_slice_in_dim(out, i - 1, 1, axis=2))
-        token = jnp.argmax(logits, axis=-1).astype(jnp.int32)
-        return jax.lax.dynamic_update_index_in_dim(out, token, i, axis=2), state
-
-    out, _ = jax.lax.fori_loop(1, steps, body, (out, state))
     return out

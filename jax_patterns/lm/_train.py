@@ -6,9 +6,9 @@ import typing as tp
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from jax_patterns import _indices, _varlen
-from jax_patterns._layout import Pattern
+from jax_patterns import Pattern
 
 NAN = float("nan")
 
@@ -54,19 +54,6 @@ def compute_predictions(
     return values, jnp.broadcast_to(mask, values.shape[:-1])
 
 
-def _positions(pattern: Pattern, steps: int, kovs: bool, lengths: tp.Any, batch: int) -> tuple[jax.Array, jax.Array]:
-    """For every code `(b, q, t)`: its logit's index in `[K * S]` (`[B, K, T]`) and whether it has one."""
-    shape = (batch, pattern.n_q, pattern.timesteps)
-    if lengths is None:  # the revert indexes are already `q * S + step`
-        indexes, mask = _indices.revert_indexes(pattern, steps, kovs, model_output=True)
-        flat = jnp.where(jnp.asarray(mask), jnp.asarray(indexes), 0)
-        return jnp.broadcast_to(flat, shape), jnp.broadcast_to(jnp.asarray(mask), shape)
-    clipped = jnp.clip(jnp.asarray(lengths, dtype=jnp.int32), 0, pattern.timesteps)
-    position, _ = _varlen.revert_positions(pattern, clipped, kovs, model_output=True)
-    codebook = jnp.arange(pattern.n_q, dtype=jnp.int32)[None, :, None]
-    return codebook * steps + jnp.maximum(position, 0), position >= 0
-
-
 def pattern_cross_entropy(
     logits_seq: jax.typing.ArrayLike,
     codes: jax.typing.ArrayLike,
@@ -84,7 +71,14 @@ def pattern_cross_entropy(
     codes, each code looks up its logit step. Only `[B, K, S]` log-normalisers and
     `[B, K, T]` gathered scalars are made; no `[B, K, T, card]` tensor.
 
-    A codebook with no valid position gives NaN, as in audiocraft (mean of nothing).
+    A codebook with no valid position gives NaN, as in audiocraft (mean of nothing);
+    so does a batch of 0 examples. A target outside `[0, card)` at a scored
+    position (inside the pattern, `mask` and `lengths`) is an error: host
+    (numpy) codes raise `ValueError`; device or traced codes, which are never
+    read back, make that codebook's loss (and the mean) NaN, never a finite number.
+    The logits are indexed per step and then per code, so any `K * S * card`
+    that fits in memory works; eager calls move nothing host -> device besides
+    the arguments (the pattern's indexes are constants of compiled programs).
 
     Args:
       logits_seq: model output `[B, K, S, card]` on the built sequence.
@@ -100,7 +94,9 @@ def pattern_cross_entropy(
       `(ce, ce_per_codebook [K])`, float32.
 
     Raises:
-      ValueError: shapes that do not fit the pattern.
+      ValueError: shapes that do not fit the pattern, bad `lengths`, or host
+        targets outside `[0, card)` at scored positions.
+      TypeError: non-integer codes.
 
     Example:
       >>> import jax.numpy as jnp
@@ -110,44 +106,75 @@ def pattern_cross_entropy(
       >>> round(float(ce), 4)  # log(4): uniform logits over 4 classes
       1.3863
     """
-    logits_seq, codes = jnp.asarray(logits_seq), jnp.asarray(codes)
-    if logits_seq.ndim != 4 or codes.ndim != 3:
-        raise ValueError(
-            f"`logits_seq` must be [B, K, S, card] and `codes` [B, K, T]; got shapes {logits_seq.shape} "
-            f"and {codes.shape}"
+    if logits_seq is None or codes is None:
+        raise TypeError(
+            f"`logits_seq` and `codes` must be arrays, got {type(logits_seq).__name__} and {type(codes).__name__}"
         )
-    batch, n_q, steps, card = logits_seq.shape
-    expected_steps = _indices.layout_length(pattern, keep_only_valid_steps)
+    shapes = (tuple(np.shape(logits_seq)), tuple(np.shape(codes)))
+    if len(shapes[0]) != 4 or len(shapes[1]) != 3:
+        raise ValueError(
+            f"`logits_seq` must be [B, K, S, card] and `codes` [B, K, T]; got shapes {shapes[0]} and {shapes[1]}"
+        )
+    batch, n_q, steps, card = shapes[0]
+    expected_steps = pattern.valid_steps if keep_only_valid_steps else len(pattern)
     if (n_q, steps) != (pattern.n_q, expected_steps):
         raise ValueError(
             f"`logits_seq` has K={n_q}, S={steps}; the pattern needs K={pattern.n_q}, S={expected_steps} "
             f"(keep_only_valid_steps={keep_only_valid_steps})"
         )
-    if codes.shape != (batch, n_q, pattern.timesteps):
-        raise ValueError(f"`codes` has shape {codes.shape}; expected {(batch, n_q, pattern.timesteps)}")
-    if not jnp.issubdtype(codes.dtype, jnp.integer):
-        raise TypeError(f"`codes` must hold integer codes, got dtype {codes.dtype}")
-    if lengths is not None:
-        lengths = _varlen.prepare_lengths(pattern, lengths, (batch,))
-    flat_step, valid = _positions(pattern, steps, keep_only_valid_steps, lengths, batch)
+    if shapes[1] != (batch, n_q, pattern.timesteps):
+        raise ValueError(f"`codes` has shape {shapes[1]}; expected {(batch, n_q, pattern.timesteps)}")
+    code_dtype = codes.dtype if hasattr(codes, "dtype") else np.asarray(codes).dtype
+    if not jnp.issubdtype(code_dtype, jnp.integer):
+        raise TypeError(f"`codes` must hold integer codes, got dtype {code_dtype}")
+    steps_of, valid = pattern.logit_steps(keep_only_valid_steps, lengths=lengths)
+    if mask is not None and tuple(np.shape(mask)) != shapes[1]:
+        raise ValueError(f"`mask` has shape {tuple(np.shape(mask))}; expected the codes' shape {shapes[1]}")
+    _check_targets(codes, card, valid, mask)
+    return _cross_entropy(logits_seq, codes, steps_of, valid, mask)
+
+
+def _check_targets(codes: tp.Any, card: int, valid: jax.Array, mask: tp.Any) -> None:
+    """Host codes: a target outside `[0, card)` at a position that is scored raises (device codes give NaN)."""
+    if not isinstance(codes, (np.ndarray, list, tuple)):
+        return  # on a device or traced: never read back; the loss of that codebook is NaN instead
+    codes = np.asarray(codes)
+    outside = (codes < 0) | (codes >= card)
+    if not outside.any():
+        return
+    if mask is not None:
+        if isinstance(mask, jax.core.Tracer):
+            return
+        outside &= np.asarray(mask, dtype=bool)
+    outside &= np.broadcast_to(np.asarray(valid), codes.shape)  # only here, with bad host codes: a small copy
+    if outside.any():
+        b, q, t = (int(i) for i in np.argwhere(outside)[0])
+        raise ValueError(
+            f"`codes`[{b}, {q}, {t}] = {int(codes[b, q, t])} is a target outside [0, card={card}) at a position "
+            "that is scored; mask it out (`mask=`, `lengths=`) or fix the targets (special tokens are not targets)"
+        )
+
+
+@jax.jit
+def _cross_entropy(logits_seq, codes, steps_of, valid, mask):
+    """The loss, gathering per step and then per code: every index stays below K * S or card."""
+    logits_seq, codes = jnp.asarray(logits_seq), jnp.asarray(codes)
+    batch, n_q, _, card = logits_seq.shape
+    shape = codes.shape
+    valid = jnp.broadcast_to(valid, shape)
     if mask is not None:
         valid = valid & jnp.asarray(mask, dtype=bool)
-    targets = jnp.where(valid, codes, 0).astype(jnp.int32)
-    flat_step = flat_step.reshape(batch, -1)  # [B, K*T] into [B, K*S]
-    log_norm = jax.nn.logsumexp(logits_seq.astype(jnp.float32), axis=-1).reshape(batch, -1)
-    picked = jnp.take_along_axis(
-        logits_seq.reshape(batch, -1), (flat_step * card + targets.reshape(batch, -1)), axis=1, mode="clip"
-    )
-    nll = jnp.take_along_axis(log_norm, flat_step, axis=1, mode="clip") - picked.astype(jnp.float32)
-    nll = jnp.where(valid, nll.reshape(valid.shape), 0.0)
+    in_range = (codes >= 0) & (codes < card)
+    bad = valid & ~in_range  # only traced or device codes get here: NaN for their codebook, never a number
+    targets = jnp.where(valid & in_range, codes, 0).astype(jnp.int32)
+    step = jnp.broadcast_to(jnp.where(valid, steps_of, 0), shape)
+    b = jnp.arange(batch, dtype=jnp.int32)[:, None, None]
+    q = jnp.arange(n_q, dtype=jnp.int32)[None, :, None]
+    picked = logits_seq[b, q, step, targets].astype(jnp.float32)
+    log_norm = jax.nn.logsumexp(logits_seq.astype(jnp.float32), axis=-1)  # [B, K, S]
+    nll = jnp.take_along_axis(log_norm, step, axis=2) - picked
+    nll = jnp.where(valid, nll, 0.0)
     count = jnp.sum(valid, axis=(0, 2)).astype(jnp.float32)
     per_codebook = jnp.sum(nll, axis=(0, 2)) / count
-    return jnp.mean(per_codebook), per_codebook
-
-
-def reverted_cross_entropy(logits: jax.Array, codes: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """audiocraft's cross entropy on reverted logits `[B, K, T, card]` (the baseline the pattern CE replaces)."""
-    logp = jax.nn.log_softmax(jnp.where(mask[..., None], logits, 0.0).astype(jnp.float32), axis=-1)
-    nll = -jnp.take_along_axis(logp, jnp.where(mask, codes, 0)[..., None], axis=-1)[..., 0]
-    per_codebook = jnp.sum(jnp.where(mask, nll, 0.0), axis=(0, 2)) / jnp.sum(mask, axis=(0, 2)).astype(jnp.float32)
+    per_codebook = jnp.where(jnp.any(bad, axis=(0, 2)), jnp.nan, per_codebook)
     return jnp.mean(per_codebook), per_codebook
