@@ -242,3 +242,66 @@ def test_training_lowers_the_loss_and_generation_samples():
     )
     assert out.shape == (8, 2, 12) and (np.asarray(out) >= 0).all() and (np.asarray(out) < CARD).all()
     assert_same(np.asarray(out)[..., :4], codes[..., :4])
+
+
+def test_cross_entropy_refuses_out_of_range_targets_and_never_returns_a_number_for_them():
+    pattern = jp.DelayedPatternProvider(2).get_pattern(3)
+    logits = np.zeros((1, 2, 4, 4), np.float32)
+    codes = np.array([[[0, 4, 1], [1, 1, 1]]])  # the special token (card) left in the targets at a scored position
+    with pytest.raises(ValueError, match=r"`codes`\[0, 0, 1\] = 4 is a target outside \[0, card=4\)"):
+        lm.pattern_cross_entropy(logits, codes, pattern)
+    ce, per_codebook = lm.pattern_cross_entropy(jnp.asarray(logits), jnp.asarray(codes), pattern)  # device codes
+    assert np.isnan(ce) and np.isnan(per_codebook[0]) and np.isfinite(per_codebook[1])
+    traced = jax.jit(lambda c: lm.pattern_cross_entropy(logits, c, pattern)[1])(codes)
+    assert np.isnan(traced[0]) and np.isfinite(traced[1])
+    masked = np.ones(codes.shape, bool)
+    masked[0, 0, 1] = False  # the same target, not scored: fine, and equal to dropping it
+    ce, _ = lm.pattern_cross_entropy(logits, codes, pattern, mask=masked)
+    assert np.isclose(float(ce), np.log(4.0))
+    short = lm.pattern_cross_entropy(logits, codes, pattern, lengths=np.array([1]))  # t=1 is past the length
+    assert np.isclose(float(short[1][0]), np.log(4.0))  # codebook 1 has no valid step at L=1: NaN, as audiocraft
+
+
+def test_cross_entropy_works_when_k_s_card_exceeds_int32():
+    # K * S * card = 2 * 16385 * 65536 > 2**31: flat indexes would overflow; the CE indexes per step, then per code.
+    k, t, card = 2, 16384, 65536
+    pattern = jp.ParallelPatternProvider(k).get_pattern(t)
+    shape = jax.ShapeDtypeStruct((1, k, t + 1, card), jnp.float32)
+    codes = jax.ShapeDtypeStruct((1, k, t), jnp.int32)
+    out = jax.eval_shape(lambda x, c: lm.pattern_cross_entropy(x, c, pattern), shape, codes)
+    assert out[1].shape == (k,)
+    # and the values at the far end of such a tensor (8 GiB of float32, made inside the program): codebook 1's last
+    # step predicts the last code
+    target = np.zeros((1, k, t), np.int32)
+    target[0, 1, -1] = card - 1
+
+    def loss() -> jax.Array:
+        q, s, c = (jax.lax.broadcasted_iota(jnp.int32, shape.shape, d) for d in (1, 2, 3))
+        hot = (q == 1) & (s == t - 1) & (c == card - 1)
+        return lm.pattern_cross_entropy(jnp.where(hot, 30.0, 0.0), target, pattern)[1]
+
+    expected = (np.log(card) * (t - 1) + (np.log(np.exp(30.0) + card - 1) - 30.0)) / t
+    np.testing.assert_allclose(np.asarray(jax.jit(loss)()), [np.log(card), expected], rtol=1e-5)
+
+
+def test_cross_entropy_of_an_empty_batch_is_nan_like_audiocraft():
+    pattern = jp.DelayedPatternProvider(2).get_pattern(3)
+    ce, per_codebook = lm.pattern_cross_entropy(np.zeros((0, 2, 4, 5), np.float32), np.zeros((0, 2, 3), int), pattern)
+    assert np.isnan(ce) and per_codebook.shape == (2,) and np.isnan(per_codebook).all()
+    ce, _ = lm.pattern_cross_entropy(
+        np.zeros((0, 2, 4, 5), np.float32), np.zeros((0, 2, 3), int), pattern, lengths=np.zeros(0, int)
+    )
+    assert np.isnan(ce)
+
+
+def test_eager_cross_entropy_moves_nothing_to_the_device_in_steady_state():
+    pattern = jp.CoarseFirstPattern(3, [0, 1]).get_pattern(6)
+    logits = jnp.ones((2, 3, pattern.valid_steps, 5))
+    codes = jnp.ones((2, 3, 6), jnp.int32)
+    lengths, mask = jnp.array([6, 3]), jnp.ones((2, 3, 6), bool)
+    for _ in range(2):  # the first call compiles
+        lm.pattern_cross_entropy(logits, codes, pattern)
+        lm.pattern_cross_entropy(logits, codes, pattern, mask=mask, lengths=lengths)
+    with jax.transfer_guard_host_to_device("disallow"):
+        lm.pattern_cross_entropy(logits, codes, pattern)[0].block_until_ready()
+        lm.pattern_cross_entropy(logits, codes, pattern, mask=mask, lengths=lengths)[0].block_until_ready()

@@ -155,6 +155,16 @@ def _check_targets(codes: tp.Any, card: int, valid: jax.Array, mask: tp.Any) -> 
         )
 
 
+def _log_normalizer(logits: jax.Array) -> jax.Array:
+    """`logsumexp` over the last axis in float32, written so that XLA fuses the cast into the reduction.
+
+    (`jax.nn.logsumexp(x.astype(float32))` materialises a float32 copy of the
+    logits, twice a bfloat16 input's size; this form needs no temporary.)
+    """
+    top = jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True)).astype(jnp.float32)
+    return jnp.log(jnp.sum(jnp.exp(logits.astype(jnp.float32) - top), axis=-1)) + top[..., 0]
+
+
 @jax.jit
 def _cross_entropy(logits_seq, codes, steps_of, valid, mask):
     """The loss, gathering per step and then per code: every index stays below K * S or card."""
@@ -171,7 +181,7 @@ def _cross_entropy(logits_seq, codes, steps_of, valid, mask):
     b = jnp.arange(batch, dtype=jnp.int32)[:, None, None]
     q = jnp.arange(n_q, dtype=jnp.int32)[None, :, None]
     picked = logits_seq[b, q, step, targets].astype(jnp.float32)
-    log_norm = jax.nn.logsumexp(logits_seq.astype(jnp.float32), axis=-1)  # [B, K, S]
+    log_norm = _log_normalizer(logits_seq)  # [B, K, S]
     nll = jnp.take_along_axis(log_norm, step, axis=2) - picked
     nll = jnp.where(valid, nll, 0.0)
     count = jnp.sum(valid, axis=(0, 2)).astype(jnp.float32)
