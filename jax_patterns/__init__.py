@@ -14,6 +14,7 @@ from jax_patterns._layout import LayoutCoord as LayoutCoord
 from jax_patterns._layout import Pattern as Pattern
 from jax_patterns._layout import PatternLayout as PatternLayout
 from jax_patterns._musiclm import MusicLMPattern as MusicLMPattern
+from jax_patterns._plot import plot as plot
 from jax_patterns._providers import FAMILIES as FAMILIES
 from jax_patterns._providers import CodebooksPatternProvider as CodebooksPatternProvider
 from jax_patterns._providers import LengthRule as LengthRule
@@ -35,4 +36,5 @@ __all__ = (
     "VALLEPattern",
     "__version__",
     "check_lengths",
+    "plot",
 )

@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import json
 import statistics
+import sys
 import time
 import typing as tp
 
@@ -416,11 +417,22 @@ def device_line() -> str:
     return line
 
 
+def _progress(total: int) -> tp.Any:
+    """A tqdm bar on stderr (the rows go to stdout), or None where tqdm is not installed."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc="bench", unit="row group", file=sys.stderr, leave=False)
+
+
 def run(args: tp.Any) -> int:
     budget = args.max_gb * 2**30
     rows: list[Row] = []
     if not args.json:
         print(device_line(), flush=True)
+    groups = len(args.k) * len(args.t) * len(args.dtype) * (2 if args.lengths else 1) + 1 + (0 if args.skip_lm else 2)
+    bar = _progress(groups)
     for k in args.k:
         for t in args.t:
             for dtype in args.dtype:
@@ -435,10 +447,18 @@ def run(args: tp.Any) -> int:
                         rows += bench_ops(k, t, args.batch, args.card, dtype, args.repeats, with_lengths, ops)
                         if not args.json:
                             print(format_rows(rows[-len(ops) :]).split("\n", 1)[1], flush=True)
+                    if bar is not None:
+                        bar.update()
     rows += bench_construction(args.construct_t, args.repeats, args.audiocraft_source)
+    if bar is not None:
+        bar.update()
     if not args.skip_lm:
         rows += bench_cross_entropy(8, 4, 1500, args.card, args.repeats)
+        if bar is not None:
+            bar.update()
         rows += bench_generation(args.generate_steps, max(args.repeats, 15))  # sub-ms loops: more runs
+    if bar is not None:
+        bar.close()
     document = {"device": device_line(), "rows": [r.as_dict() for r in rows]}
     if args.json_out:
         with open(args.json_out, "w") as f:

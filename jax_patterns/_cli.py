@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import typing as tp
 
-import numpy as np
-
 import jax_patterns  # noqa: F401 - defines (and so registers) every family
-from jax_patterns import _providers
+from jax_patterns import _plot, _providers
 
 KINDS = _providers.FAMILIES  # every built-in family registers its command-line name and options
 
@@ -29,52 +28,26 @@ def make_provider(kind: str, n_q: int, **options: tp.Any) -> _providers.Codebook
     return family(n_q, **given)
 
 
-def pattern_grid(pattern: tp.Any, keep_only_valid_steps: bool = False) -> np.ndarray:
-    """`[K, S]` timestep of each cell of the built sequence, -1 for special tokens."""
-    times = np.broadcast_to(np.arange(pattern.timesteps, dtype=np.int32), (pattern.n_q, pattern.timesteps))
-    values, _, _ = pattern.build_pattern_sequence(times, -1, keep_only_valid_steps)
-    return np.asarray(values)
+def save_png(pattern: tp.Any, keep_only_valid_steps: bool, path: str) -> None:
+    """Draws the pattern with `jax_patterns.plot` into a PNG whose every text lies inside the image.
 
-
-def format_grid(grid: np.ndarray) -> str:
-    """The grid like audiocraft's docstrings: one row per codebook, `S` for special tokens."""
-    cells = [["S" if v < 0 else str(v) for v in row] for row in grid.tolist()]
-    width = max((len(c) for row in cells for c in row), default=1)
-    rows = ["[" + ", ".join(c.rjust(width) for c in row) + "]" for row in cells]
-    return "[" + ",\n ".join(rows) + "]"
-
-
-def save_png(grid: np.ndarray, title: str, path: str) -> None:
-    """Draws the grid: codebooks as rows, steps as columns, colour by timestep, special cells grey."""
+    Raises:
+      OSError: the file cannot be written.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n_q, steps = grid.shape
-    fig, ax = plt.subplots(figsize=(min(2 + 0.45 * steps, 40), 1 + 0.5 * n_q))
-    shown = np.ma.masked_less(grid, 0)
-    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#d9d9d9")
-    image = ax.imshow(shown, cmap=cmap, aspect="auto", interpolation="nearest")
-    if steps <= 80:
-        for (q, s), v in np.ndenumerate(grid):
-            ax.text(
-                s,
-                q,
-                "S" if v < 0 else str(v),
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="black" if v < 0 else "white",
-            )
-    ax.set_xlabel("sequence step")
-    ax.set_ylabel("codebook")
-    ax.set_yticks(range(n_q))
-    ax.set_title(title)
-    fig.colorbar(image, ax=ax, label="timestep")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    ax = _plot.plot(pattern, keep_only_valid_steps=keep_only_valid_steps)
+    try:
+        ax.figure.savefig(path, dpi=120, bbox_inches="tight", pad_inches=0.1)
+    finally:
+        plt.close(ax.figure)
+
+
+class UserError(Exception):
+    """A mistake in the command line or its files: one line on stderr, exit code 2, no traceback."""
 
 
 def _add_provider_args(parser: argparse.ArgumentParser, timesteps_nargs: str | None) -> None:
@@ -112,21 +85,46 @@ def _provider(args: argparse.Namespace, parser: argparse.ArgumentParser):
         parser.error(str(err))
 
 
+SHOW_MAX_STEPS = 80
+"""Steps `show` prints before it cuts the text grid (`--all-steps` prints every step)."""
+
+
 def _show(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     provider = _provider(args, parser)
     try:
         pattern = provider.get_pattern(args.timesteps)
     except (ValueError, TypeError) as err:
         parser.error(str(err))
-    grid = pattern_grid(pattern, args.valid_only)
+    if args.png:
+        folder = os.path.dirname(os.path.abspath(args.png))
+        if not os.path.isdir(folder):
+            raise UserError(f"cannot write the PNG {args.png!r}: the folder {folder!r} does not exist")
+    grid = _plot.pattern_grid(pattern, args.valid_only)
     title = f"{provider!r}, T={args.timesteps}" + (" (valid steps)" if args.valid_only else "")
     print(f"{title}: K={pattern.n_q} codebooks x S={grid.shape[1]} sequence steps, max_delay={pattern.max_delay}")
     print("(cell = timestep of the code placed there, S = special token)")
-    print(format_grid(grid))
+    limit = None if args.all_steps else SHOW_MAX_STEPS
+    print(_plot.format_grid(grid, limit))
+    if limit is not None and grid.shape[1] > limit:
+        print(f"(first {limit} of {grid.shape[1]} steps; --all-steps prints them all)")
     if args.png:
-        save_png(grid, title, args.png)
+        try:
+            save_png(pattern, args.valid_only, args.png)
+        except OSError as err:
+            raise UserError(f"cannot write the PNG {args.png!r}: {err.strerror or err}") from err
         print(f"wrote {args.png}")
     return 0
+
+
+def _load_audiocraft(path: str) -> tp.Any:
+    import torch_compat
+
+    if not os.path.isfile(path):
+        raise UserError(f"--audiocraft-source {path!r}: no such file (expected audiocraft's codebooks_patterns.py)")
+    try:
+        return torch_compat.load_audiocraft_file(path)
+    except Exception as err:  # noqa: BLE001 - any failure of a user's file is reported in one line
+        raise UserError(f"--audiocraft-source {path!r} could not be loaded: {type(err).__name__}: {err}") from err
 
 
 def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -134,11 +132,13 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         import torch_compat
     except ImportError as err:
-        print(f"`check` needs torch ({err}); install it with: pip install 'jax_patterns[torch]'", file=sys.stderr)
-        return 2
-    module = torch_compat.load_audiocraft_file(args.audiocraft_source) if args.audiocraft_source else None
-    results = torch_compat.compare(provider, args.timesteps, audiocraft=module)
-    print(torch_compat.format_table(results))
+        raise UserError(f"`check` needs torch ({err}); install it with: pip install 'jax_patterns[torch]'") from err
+    module = _load_audiocraft(args.audiocraft_source) if args.audiocraft_source else None
+    try:
+        results = torch_compat.compare(provider, args.timesteps, audiocraft=module)
+    except (ValueError, TypeError) as err:
+        raise UserError(str(err)) from err
+    print(torch_compat.format_table(results, verbose=args.verbose))
     return 0 if all(r.ok for r in results) else 1
 
 
@@ -155,6 +155,9 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     _add_provider_args(show, None)
     show.add_argument("--valid-only", action="store_true", help="keep only valid steps")
     show.add_argument("--png", metavar="PATH", help="also draw the grid into this PNG file (needs matplotlib)")
+    show.add_argument(
+        "--all-steps", action="store_true", help=f"print every step (default: the first {SHOW_MAX_STEPS})"
+    )
     check = commands.add_parser(
         "check",
         help="compare jax_patterns with the torch reference (and audiocraft)",
@@ -167,6 +170,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
         metavar="PATH",
         help="audiocraft's codebooks_patterns.py, to compare against the genuine code as well",
     )
+    check.add_argument("--verbose", action="store_true", help="one row per comparison (default: one per T)")
     bench = commands.add_parser(
         "bench", help="time every operation against the torch reference and a plain copy", description=_bench_doc()
     )
@@ -174,9 +178,20 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
 
     _bench.add_arguments(bench)
     args = parser.parse_args(argv)
-    if args.command == "bench":
-        return _bench.run(args)
-    return _show(args, show) if args.command == "show" else _check(args, check)
+    try:
+        if args.command == "bench":
+            code = _bench.run(args)
+        else:
+            code = _show(args, show) if args.command == "show" else _check(args, check)
+        sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
+        return code
+    except UserError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `... | head`: the reader left; stop quietly, as Python's docs advise
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 def _bench_doc() -> str:

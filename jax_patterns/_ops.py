@@ -55,18 +55,46 @@ from jax_patterns._layout import GenericRule, Pattern
 # Validation (plain Python, before tracing)
 # ---------------------------------------------------------------------------
 def _as_array(name: str, x: tp.Any) -> tp.Any:
-    if isinstance(x, (jax.Array, np.ndarray)):
+    """`x` as an array the ops take: jax and numpy arrays as they are, DLPack tensors (torch) adopted.
+
+    Raises:
+      TypeError: `x` is None, or not an array of numbers.
+    """
+    if isinstance(x, (jax.Array, np.ndarray)) or hasattr(x, "__jax_array__"):
         return x
-    if hasattr(x, "__jax_array__"):
-        return x
+    if x is None:
+        raise TypeError(f"`{name}` is None; expected an array of codes or logits")
+    if hasattr(x, "__dlpack__"):  # torch tensors (bfloat16 included) and other frameworks, without importing them
+        try:
+            return jnp.from_dlpack(x)
+        except Exception as err:  # noqa: BLE001 - re-raised with the argument's name
+            raise TypeError(
+                f"`{name}` is a {type(x).__name__} that JAX cannot adopt through DLPack ({err}); convert it first, "
+                "e.g. with torch_compat.to_jax"
+            ) from err
     try:
-        return np.asarray(x)
+        array = np.asarray(x)
     except Exception as err:  # noqa: BLE001 - re-raised with the argument's name
         raise TypeError(f"`{name}` must be an array, got {type(x).__name__}") from err
+    if array.dtype == object:
+        raise TypeError(f"`{name}` must be an array of numbers, got {type(x).__name__} holding {array.dtype} values")
+    return array
 
 
 def _dtype(x: tp.Any) -> np.dtype:
     return jax.dtypes.canonicalize_dtype(x.dtype)
+
+
+def _token(special_token: tp.Any, x: tp.Any, name: str) -> Token:
+    """The special token's key for `x`'s dtype as JAX will hold it, with the input's own dtype in errors."""
+    try:
+        return special_token_key(special_token, _dtype(x), name)
+    except (TypeError, ValueError) as err:
+        given = np.dtype(x.dtype)
+        if given != _dtype(x):
+            note = f" (`{name}` is {given}; JAX without x64, `jax_enable_x64`, computes it as {_dtype(x)})"
+            raise type(err)(str(err) + note) from err
+        raise
 
 
 def _check_pattern_axes(pattern: Pattern, name: str, shape: tuple[int, ...], k_axis: int) -> None:
@@ -284,7 +312,7 @@ def build_pattern_sequence(
             f"`z` has T={z.shape[-1]} timesteps (shape {tuple(z.shape)}) but the pattern has "
             f"timesteps={pattern.timesteps}"
         )
-    token = special_token_key(special_token, _dtype(z), "z")
+    token = _token(special_token, z, "z")
     rule = rows = None
     if lengths is not None:
         full = ("z", "T", z.shape[-1], pattern.timesteps)
@@ -302,7 +330,7 @@ def revert_pattern_sequence(
         raise ValueError(f"`s` must have shape [..., K, S], got rank {s.ndim} (shape {tuple(s.shape)})")
     _check_pattern_axes(pattern, "s", tuple(s.shape), -2)
     _check_steps(pattern, "s", s.shape[-1], kovs)
-    token = special_token_key(special_token, _dtype(s), "s")
+    token = _token(special_token, s, "s")
     rule = rows = None
     if lengths is not None:
         full = ("s", "S", s.shape[-1], _indices.layout_length(pattern, kovs))
@@ -339,7 +367,7 @@ def revert_pattern_logits(
     k_axis = logits.ndim - 3 if axis == logits.ndim - 1 else logits.ndim - 2
     _check_pattern_axes(pattern, "logits", tuple(logits.shape), k_axis)
     _check_steps(pattern, "logits", logits.shape[k_axis + 1], kovs)
-    token = special_token_key(special_token, _dtype(logits), "logits")
+    token = _token(special_token, logits, "logits")
     rule = rows = None
     if lengths is not None:
         batch = tuple(n for i, n in enumerate(logits.shape[:k_axis]) if i != axis)

@@ -86,3 +86,77 @@ def test_bad_options_are_usage_errors(args, message, capsys):
         _cli.main(args)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+FAKE_AUDIOCRAFT = """
+class Pattern:
+    def starts_with_special_token(self):
+        return True
+
+
+class CoarseFirstPattern:
+    def __init__(self, n_q, delays):
+        self.n_q, self.delays = n_q, delays
+        self.max_delay = max(delays)  # audiocraft 1.3.0 fails here for n_q=1: max([])
+"""
+
+
+def test_check_reports_what_audiocraft_cannot_build_as_a_row(tmp_path):
+    source = tmp_path / "codebooks_patterns.py"
+    source.write_text(FAKE_AUDIOCRAFT)
+    done = run("check", "coarse-first", "--n-q", "1", "--timesteps", "2", "--audiocraft-source", str(source))
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "N/A (audiocraft cannot build this configuration: ValueError: max() arg is an empty sequence)" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "8 passed, 0 failed, 8 skipped"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["show", "delayed", "--png", "missing/dir/x.png"], "cannot write the PNG 'missing/dir/x.png'"),
+        (["check", "delayed", "--audiocraft-source", "missing.py"], "--audiocraft-source 'missing.py': no such file"),
+    ],
+)
+def test_bad_paths_are_one_line_errors(args, message, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "jax_patterns", *args], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("extra", [[], ["--all-steps"]])
+def test_a_closed_pipe_ends_quietly(extra):
+    show = subprocess.Popen(
+        [sys.executable, "-m", "jax_patterns", "show", "delayed", "--n-q", "8", "--timesteps", "3000", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert show.stdout is not None and show.stderr is not None
+    show.stdout.readline()
+    show.stdout.close()  # what `| head -1` does
+    error = show.stderr.read().decode()
+    show.stderr.close()
+    show.wait(timeout=300)
+    assert "Traceback" not in error and "BrokenPipe" not in error, error
+
+
+def test_check_output_has_one_header_per_provider_and_a_summary(capsys):
+    assert _cli.main(["check", "delayed", "--n-q", "2", "--timesteps", "1", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert (
+        out[0] == repr(_cli.make_provider("delayed", 2)) and sum("DelayedPatternProvider" in line for line in out) == 1
+    )
+    assert [line.split()[:3] for line in out[1:3]] == [["T=1", "vs", "torch"], ["T=3", "vs", "torch"]]
+    assert out[-1] == "16 passed, 0 failed"
+    assert _cli.main(["check", "delayed", "--n-q", "2", "--timesteps", "1", "--verbose"]) == 0
+    verbose = capsys.readouterr().out.splitlines()
+    assert len(verbose) == 1 + 8 + 1 and all("PASS" in line for line in verbose[1:-1])
+
+
+def test_long_grids_are_cut_with_a_note(capsys):
+    assert _cli.main(["show", "delayed", "--n-q", "2", "--timesteps", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "(first 80 of 202 steps; --all-steps prints them all)" in out and ", ...]" in out

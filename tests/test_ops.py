@@ -348,3 +348,17 @@ def test_no_temporary_memory_beyond_inputs_and_outputs():
         assert fixed is not None and fixed.temp_size_in_bytes == 0, name
         varlen = jax.jit(fn).lower(x, jax.ShapeDtypeStruct((8,), jnp.int32)).compile().memory_analysis()
         assert varlen is not None and varlen.temp_size_in_bytes <= 4 * 8 * 4 * (steps + 300) * 4, name
+
+
+def test_messages_name_none_input_dtypes_and_take_dlpack_tensors():
+    import torch
+
+    pattern = jp.DelayedPatternProvider(2).get_pattern(3)
+    with pytest.raises(TypeError, match=r"`z` is None; expected an array"):
+        pattern.build_pattern_sequence(None, 0)
+    with pytest.raises(ValueError, match=r"`z` is int64; JAX without x64, `jax_enable_x64`, computes it as int32"):
+        pattern.build_pattern_sequence(np.zeros((1, 2, 3), np.int64), 2**40)
+    codes = torch.arange(6, dtype=torch.bfloat16).reshape(1, 2, 3)
+    out = pattern.build_pattern_sequence(codes, -1.0)[0]
+    assert out.dtype == jnp.bfloat16
+    assert_same(out.astype(jnp.float32), pattern.build_pattern_sequence(np.arange(6.0).reshape(1, 2, 3), -1.0)[0])

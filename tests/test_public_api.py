@@ -26,6 +26,7 @@ def test_public_names():
         "VALLEPattern",
         "__version__",
         "check_lengths",
+        "plot",
     }
     assert set(jax_patterns.lm.__all__) == {
         "UNKNOWN",

@@ -190,10 +190,21 @@ def test_compare_passes_and_reports_the_first_mismatch(monkeypatch):
     failed = [r for r in tc.compare(jp.DelayedPatternProvider(2), timesteps=(4,)) if not r.ok]
     assert failed and failed[0].op == "build" and failed[0].mismatch is not None
     assert "values[0, 1, 2]: jax=" in failed[0].mismatch and "torch=99" in failed[0].mismatch
-    assert "FAIL values[0, 1, 2]" in tc.format_table(failed)
+    assert f"FAIL {len(failed)}/{len(failed)}: build valid_only=False: values[0, 1, 2]: jax=" in tc.format_table(failed)
+    assert "FAIL values[0, 1, 2]" in tc.format_table(failed, verbose=True)
 
 
 def test_first_mismatch_reports_shapes_and_nans():
     assert tc.first_mismatch("x", np.array([np.nan, 1.0]), np.array([np.nan, 1.0])) is None
     assert tc.first_mismatch("x", np.zeros(2), np.zeros(3)) == "x: shape (2,) (jax) != (3,) (torch)"
     assert tc.first_mismatch("m", np.array([True, False]), np.array([True, True])) == ("m[1]: jax=False torch=True")
+
+
+def test_to_jax_refuses_int64_values_that_int32_cannot_hold():
+    import torch
+
+    import torch_compat as tc
+
+    with pytest.raises(ValueError, match=r"outside int32; JAX without x64"):
+        tc.to_jax(torch.tensor([2**40]))
+    assert tc.to_jax(torch.tensor([-5, 7])).tolist() == [-5, 7]

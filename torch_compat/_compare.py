@@ -24,10 +24,17 @@ class CheckResult:
     keep_only_valid_steps: bool
     against: str
     mismatch: str | None
+    not_comparable: str | None = None  # why the other side could not run (audiocraft's own limits)
 
     @property
     def ok(self) -> bool:
         return self.mismatch is None
+
+    @property
+    def status(self) -> str:
+        if self.not_comparable:
+            return f"N/A ({self.not_comparable})"
+        return "PASS" if self.ok else f"FAIL {self.mismatch}"
 
 
 def first_mismatch(name: str, ours: tp.Any, theirs: tp.Any) -> str | None:
@@ -125,42 +132,71 @@ def compare(
       field and position with both values.
     """
     name = repr(provider)
+    cannot = None  # audiocraft cannot build this configuration (e.g. CoarseFirstPattern(1): max([]))
     if isinstance(audiocraft, types.ModuleType):
-        audiocraft = to_audiocraft(provider, audiocraft)
+        try:
+            audiocraft = to_audiocraft(provider, audiocraft)
+        except Exception as err:  # noqa: BLE001 - audiocraft's own failure is a row, not a crash
+            cannot = f"audiocraft cannot build this configuration: {type(err).__name__}: {err}"
     results = []
     for t in timesteps:
         pattern = provider.get_pattern(t)
-        ac_pattern = audiocraft.get_pattern(t) if audiocraft is not None and t > 0 else None
+        ac_pattern, ac_error = None, cannot
+        if audiocraft is not None and cannot is None and t > 0:
+            try:
+                ac_pattern = audiocraft.get_pattern(t)
+            except Exception as err:  # noqa: BLE001 - as above
+                ac_error = f"audiocraft cannot build this configuration: {type(err).__name__}: {err}"
         for kovs in (False, True):
             rng = np.random.default_rng(seed)
             steps = len(pattern.valid_layout if kovs else pattern.layout)
             for op, ours, run_torch in _ops(pattern, kovs, rng, batch, card):
                 theirs = run_torch(pattern, _reference)
                 results.append(CheckResult(name, t, op, kovs, "torch reference", _diff(ours, theirs)))
-                if ac_pattern is not None and steps > 0:
-                    theirs = run_torch(ac_pattern, _PatternMethods)
+                if audiocraft is not None and ac_error is not None and t > 0:
+                    results.append(CheckResult(name, t, op, kovs, "audiocraft", None, ac_error))
+                elif ac_pattern is not None and steps > 0:
+                    try:
+                        theirs = run_torch(ac_pattern, _PatternMethods)
+                    except Exception as err:  # noqa: BLE001 - as above
+                        note = f"audiocraft fails here: {type(err).__name__}: {err}"
+                        results.append(CheckResult(name, t, op, kovs, "audiocraft", None, note))
+                        continue
                     results.append(CheckResult(name, t, op, kovs, "audiocraft", _diff(ours, theirs)))
     return results
 
 
-def format_table(results: tp.Sequence[CheckResult]) -> str:
-    """A plain-text pass/fail table, one row per comparison."""
-    header = ("provider", "T", "op", "valid_only", "against", "result")
-    rows = [
-        (
-            r.provider,
-            str(r.timesteps),
-            r.op,
-            str(r.keep_only_valid_steps),
-            r.against,
-            "PASS" if r.ok else f"FAIL {r.mismatch}",
-        )
-        for r in results
-    ]
-    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+def format_table(results: tp.Sequence[CheckResult], verbose: bool = False) -> str:
+    """A plain-text report: one header per provider, compact rows, a one-line summary.
+
+    By default a row per (T, against) with its count of passing comparisons and
+    any failure spelled out; `verbose` gives one row per comparison.
+    """
+    lines: list[str] = []
+    for provider in dict.fromkeys(r.provider for r in results):
+        lines.append(provider)
+        mine = [r for r in results if r.provider == provider]
+        rows: list[tuple[str, ...]]
+        if verbose:
+            rows = [
+                (f"T={r.timesteps}", r.op, f"valid_only={r.keep_only_valid_steps}", r.against, r.status) for r in mine
+            ]
+        else:
+            rows = []
+            for key in dict.fromkeys((r.timesteps, r.against) for r in mine):
+                group = [r for r in mine if (r.timesteps, r.against) == key]
+                bad = [r for r in group if not r.ok]
+                not_run = [r for r in group if r.not_comparable]
+                status = not_run[0].status if not_run else f"PASS {len(group)}/{len(group)}"
+                if bad:
+                    first = bad[0]
+                    status = f"FAIL {len(bad)}/{len(group)}: {first.op} valid_only={first.keep_only_valid_steps}: "
+                    status += str(first.mismatch)
+                rows.append((f"T={key[0]}", f"vs {key[1]}", status))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))] if rows else []
+        lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     failed = sum(not r.ok for r in results)
-    lines.append(f"{len(results) - failed} passed, {failed} failed")
+    skipped = sum(bool(r.not_comparable) for r in results)
+    summary = f"{len(results) - failed - skipped} passed, {failed} failed"
+    lines.append(summary + (f", {skipped} skipped" if skipped else ""))
     return "\n".join(lines)
