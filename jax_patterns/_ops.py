@@ -121,18 +121,19 @@ def _per_example(
     pattern: Pattern,
     lengths: tp.Any,
     batch: tuple[int, ...],
-    full: tuple[str, str, int, int],
+    full: tuple[str, str, int, int] | None,
     kovs: bool,
     model_output: bool,
 ) -> PerExample:
     """Checks `lengths=` once for every operation; returns `(lengths, rule, host rows)`.
 
     `full` is `(argument, axis name, its size, the T_max pattern's size)`: with
-    lengths every input has the T_max pattern's full shape. For a provider
+    lengths every input has the T_max pattern's full shape (None: no sequence
+    input to check, as for `logit_steps`). For a provider
     without a length rule and host lengths, the rows of the lengths that occur
     are made here (`(ref, t_src)` for a build, `(ref, pos)` for a revert).
     """
-    name, what, size, expected = full
+    name, what, size, expected = full if full is not None else ("", "", 0, 0)
     if size != expected:
         raise ValueError(
             f"with `lengths`, `{name}` must have {what}={expected} (the T_max pattern's), got {size}; "
@@ -148,7 +149,7 @@ def _per_example(
     rows = None
     if isinstance(rule, GenericRule) and isinstance(lengths, np.ndarray):
         ref, t_src, pos = _indices.generic_rows(pattern, lengths, kovs, model_output)
-        rows = (ref, pos if what == "S" else t_src)
+        rows = (ref, t_src if what == "T" else pos)
     return lengths, rule, rows
 
 
@@ -392,6 +393,5 @@ def logit_steps(pattern: Pattern, keep_only_valid_steps: bool = False, lengths: 
     rule = rows = None
     if lengths is not None:
         batch = tuple(np.shape(lengths))
-        full = ("lengths", "S", 0, 0)  # no sequence input: nothing to check against the T_max shape
-        lengths, rule, rows = _per_example(pattern, lengths, batch, full, kovs, True)
+        lengths, rule, rows = _per_example(pattern, lengths, batch, None, kovs, True)
     return _logit_steps(lengths, rows, pattern=pattern, rule=rule, keep_only_valid_steps=kovs)
