@@ -31,11 +31,15 @@ def test_public_names():
     assert set(jax_patterns.lm.__all__) == {
         "UNKNOWN",
         "CodecLM",
+        "ModelStep",
+        "StepInfo",
+        "Stream",
         "compute_predictions",
         "generate",
         "pattern_cross_entropy",
         "sample_next_token",
         "step_fn_of",
+        "stream",
     }
     for name in (*jax_patterns.__all__, *torch_compat.__all__):
         assert hasattr(jax_patterns, name) or hasattr(torch_compat, name), name

@@ -1,19 +1,27 @@
-"""jax_patterns.lm: using a pattern in a Flax codec LM (training predictions, loss, generation)."""
+"""jax_patterns.lm: using a pattern in a Flax codec LM (training predictions, loss, generation, streaming)."""
 
-from jax_patterns.lm._generate import UNKNOWN as UNKNOWN
+from jax_patterns.lm._decode import UNKNOWN as UNKNOWN
+from jax_patterns.lm._decode import StepInfo as StepInfo
+from jax_patterns.lm._generate import Stream as Stream
 from jax_patterns.lm._generate import generate as generate
-from jax_patterns.lm._generate import sample_next_token as sample_next_token
+from jax_patterns.lm._generate import stream as stream
 from jax_patterns.lm._model import CodecLM as CodecLM
+from jax_patterns.lm._model import ModelStep as ModelStep
 from jax_patterns.lm._model import step_fn_of as step_fn_of
+from jax_patterns.lm._sampling import sample_next_token as sample_next_token
 from jax_patterns.lm._train import compute_predictions as compute_predictions
 from jax_patterns.lm._train import pattern_cross_entropy as pattern_cross_entropy
 
 __all__ = (
     "UNKNOWN",
     "CodecLM",
+    "ModelStep",
+    "StepInfo",
+    "Stream",
     "compute_predictions",
     "generate",
     "pattern_cross_entropy",
     "sample_next_token",
     "step_fn_of",
+    "stream",
 )

@@ -8,6 +8,7 @@ few new steps against the cache, which is what `generate`'s `step_fn` needs.
 
 from __future__ import annotations
 
+import dataclasses
 import typing as tp
 
 import jax
@@ -95,9 +96,18 @@ class CodecLM(nnx.Module):
 
     def _run(self, tokens: jax.Array, cache: Cache) -> tuple[jax.Array, Cache]:
         batch, n_q, n = tokens.shape
+        if n_q != self.n_q:
+            raise ValueError(f"`tokens` has {n_q} codebooks; the model has n_q={self.n_q}")
+        if n > self.max_len:
+            raise ValueError(f"{n} steps given; the model holds at most max_len={self.max_len} positions")
+        index = cache["index"]
+        if not isinstance(index, jax.core.Tracer) and int(index) + n > self.max_len:
+            raise ValueError(
+                f"decoding {n} steps at position {int(index)} goes past max_len={self.max_len}; "
+                "build the model with a larger max_len"
+            )
         offsets = (jnp.arange(n_q) * (self.card + 1))[None, :, None]
         x = self.embed(tokens + offsets).sum(axis=1)  # [B, n, dim]
-        index = cache["index"]
         x = x + self.position(index + jnp.arange(n))[None]
         keys, values = [], []
         for block, k, v in zip(self.blocks, cache["keys"], cache["values"]):
@@ -105,6 +115,9 @@ class CodecLM(nnx.Module):
             keys.append(k)
             values.append(v)
         logits = self.heads(self.norm(x)).reshape(batch, n, n_q, self.card).transpose(0, 2, 1, 3)
+        # a traced position past max_len cannot raise: its logits are NaN, never a plausible number
+        inside = (index + jnp.arange(n)) < self.max_len
+        logits = jnp.where(inside[None, None, :, None], logits, jnp.nan)
         return logits, {"keys": keys, "values": values, "index": index + n}
 
     def __call__(self, seq: jax.Array) -> jax.Array:
@@ -117,11 +130,28 @@ class CodecLM(nnx.Module):
         return logits[:, :, -1], cache
 
 
-def step_fn_of(model: CodecLM) -> tp.Callable[[Cache, jax.Array], tuple[jax.Array, Cache]]:
-    """A pure `(cache, tokens) -> (logits, cache)` function of the model, for `generate`."""
-    graphdef, state = nnx.split(model)
+@dataclasses.dataclass(frozen=True)
+class ModelStep:
+    """The decode of a `CodecLM` with this structure, as a step function of `(params, cache, tokens)`.
 
-    def step_fn(cache: Cache, tokens: jax.Array) -> tuple[jax.Array, Cache]:
-        return nnx.merge(graphdef, state).decode(cache, tokens)
+    Equal for models of equal structure, so `generate` reuses its compiled
+    program across `step_fn_of` calls and parameter updates. `max_len` tells
+    `generate` the longest sequence the model can decode.
+    """
 
-    return step_fn
+    graphdef: tp.Any
+    max_len: int
+
+    def __call__(self, params: tp.Any, cache: Cache, tokens: jax.Array) -> tuple[jax.Array, Cache]:
+        return nnx.merge(self.graphdef, params).decode(cache, tokens)
+
+
+def step_fn_of(model: CodecLM) -> jax.tree_util.Partial:
+    """The model as a pure `(cache, tokens) -> (logits, cache)` step function, for `generate` and `stream`.
+
+    A `jax.tree_util.Partial` of `ModelStep` and the parameters: the parameters
+    are traced arrays of the compiled decode, not constants baked into it, and
+    two models of the same structure share one compiled program.
+    """
+    graphdef, params = nnx.split(model)
+    return jax.tree_util.Partial(ModelStep(graphdef, model.max_len), params)
