@@ -368,6 +368,107 @@ def bench_generation(steps: int, repeats: int) -> list[Row]:
     return rows
 
 
+def bench_serving(steps: int, repeats: int, batch: int = 4, chunks: tp.Sequence[int] = (16, 64, 256)) -> list[Row]:
+    """Serving generation: per-example prompts and EOS vs a bare loop; `stream` vs `generate`; first-frame latency.
+
+    The EOS token is one the step function never samples (its logit is -inf),
+    so every configuration decodes the same `steps` steps and the ratios
+    measure bookkeeping alone.
+    """
+    from flax import nnx
+
+    from jax_patterns import lm
+
+    k, card = 4, 64
+    eos = card - 1
+    pattern = jp.DelayedPatternProvider(k).get_pattern(steps - k + 1)
+    start = pattern.get_first_step_with_timesteps(0) or 0
+    decoded = len(pattern) - start
+    prompt_len = 8
+    prompt = jnp.asarray(np.random.default_rng(0).integers(0, eos, (batch, k, prompt_len)), jnp.int32)
+    prompt_lengths = np.linspace(0, prompt_len, batch).astype(np.int32)  # 0 .. T0: decoding starts at step 1
+
+    def no_eos(step_fn):
+        def step(state, tokens):
+            logits, state = step_fn(state, tokens)
+            return logits.at[..., eos].set(-jnp.inf), state
+
+        return step
+
+    def counting_step(state, tokens):
+        h = state + tokens.sum(axis=(1, 2))
+        c = jnp.arange(card)[None, None, :]
+        return ((h[:, None, None] * 7 + tokens[..., -1:] * 3 + c * 11) % 13).astype(jnp.float32), h
+
+    model = lm.CodecLM(k, card, dim=64, num_layers=2, num_heads=4, max_len=len(pattern) + 1, rngs=nnx.Rngs(0))
+    rows = []
+    shape = f"{batch}x{k}x{pattern.timesteps}"
+    for name, step_fn, make_state in (
+        ("counting model", no_eos(counting_step), lambda: jnp.zeros((batch,), jnp.int32)),
+        ("NNX CodecLM, KV cache", jax.tree_util.Partial(no_eos(lm.step_fn_of(model))), lambda: model.init_cache(batch)),
+    ):
+        state = make_state()
+        serve = dict(special_token=card, prompt_lengths=prompt_lengths, eos_token=eos)
+        gen = functools.partial(lm.generate, step_fn, state, pattern, prompt, **serve)
+        bare = jax.jit(
+            lambda s, f=step_fn: _baselines.bare_decode(f, s, jnp.full((batch, k, 1), card, jnp.int32), decoded)
+        )
+        gen_ms = timeit(lambda: jax.block_until_ready(gen()), repeats)
+        bare_ms = timeit(functools.partial(_blocking, bare, state), repeats)
+        assert (np.asarray(gen()[1]) == pattern.timesteps).all(), "EOS was sampled: the step counts differ"
+        rows.append(
+            Row(
+                f"generate {decoded} steps, prompt_lengths + eos_token, {name} (vs bare loop)",
+                shape,
+                "int32",
+                gen_ms,
+                None,
+                None,
+                None,
+                0,
+                extra={"baseline_ms": bare_ms, "ms_per_step": gen_ms / decoded},
+            )
+        )
+        if name == "counting model":
+            continue
+        steps_to_first = max(pattern.get_steps_with_timestep(0)) - start + 1  # decode steps until frame 0 is complete
+        for chunk in chunks:
+
+            def run_stream(chunk=chunk) -> float:
+                began = time.perf_counter()
+                first = None
+                for _ in lm.stream(step_fn, state, pattern, prompt, chunk_steps=chunk, **serve):
+                    first = time.perf_counter() - began if first is None else first
+                return 1e3 * (first or 0.0)
+
+            run_stream()  # compile
+            totals, firsts = [], []
+            for _ in range(max(3, repeats // 3)):
+                began = time.perf_counter()
+                firsts.append(run_stream())
+                totals.append(1e3 * (time.perf_counter() - began))
+            limit_ms = (steps_to_first + chunk) * gen_ms / decoded
+            rows.append(
+                Row(
+                    f"stream chunk_steps={chunk}, {name} (vs generate)",
+                    shape,
+                    "int32",
+                    statistics.median(totals),
+                    None,
+                    None,
+                    None,
+                    0,
+                    extra={
+                        "baseline_ms": gen_ms,
+                        "first_frame_ms": statistics.median(firsts),
+                        "first_frame_limit_ms": limit_ms,
+                        "steps_to_first_frame": float(steps_to_first),
+                    },
+                )
+            )
+    return rows
+
+
 def format_rows(rows: tp.Sequence[Row]) -> str:
     header = (
         "op",
@@ -431,7 +532,7 @@ def run(args: tp.Any) -> int:
     rows: list[Row] = []
     if not args.json:
         print(device_line(), flush=True)
-    groups = len(args.k) * len(args.t) * len(args.dtype) * (2 if args.lengths else 1) + 1 + (0 if args.skip_lm else 2)
+    groups = len(args.k) * len(args.t) * len(args.dtype) * (2 if args.lengths else 1) + 1 + (0 if args.skip_lm else 3)
     bar = _progress(groups)
     for k in args.k:
         for t in args.t:
@@ -457,6 +558,9 @@ def run(args: tp.Any) -> int:
         if bar is not None:
             bar.update()
         rows += bench_generation(args.generate_steps, max(args.repeats, 15))  # sub-ms loops: more runs
+        if bar is not None:
+            bar.update()
+        rows += bench_serving(args.generate_steps, max(args.repeats, 15))
     if bar is not None:
         bar.close()
     document = {"device": device_line(), "rows": [r.as_dict() for r in rows]}

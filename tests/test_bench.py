@@ -56,3 +56,15 @@ def test_cross_entropy_and_generation_rows():
         "counting model (vs eager torch loop)",
     ]
     assert all(r.jax_ms > 0 for r in generation)
+
+
+def test_serving_rows():
+    rows = _bench.bench_serving(24, 1, batch=2, chunks=(4,))
+    assert [r.op.split(",")[0] for r in rows] == [
+        "generate 24 steps",
+        "generate 24 steps",
+        "stream chunk_steps=4",
+    ]
+    stream = rows[-1].extra
+    assert stream["steps_to_first_frame"] == 4 and stream["first_frame_ms"] > 0 and stream["first_frame_limit_ms"] > 0
+    assert all(r.jax_ms > 0 and r.extra["baseline_ms"] > 0 for r in rows)

@@ -15,9 +15,9 @@ What a step writes, per position `(b, k)` of step `s`:
   returned, for two-level decoders).
 
 With an EOS token, an example is finished once every generated code of a frame
-below its length is written (prompt codes are written from the start): the
-step of that last code is kept per example (`needed`) and recomputed only on a
-step where some example samples EOS, so the countdown costs nothing per step.
+below its length is written (prompt codes are written from the start): a
+`[B, T + 1]` table made once per call gives, for each example and length, the
+step of that last code, so the countdown costs one lookup per example per step.
 
 Programs are keyed on `Config` (everything the trace reads besides arrays) and
 on the step function's pytree structure: a plain function is its own key, a
@@ -70,7 +70,7 @@ class Carry(tp.NamedTuple):
     offset: jax.Array  # int32 scalar: the next step to write
     lengths: jax.Array  # [B] int32: timesteps before the EOS (T where none yet)
     prompt_lengths: jax.Array  # [B] int32
-    needed: jax.Array  # [B] int32: the last step holding a generated code of a frame below the length
+    needed: jax.Array  # [B, T + 1] int32: `_needed_steps`, the countdown of each example by length
     key: jax.Array
 
 
@@ -111,12 +111,17 @@ def tables(pattern: Pattern) -> tuple[np.ndarray, np.ndarray]:
     return timestep, last.astype(np.int32)
 
 
-def _needed_step(cfg: Config, first: jax.Array, end: jax.Array) -> jax.Array:
-    """Per example, the last step holding a code of a frame in `[first, end)` (-1 if none): O(B * T)."""
+def _needed_steps(cfg: Config, prompt_lengths: jax.Array) -> jax.Array:
+    """`[B, T + 1]`: for example `b` and a length `L`, the last step holding a code of a frame in `[P_b, L)`.
+
+    Frames below the prompt length are known from the start; -1 where nothing
+    is left to generate. Made once per call (O(B * T)); a step reads one entry
+    per example.
+    """
     last = jnp.asarray(tables(cfg.pattern)[1])
-    t = jnp.arange(last.shape[0])[None, :]
-    inside = (t >= first[:, None]) & (t < end[:, None])
-    return jnp.max(jnp.where(inside, last[None, :], -1), axis=1, initial=-1)
+    generated = jnp.arange(last.shape[0])[None, :] >= prompt_lengths[:, None]
+    running = jax.lax.cummax(jnp.where(generated, last[None, :], -1), axis=1)
+    return jnp.concatenate([jnp.full((prompt_lengths.shape[0], 1), -1, jnp.int32), running], axis=1)
 
 
 def _call(step_fn: tp.Callable, cfg: Config, state: tp.Any, tokens: jax.Array, info: StepInfo) -> tuple:
@@ -166,26 +171,24 @@ def _step(step_fn: tp.Callable, cfg: Config, carry: Carry, first: bool) -> Carry
         token = out.astype(jnp.int32)
     else:
         token = sample_next_token(out, key, cfg.use_sampling, cfg.temp, cfg.top_k, cfg.top_p)
+    if cfg.eos_token is not None:
+        # a generated codebook-0 code (a prompt code is one below the prompt length): read from the
+        # carry, not from `seq`, so that XLA updates the sequence in place instead of copying it
+        generated = (timestep[0] >= carry.prompt_lengths) & (timestep[0] < lengths)
+        hit = generated & (token[:, 0] == cfg.eos_token)
+        lengths = jnp.where(hit, jnp.minimum(lengths, timestep[0]), lengths)
     token = jnp.where(special, jnp.int32(cfg.special_token), token)
     token = jnp.where(known, current, token)
     seq = jax.lax.dynamic_update_index_in_dim(seq, token, offset, axis=2)
-    needed = carry.needed
-    if cfg.eos_token is not None:
-        hit = (timestep[0] >= 0) & ~known[:, 0] & ~special[:, 0] & (token[:, 0] == cfg.eos_token)
-        lengths = jnp.where(hit, jnp.minimum(lengths, timestep[0]), lengths)
-        needed = jax.lax.cond(  # the countdown: an O(B * T) update on the steps that sample an EOS only
-            jnp.any(hit),
-            lambda: jnp.where(hit, _needed_step(cfg, carry.prompt_lengths, lengths), needed),
-            lambda: needed,
-        )
-    return carry._replace(seq=seq, state=state, offset=offset + 1, lengths=lengths, needed=needed)
+    return carry._replace(seq=seq, state=state, offset=offset + 1, lengths=lengths)
 
 
 def all_finished(cfg: Config, carry: Carry) -> jax.Array:
     """Whether every example's frames before its length are written (always False without `eos_token`)."""
     if cfg.eos_token is None:
         return jnp.bool_(False)
-    return jnp.all(carry.needed < carry.offset)
+    needed = jnp.take_along_axis(carry.needed, carry.lengths[:, None], axis=1)
+    return jnp.all(needed < carry.offset)
 
 
 def _codes(cfg: Config, carry: Carry) -> tuple[jax.Array, jax.Array]:
@@ -214,7 +217,7 @@ def _initial(cfg: Config, prompt: jax.Array, prompt_lengths: jax.Array | None, s
     seq, _, _ = cfg.pattern.build_pattern_sequence(codes, cfg.special_token)
     key = jax.random.key(0) if key is None else key
     lengths = jnp.full((batch,), cfg.pattern.timesteps, jnp.int32)
-    needed = _needed_step(cfg, prompt_lengths, lengths)
+    needed = _needed_steps(cfg, prompt_lengths) if cfg.eos_token is not None else jnp.zeros((batch, 0), jnp.int32)
     return Carry(seq, state, jnp.int32(cfg.start), lengths, prompt_lengths, needed, key)
 
 
