@@ -408,12 +408,12 @@ def bench_serving(steps: int, repeats: int, batch: int = 4, chunks: tp.Sequence[
         ("NNX CodecLM, KV cache", jax.tree_util.Partial(no_eos(lm.step_fn_of(model))), lambda: model.init_cache(batch)),
     ):
         state = make_state()
-        serve = dict(special_token=card, prompt_lengths=prompt_lengths, eos_token=eos)
+        serve: dict[str, tp.Any] = dict(special_token=card, prompt_lengths=prompt_lengths, eos_token=eos)
         gen = functools.partial(lm.generate, step_fn, state, pattern, prompt, **serve)
         bare = jax.jit(
             lambda s, f=step_fn: _baselines.bare_decode(f, s, jnp.full((batch, k, 1), card, jnp.int32), decoded)
         )
-        gen_ms = timeit(lambda: jax.block_until_ready(gen()), repeats)
+        gen_ms = timeit(functools.partial(_blocking, gen), repeats)
         bare_ms = timeit(functools.partial(_blocking, bare, state), repeats)
         assert (np.asarray(gen()[1]) == pattern.timesteps).all(), "EOS was sampled: the step counts differ"
         rows.append(
@@ -434,10 +434,10 @@ def bench_serving(steps: int, repeats: int, batch: int = 4, chunks: tp.Sequence[
         steps_to_first = max(pattern.get_steps_with_timestep(0)) - start + 1  # decode steps until frame 0 is complete
         for chunk in chunks:
 
-            def run_stream(chunk=chunk) -> float:
+            def run_stream(chunk=chunk, fn=step_fn, state=state, serve=serve) -> float:
                 began = time.perf_counter()
                 first = None
-                for _ in lm.stream(step_fn, state, pattern, prompt, chunk_steps=chunk, **serve):
+                for _ in lm.stream(fn, state, pattern, prompt, chunk_steps=chunk, **serve):
                     first = time.perf_counter() - began if first is None else first
                 return 1e3 * (first or 0.0)
 
