@@ -37,4 +37,4 @@ def test_notebook_runs(path, tmp_path):
     text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "every token back: True" in text and "vmap == batched: True" in text
     assert "equals its own pattern, padded: True" in text and "prompt kept: True" in text
-    assert " 0 failed" in text
+    assert " 0 failed" in text and "lengths: [" in text
