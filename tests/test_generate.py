@@ -11,7 +11,7 @@ import pytest
 import torch
 from flax import nnx
 from helpers import assert_same
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from strategies import providers
 
@@ -140,8 +140,7 @@ def test_equal_prompt_lengths_give_the_plain_call():
 )
 def test_per_example_prompts_equal_generating_each_example_alone(provider, timesteps, data):
     pattern = provider.get_pattern(timesteps)
-    if not pattern.starts_with_special_token():
-        return  # nothing to predict the first step from: refused (see test_generation_errors)
+    assume(pattern.starts_with_special_token())  # otherwise nothing predicts the first step: refused
     prompt_len = data.draw(st.integers(0, timesteps - 1))
     lengths = data.draw(st.lists(st.integers(0, prompt_len), min_size=1, max_size=3))
     prompt = RNG.integers(0, CARD, (len(lengths), provider.n_q, prompt_len))
@@ -267,6 +266,18 @@ def test_each_frame_is_yielded_by_the_chunk_that_completes_it(provider, chunk_st
     expected = [int(np.argmin(last_of < min(n, len(pattern)))) if (last_of >= n).any() else 10 for n in written]
     assert reported == expected
     assert sizes == [b - a for a, b in zip([0, *expected], expected) if b > a]
+
+
+def test_guidance_with_per_example_prompts_streams_like_generate():
+    pattern = jp.DelayedPatternProvider(3).get_pattern(8)
+    prompt = RNG.integers(0, CARD, (2, 3, 4))
+    options = dict(special_token=SPECIAL, cfg_coef=2.5, prompt_lengths=[1, 4])
+    codes = lm.generate(step_fn, zeros(4), pattern, prompt, **options)
+    for b, n in enumerate([1, 4]):
+        alone = torch_lm.generate(torch_model, pattern, torch.from_numpy(prompt[b : b + 1, :, :n]), SPECIAL, 2.5)
+        assert_same(np.asarray(codes)[b : b + 1], alone.numpy())
+    streamed = lm.stream(step_fn, zeros(4), pattern, prompt, chunk_steps=3, **options)
+    assert_same(np.concatenate(list(streamed), -1), codes)
 
 
 def test_stream_with_sampling_equals_generate():
@@ -507,6 +518,8 @@ def test_generation_argument_errors():
         call(step_returns="tokens")  # it returns logits
     with pytest.raises(TypeError, match=r"`step_fn` must be callable"):
         lm.generate(3, zeros(2), pattern, prompt, special_token=SPECIAL)
+    with pytest.raises(ValueError, match=r"`eos_token`=9 is not a code the model can sample"):
+        lm.stream(step_fn, zeros(2), pattern, prompt, special_token=SPECIAL, chunk_steps=2, eos_token=9)
     with pytest.raises(ValueError, match=r"`chunk_steps` must be a positive int, got 0"):
         lm.stream(step_fn, zeros(2), pattern, prompt, special_token=SPECIAL, chunk_steps=0)
     with pytest.raises(TypeError, match=r"`progress` must be a bool or a callable"):

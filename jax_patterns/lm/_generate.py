@@ -431,4 +431,6 @@ def stream(
     elif progress is not False and progress is not None:
         raise TypeError(f"`progress` must be a bool or a callable (ready, total), got {progress!r}")
     args = jax.device_put((state, prompt, lengths, key))  # explicit: nothing moves implicitly afterwards
-    return Stream(fn, cfg, int(chunk_steps), args, callback)
+    chunks = Stream(fn, cfg, int(chunk_steps), args, callback)
+    chunks._pending = chunks._dispatch()  # trace errors surface here, and the first call starts at once
+    return chunks
