@@ -14,6 +14,12 @@ from jax_patterns._layout import LayoutCoord as LayoutCoord
 from jax_patterns._layout import Pattern as Pattern
 from jax_patterns._layout import PatternLayout as PatternLayout
 from jax_patterns._musiclm import MusicLMPattern as MusicLMPattern
+from jax_patterns._packing import Packed as Packed
+from jax_patterns._packing import pack as pack
+from jax_patterns._packing import plan_rows as plan_rows
+from jax_patterns._packing import segment as segment
+from jax_patterns._packing import segment_steps as segment_steps
+from jax_patterns._packing import unpack as unpack
 from jax_patterns._plot import plot as plot
 from jax_patterns._providers import FAMILIES as FAMILIES
 from jax_patterns._providers import CodebooksPatternProvider as CodebooksPatternProvider
@@ -29,6 +35,7 @@ __all__ = (
     "LayoutCoord",
     "LengthRule",
     "MusicLMPattern",
+    "Packed",
     "ParallelPatternProvider",
     "Pattern",
     "PatternLayout",
@@ -36,5 +43,10 @@ __all__ = (
     "VALLEPattern",
     "__version__",
     "check_lengths",
+    "pack",
+    "plan_rows",
     "plot",
+    "segment",
+    "segment_steps",
+    "unpack",
 )

@@ -19,6 +19,7 @@ def test_public_names():
         "LayoutCoord",
         "LengthRule",
         "MusicLMPattern",
+        "Packed",
         "ParallelPatternProvider",
         "Pattern",
         "PatternLayout",
@@ -26,7 +27,12 @@ def test_public_names():
         "VALLEPattern",
         "__version__",
         "check_lengths",
+        "pack",
+        "plan_rows",
         "plot",
+        "segment",
+        "segment_steps",
+        "unpack",
     }
     assert set(jax_patterns.lm.__all__) == {
         "UNKNOWN",
@@ -36,6 +42,7 @@ def test_public_names():
         "Stream",
         "compute_predictions",
         "generate",
+        "packed_cross_entropy",
         "pattern_cross_entropy",
         "sample_next_token",
         "step_fn_of",

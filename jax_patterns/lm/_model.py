@@ -30,7 +30,9 @@ class Block(nnx.Module):
         self.up = nnx.Linear(dim, 4 * dim, rngs=rngs)
         self.down = nnx.Linear(4 * dim, dim, rngs=rngs)
 
-    def __call__(self, x: jax.Array, keys: jax.Array, values: jax.Array, index: jax.Array):
+    def __call__(
+        self, x: jax.Array, keys: jax.Array, values: jax.Array, index: jax.Array, segments: jax.Array | None = None
+    ):
         batch, n, dim = x.shape
         heads = self.num_heads
         q, k, v = jnp.split(self.qkv(self.norm1(x)).reshape(batch, n, 3 * heads, dim // heads), 3, axis=2)
@@ -38,8 +40,11 @@ class Block(nnx.Module):
         values = jax.lax.dynamic_update_slice_in_dim(values, v, index, axis=1)
         scores = jnp.einsum("bqhd,bkhd->bhqk", q, keys) / jnp.sqrt(dim // heads).astype(x.dtype)
         query_pos = index + jnp.arange(n)[:, None]
-        visible = jnp.arange(keys.shape[1])[None, :] <= query_pos
-        scores = jnp.where(visible[None, None], scores, jnp.finfo(scores.dtype).min)
+        visible = (jnp.arange(keys.shape[1])[None, :] <= query_pos)[None, None]  # causal, [1, 1, n, max_len]
+        if segments is not None:  # packed rows (a call from position 0): a query sees its own segment only
+            key_segments = jnp.pad(segments, ((0, 0), (0, keys.shape[1] - n)), constant_values=-1)
+            visible = visible & (segments[:, :, None] == key_segments[:, None, :])[:, None]  # [B, 1, n, max_len]
+        scores = jnp.where(visible, scores, jnp.finfo(scores.dtype).min)
         attended = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(scores, axis=-1), values)
         x = x + self.out(attended.reshape(batch, n, dim))
         x = x + self.down(jax.nn.gelu(self.up(self.norm2(x))))
@@ -94,7 +99,9 @@ class CodecLM(nnx.Module):
             "index": jnp.zeros((), jnp.int32),
         }
 
-    def _run(self, tokens: jax.Array, cache: Cache) -> tuple[jax.Array, Cache]:
+    def _run(
+        self, tokens: jax.Array, cache: Cache, segments: jax.Array | None = None, positions: jax.Array | None = None
+    ) -> tuple[jax.Array, Cache]:
         batch, n_q, n = tokens.shape
         if n_q != self.n_q:
             raise ValueError(f"`tokens` has {n_q} codebooks; the model has n_q={self.n_q}")
@@ -108,10 +115,10 @@ class CodecLM(nnx.Module):
             )
         offsets = (jnp.arange(n_q) * (self.card + 1))[None, :, None]
         x = self.embed(tokens + offsets).sum(axis=1)  # [B, n, dim]
-        x = x + self.position(index + jnp.arange(n))[None]
+        x = x + (self.position(index + jnp.arange(n))[None] if positions is None else self.position(positions))
         keys, values = [], []
         for block, k, v in zip(self.blocks, cache["keys"], cache["values"]):
-            x, k, v = block(x, k, v, index)
+            x, k, v = block(x, k, v, index, segments)
             keys.append(k)
             values.append(v)
         logits = self.heads(self.norm(x)).reshape(batch, n, n_q, self.card).transpose(0, 2, 1, 3)
@@ -120,9 +127,27 @@ class CodecLM(nnx.Module):
         logits = jnp.where(inside[None, None, :, None], logits, jnp.nan)
         return logits, {"keys": keys, "values": values, "index": index + n}
 
-    def __call__(self, seq: jax.Array) -> jax.Array:
-        """Logits `[B, K, S, card]` for a whole sequence (step s predicts step s + 1)."""
-        return self._run(seq, self.init_cache(seq.shape[0]))[0]
+    def __call__(
+        self, seq: jax.Array, segment_ids: jax.Array | None = None, positions: jax.Array | None = None
+    ) -> jax.Array:
+        """Logits `[B, K, S, card]` for a whole sequence (step s predicts step s + 1).
+
+        For packed rows (`jax_patterns.pack`), pass `segment_ids` and `positions`
+        `[B, S]`: attention is causal within each segment only and positions
+        restart at each segment, so every segment's logits are those of its
+        example run alone.
+
+        Raises:
+          ValueError: `segment_ids` or `positions` not of shape `[B, S]`, or one without the other.
+        """
+        if (segment_ids is None) != (positions is None):
+            raise ValueError("packed rows need both `segment_ids` and `positions` (`Packed.segment_ids`, `.positions`)")
+        for name, value in (("segment_ids", segment_ids), ("positions", positions)):
+            if value is not None and tuple(value.shape) != (seq.shape[0], seq.shape[-1]):
+                raise ValueError(
+                    f"`{name}` has shape {tuple(value.shape)}; expected [B, S] = {(seq.shape[0], seq.shape[-1])}"
+                )
+        return self._run(seq, self.init_cache(seq.shape[0]), segment_ids, positions)[0]
 
     def decode(self, cache: Cache, tokens: jax.Array) -> tuple[jax.Array, Cache]:
         """Runs new steps `tokens [B, K, n]` against the cache; returns the last step's logits `[B, K, card]`."""

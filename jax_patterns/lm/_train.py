@@ -188,3 +188,67 @@ def _cross_entropy(logits_seq, codes, steps_of, valid, mask):
     per_codebook = jnp.sum(nll, axis=(0, 2)) / count
     per_codebook = jnp.where(jnp.any(bad, axis=(0, 2)), jnp.nan, per_codebook)
     return jnp.mean(per_codebook), per_codebook
+
+
+def packed_cross_entropy(
+    logits_seq: jax.typing.ArrayLike, targets: jax.typing.ArrayLike
+) -> tuple[jax.Array, jax.Array]:
+    """The pattern cross entropy of packed rows (`jax_patterns.pack`), with audiocraft's averaging.
+
+    `targets[b, q, s]` is the code the logits at step `s` predict (-1 where none),
+    as `pack` makes them, so the loss needs neither the patterns nor a revert:
+    the negative log-likelihood of every target, averaged per codebook over the
+    batch, then over codebooks. On packed rows run with a block-diagonal mask
+    (`CodecLM(seq, segment_ids=..., positions=...)`) it equals
+    `pattern_cross_entropy` of the same examples padded to `T_max` with
+    `lengths=` (tested, with the gradient). Targets outside `[0, card)` other
+    than -1 make that codebook's loss NaN (host targets raise).
+
+    Args:
+      logits_seq: `[B, K, S, card]` logits on the packed tokens.
+      targets: `[B, K, S]` int targets (`Packed.targets`).
+
+    Returns:
+      `(ce, ce_per_codebook [K])`, float32.
+
+    Raises:
+      ValueError: shapes that do not match, or host targets outside `[-1, card)`.
+      TypeError: non-integer targets.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> ce, _ = packed_cross_entropy(jnp.zeros((1, 2, 3, 4)), jnp.array([[[1, 2, -1], [0, -1, -1]]]))
+      >>> round(float(ce), 4)
+      1.3863
+    """
+    shapes = (tuple(np.shape(logits_seq)), tuple(np.shape(targets)))
+    if len(shapes[0]) != 4 or shapes[0][:3] != shapes[1]:
+        raise ValueError(
+            f"`logits_seq` must be [B, K, S, card] and `targets` [B, K, S]; got {shapes[0]} and {shapes[1]}"
+        )
+    dtype = targets.dtype if hasattr(targets, "dtype") else np.asarray(targets).dtype
+    if dtype == np.bool_ or not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(f"`targets` must hold integer codes, got dtype {dtype}")
+    card = shapes[0][3]
+    if isinstance(targets, (np.ndarray, list, tuple)):
+        host = np.asarray(targets)
+        bad = (host < -1) | (host >= card)
+        if bad.any():
+            b, q, s = (int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"`targets`[{b}, {q}, {s}] = {int(host[b, q, s])}; expected -1 or a code in [0, card={card})"
+            )
+    return _packed_cross_entropy(logits_seq, targets)
+
+
+@jax.jit
+def _packed_cross_entropy(logits_seq, targets):
+    logits_seq, targets = jnp.asarray(logits_seq), jnp.asarray(targets)
+    card = logits_seq.shape[-1]
+    valid = targets != -1
+    bad = valid & ((targets < 0) | (targets >= card))
+    picked = jnp.take_along_axis(logits_seq, jnp.clip(targets, 0, card - 1)[..., None], axis=-1)[..., 0]
+    nll = jnp.where(valid, _log_normalizer(logits_seq) - picked.astype(jnp.float32), 0.0)
+    per_codebook = jnp.sum(nll, axis=(0, 2)) / jnp.sum(valid, axis=(0, 2)).astype(jnp.float32)
+    per_codebook = jnp.where(jnp.any(bad, axis=(0, 2)), jnp.nan, per_codebook)
+    return jnp.mean(per_codebook), per_codebook

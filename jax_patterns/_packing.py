@@ -1,0 +1,255 @@
+"""Packing: several examples of different lengths in one row of a fixed number of steps, host side (numpy).
+
+Each example is interleaved with its own pattern (`provider.get_pattern(L_i)`)
+and placed in a row after the examples before it. A packed batch carries:
+
+- `tokens [B, K, S_row]`: the segments' sequences, the special token in padding;
+- `targets [B, K, S_row]`: at each step, the code the logits there predict (-1
+  where they predict nothing), so the loss needs no pattern and no revert
+  (`lm.packed_cross_entropy`);
+- `segment_ids [B, S_row]` (1, 2, ... within a row, 0 for padding) and
+  `positions [B, S_row]` (steps within the segment): a block-diagonal causal
+  mask and position embeddings make each segment see only itself, so a packed
+  row computes exactly what its examples compute alone.
+
+Everything here is numpy on the index arrays of `_indices` (cached per
+pattern), so it runs in a data-loader worker without jax dispatches or
+compilations. `segment` is the per-example step (what a grain pipeline maps);
+`plan_rows` and `pack` place examples; `unpack` reverts each segment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as tp
+
+import numpy as np
+
+from jax_patterns import _indices
+from jax_patterns._checks import check_flag, check_int
+
+METHODS = ("first-fit", "best-fit")
+
+
+def _codes(name: str, codes: tp.Any, n_q: int) -> np.ndarray:
+    array = np.asarray(codes)
+    if array.ndim != 2:
+        raise ValueError(f"`{name}` must be codes [K, L], got shape {array.shape}")
+    if array.shape[0] != n_q:
+        raise ValueError(f"`{name}` has K={array.shape[0]} codebooks; the provider has n_q={n_q}")
+    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"`{name}` must hold integer codes, got dtype {array.dtype}")
+    if array.shape[1] == 0:
+        raise ValueError(f"`{name}` has no timesteps; an empty example has nothing to train on")
+    return array
+
+
+def segment_steps(provider: tp.Any, length: int, keep_only_valid_steps: bool = True) -> int:
+    """How many sequence steps an example of `length` timesteps takes (its pattern's (valid) length)."""
+    return _indices.layout_length(provider.get_pattern(length), keep_only_valid_steps)
+
+
+def segment(
+    codes: tp.Any, provider: tp.Any, special_token: int, keep_only_valid_steps: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """One example `[K, L]` interleaved with `provider.get_pattern(L)`: `(tokens [K, S], targets [K, S])`.
+
+    `tokens` is `build_pattern_sequence(codes, special_token, keep_only_valid_steps)`;
+    `targets[q, s]` is the code the logits at step `s` predict (`Pattern.logit_steps`),
+    -1 where they predict none.
+
+    Example:
+      >>> import numpy as np
+      >>> from jax_patterns import DelayedPatternProvider
+      >>> tokens, targets = segment(np.array([[1, 2, 3], [4, 5, 6]]), DelayedPatternProvider(2), 9, False)
+      >>> tokens.tolist(), targets.tolist()
+      ([[9, 1, 2, 3, 9], [9, 9, 4, 5, 6]], [[1, 2, 3, -1, -1], [-1, 4, 5, 6, -1]])
+    """
+    kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
+    codes = _codes("codes", codes, provider.n_q)
+    n_q, length = codes.shape
+    pattern = provider.get_pattern(length)
+    steps = _indices.layout_length(pattern, kovs)
+    indexes, _ = _indices.build_indexes(pattern, length, kovs)
+    flat = np.concatenate([codes.reshape(-1).astype(np.int32), np.asarray([special_token], np.int32)])
+    tokens = flat[indexes]
+    reverse, mask = _indices.revert_indexes(pattern, steps, kovs, True)
+    targets = np.full(n_q * steps + 1, -1, np.int32)
+    targets[reverse[mask]] = codes.astype(np.int32)[mask]
+    return tokens, targets[:-1].reshape(n_q, steps)
+
+
+def plan_rows(steps: tp.Sequence[int], row_steps: int, method: str = "first-fit") -> list[list[int]]:
+    """Places items of `steps[i]` sequence steps into rows of `row_steps` steps; returns each row's items.
+
+    `first-fit` puts each item, in order, into the first row with room;
+    `best-fit` into the row it fills the most. A new row opens when none has
+    room.
+
+    Raises:
+      ValueError: an item longer than a row, or an unknown method.
+
+    Example:
+      >>> plan_rows([4, 5, 3, 3], 8)
+      [[0, 2], [1, 3]]
+      >>> plan_rows([4, 5, 3, 3], 8, "best-fit")
+      [[0, 3], [1, 2]]
+    """
+    row_steps = check_int("row_steps", row_steps, minimum=1)
+    if method not in METHODS:
+        raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for i, size in enumerate(steps):
+        if size > row_steps:
+            raise ValueError(f"example {i} takes {size} sequence steps, more than a row's row_steps={row_steps}")
+        fits = [r for r, free in enumerate(room) if free >= size]
+        if not fits:
+            rows.append([i])
+            room.append(row_steps - size)
+            continue
+        r = fits[0] if method == "first-fit" else min(fits, key=lambda r: (room[r], r))
+        rows[r].append(i)
+        room[r] -= size
+    return rows
+
+
+@dataclasses.dataclass(frozen=True)
+class Packed:
+    """A packed batch (numpy). See the module docstring for the arrays.
+
+    Attributes:
+      tokens: `[B, K, S_row]` int32.
+      targets: `[B, K, S_row]` int32, -1 where nothing is predicted.
+      segment_ids: `[B, S_row]` int32, 0 for padding.
+      positions: `[B, S_row]` int32.
+      placements: per input example, `(row, first step, steps, length)`.
+      provider: the provider the segments were built with.
+      keep_only_valid_steps: whether segments hold valid steps only.
+    """
+
+    tokens: np.ndarray
+    targets: np.ndarray
+    segment_ids: np.ndarray
+    positions: np.ndarray
+    placements: tuple[tuple[int, int, int, int], ...]
+    provider: tp.Any
+    keep_only_valid_steps: bool
+
+    @property
+    def padding_fraction(self) -> float:
+        """The fraction of row steps that hold no segment."""
+        return float(np.mean(self.segment_ids == 0)) if self.segment_ids.size else 0.0
+
+
+def pack(
+    examples: tp.Sequence[tp.Any],
+    provider: tp.Any,
+    *,
+    row_steps: int,
+    special_token: int,
+    rows: int | None = None,
+    method: str = "first-fit",
+    max_segments: int | None = None,
+    keep_only_valid_steps: bool = True,
+) -> Packed:
+    """Packs examples `[K, L_i]` into rows of `row_steps` sequence steps, each with its own pattern.
+
+    Args:
+      examples: codes `[K, L_i]` (numpy or lists), any lengths that fit a row.
+      provider: the pattern provider; segment `i` uses `provider.get_pattern(L_i)`.
+      row_steps: sequence steps per row.
+      special_token: the token of padding and of the pattern's empty positions.
+      rows: the number of rows to return (padding rows added); None: as many
+        as the plan needs.
+      method: `"first-fit"` or `"best-fit"` (see `plan_rows`).
+      max_segments: at most this many examples per row (1: plain padding).
+      keep_only_valid_steps: segments hold their pattern's valid steps only
+        (audiocraft's training layout, `lm.pattern_cross_entropy`'s default).
+
+    Returns:
+      a `Packed` batch.
+
+    Raises:
+      ValueError: an example longer than a row, a row size too small for any
+        pattern, mismatched K, or more rows needed than `rows`.
+      TypeError: non-integer codes.
+
+    Example:
+      >>> import numpy as np
+      >>> from jax_patterns import DelayedPatternProvider
+      >>> p = pack([np.ones((2, 3), int), np.ones((2, 1), int)], DelayedPatternProvider(2), row_steps=8,
+      ...          special_token=9)
+      >>> p.segment_ids.tolist(), p.positions.tolist(), p.padding_fraction
+      ([[1, 1, 1, 1, 2, 2, 0, 0]], [[0, 1, 2, 3, 0, 1, 0, 0]], 0.25)
+    """
+    row_steps = check_int("row_steps", row_steps, minimum=1)
+    kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
+    if max_segments is not None:
+        max_segments = check_int("max_segments", max_segments, minimum=1)
+    arrays = [_codes(f"examples[{i}]", codes, provider.n_q) for i, codes in enumerate(examples)]
+    smallest = segment_steps(provider, 1, kovs)
+    if row_steps < smallest:
+        raise ValueError(
+            f"`row_steps`={row_steps} is too small for any example: one timestep already takes {smallest} steps"
+        )
+    sizes = [segment_steps(provider, a.shape[1], kovs) for a in arrays]
+    plan = _plan(sizes, row_steps, method, max_segments)
+    count = len(plan) if rows is None else check_int("rows", rows, minimum=0)
+    if len(plan) > count:
+        raise ValueError(f"the examples need {len(plan)} rows of {row_steps} steps; `rows`={count}")
+    n_q = provider.n_q
+    tokens = np.full((count, n_q, row_steps), special_token, np.int32)
+    targets = np.full((count, n_q, row_steps), -1, np.int32)
+    segment_ids = np.zeros((count, row_steps), np.int32)
+    positions = np.zeros((count, row_steps), np.int32)
+    placements: list[tuple[int, int, int, int]] = [(0, 0, 0, 0)] * len(arrays)
+    for r, items in enumerate(plan):
+        start = 0
+        for number, i in enumerate(items, start=1):
+            seq, tgt = segment(arrays[i], provider, special_token, kovs)
+            end = start + seq.shape[1]
+            tokens[r, :, start:end] = seq
+            targets[r, :, start:end] = tgt
+            segment_ids[r, start:end] = number
+            positions[r, start:end] = np.arange(end - start)
+            placements[i] = (r, start, end - start, arrays[i].shape[1])
+            start = end
+    return Packed(tokens, targets, segment_ids, positions, tuple(placements), provider, kovs)
+
+
+def _plan(sizes: list[int], row_steps: int, method: str, max_segments: int | None) -> list[list[int]]:
+    if max_segments == 1:
+        for i, size in enumerate(sizes):
+            if size > row_steps:
+                raise ValueError(f"example {i} takes {size} sequence steps, more than a row's row_steps={row_steps}")
+        return [[i] for i in range(len(sizes))]
+    if max_segments is None:
+        return plan_rows(sizes, row_steps, method)
+    plan: list[list[int]] = []
+    for row in plan_rows(sizes, row_steps, method):  # split rows over the limit, keeping order
+        plan += [row[j : j + max_segments] for j in range(0, len(row), max_segments)]
+    return plan
+
+
+def unpack(sequence: tp.Any, packed: Packed, special_token: int = -1) -> list[np.ndarray]:
+    """Reverts each segment of a packed `[B, K, S_row]` sequence (tokens, or per-step values) to `[K, L_i]`.
+
+    The inverse of `pack` on its tokens: `unpack(packed.tokens, packed)[i]` is
+    example `i`'s codes. Positions no step holds get `special_token`.
+
+    Raises:
+      ValueError: a sequence whose shape is not the packed batch's.
+    """
+    sequence = np.asarray(sequence)
+    if sequence.shape[:3] != packed.tokens.shape:
+        raise ValueError(f"`sequence` has shape {sequence.shape}; expected the packed {packed.tokens.shape}")
+    out = []
+    n_q = packed.provider.n_q
+    for row, start, steps, length in packed.placements:
+        pattern = packed.provider.get_pattern(length)
+        indexes, mask = _indices.revert_indexes(pattern, steps, packed.keep_only_valid_steps, False)
+        flat = sequence[row, :, start : start + steps].reshape(-1)
+        values = np.where(mask, flat[np.minimum(indexes, n_q * steps - 1)], special_token)
+        out.append(values[:, :length].astype(sequence.dtype))
+    return out
