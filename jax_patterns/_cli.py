@@ -177,9 +177,24 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     from jax_patterns import _bench
 
     _bench.add_arguments(bench)
+    train = commands.add_parser(
+        "train",
+        help="train the example NNX codec LM on a synthetic corpus (packing, grain, jax.distributed, orbax)",
+        description="Train lm.CodecLM on a deterministic synthetic code corpus; one JSON line per logged step "
+        "on stdout ({step, loss, tokens_per_s, padding_fraction}), progress on stderr.",
+    )
+    from jax_patterns.train import _command
+
+    _command.add_arguments(train)
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     try:
-        if args.command == "bench":
+        if args.command == "train":
+            try:
+                code = _command.run(args, argv)
+            except ValueError as err:
+                raise UserError(str(err)) from err
+        elif args.command == "bench":
             code = _bench.run(args)
         else:
             code = _show(args, show) if args.command == "show" else _check(args, check)

@@ -62,6 +62,7 @@ def test_pack_then_unpack_returns_every_example(provider, lengths, data):
         assert_same(back, original)
     # the rows hold each segment's own build, where the plan put it
     for i, (row, start, steps, length) in enumerate(packed.placements):
+        assert length == lengths[i]
         tokens, targets = jp.segment(examples[i], provider, CARD, kovs)
         assert_same(packed.tokens[row, :, start : start + steps], tokens)
         assert_same(packed.targets[row, :, start : start + steps], targets)

@@ -1,0 +1,170 @@
+"""`python -m jax_patterns train`: flags, and `--local-processes` (P local processes joined by jax.distributed).
+
+The launcher starts P copies of the same command, each with `--coordinator
+127.0.0.1:PORT --num-processes P --process-id i`: exactly what a cluster
+launcher passes on many hosts. Process 0's stdout (the JSON lines) is passed
+through; every process's stderr is passed through with its id. If a process
+fails, the others are stopped and the launcher exits with its exit code: a
+crashed worker never leaves the rest waiting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import typing as tp
+
+from jax_patterns.train._loop import Options, print_record, train
+
+
+def add_arguments(parser: tp.Any) -> None:
+    parser.add_argument("--steps", type=int, required=True, help="optimizer steps in all")
+    parser.add_argument("--batch-size", type=int, required=True, help="rows per global batch (all processes)")
+    parser.add_argument("--seed", type=int, default=0, help="model, data order and corpus seed")
+    parser.add_argument("--pack", action="store_true", help="pack several examples per row (default: one, padded)")
+    parser.add_argument("--checkpoint-dir", metavar="DIR", help="save to DIR, and resume from its latest checkpoint")
+    parser.add_argument("--stop-after", type=int, metavar="M", help="stop after step M, as a preempted job would")
+    parser.add_argument("--log-every", type=int, default=10, help="steps between JSON lines (and the last step)")
+    parser.add_argument("--save-every", type=int, default=50, help="steps between checkpoints (and the last step)")
+    parser.add_argument("--max-frames", type=int, default=64, help="longest example (timesteps)")
+    many = parser.add_mutually_exclusive_group()
+    many.add_argument("--local-processes", type=int, metavar="P", help="run P local processes (jax.distributed)")
+    many.add_argument("--coordinator", metavar="HOST:PORT", help="the coordinator of a multi-process run")
+    parser.add_argument("--num-processes", type=int, default=1, help="processes of a multi-process run")
+    parser.add_argument("--process-id", type=int, default=0, help="this process's id in a multi-process run")
+
+
+def options_of(args: tp.Any) -> Options:
+    for name in ("steps", "batch_size", "log_every", "save_every", "max_frames", "num_processes"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"`--{name.replace('_', '-')}` must be >= 1, got {getattr(args, name)}")
+    if args.coordinator is None and (args.num_processes != 1 or args.process_id != 0):
+        raise ValueError("`--num-processes` and `--process-id` go with `--coordinator HOST:PORT`")
+    if not 0 <= args.process_id < args.num_processes:
+        raise ValueError(f"`--process-id`={args.process_id} must lie in [0, --num-processes={args.num_processes})")
+    return Options(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        pack=args.pack,
+        checkpoint_dir=args.checkpoint_dir,
+        stop_after=args.stop_after,
+        coordinator=args.coordinator,
+        num_processes=args.num_processes,
+        process_id=args.process_id,
+        log_every=args.log_every,
+        save_every=args.save_every,
+        max_frames=args.max_frames,
+    )
+
+
+def run(args: tp.Any, argv: tp.Sequence[str]) -> int:
+    """Runs the command; returns the exit code."""
+    if args.local_processes is not None:
+        if args.local_processes < 1:
+            raise ValueError(f"`--local-processes` must be >= 1, got {args.local_processes}")
+        return launch(args.local_processes, _without_local_processes(argv))
+    options = options_of(args)
+    if options.coordinator is None:
+        train(options, emit=print_record)
+        return 0
+    # native libraries (gloo) print to file descriptor 1: keep stdout for the JSON lines alone
+    records = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    try:
+        train(options, emit=lambda record: print(json.dumps(record), file=records, flush=True))
+    finally:
+        records.close()
+    return 0
+
+
+def _without_local_processes(argv: tp.Sequence[str]) -> list[str]:
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == "--local-processes":
+            skip = True
+        elif not item.startswith("--local-processes="):
+            out.append(item)
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pump(stream: tp.Any, out: tp.Any, prefix: str) -> None:
+    for line in iter(stream.readline, ""):
+        out.write(prefix + line)
+        out.flush()
+
+
+def launch(processes: int, argv: tp.Sequence[str], timeout: float | None = None) -> int:
+    """Runs `python -m jax_patterns <argv>` as `processes` local processes of one jax.distributed run.
+
+    Returns 0 when every process succeeds; otherwise the first failing
+    process's exit code (the others are stopped). `timeout` (seconds) bounds the
+    whole run.
+    """
+    address = f"127.0.0.1:{_free_port()}"
+    children = []
+    pumps = []
+    for i in range(processes):
+        command = [sys.executable, "-m", "jax_patterns", *argv]
+        command += ["--coordinator", address, "--num-processes", str(processes), "--process-id", str(i)]
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+        print(f"[launcher] process {i} started (pid {child.pid})", file=sys.stderr, flush=True)
+        children.append(child)
+        for stream, out, prefix in ((child.stdout, sys.stdout, ""), (child.stderr, sys.stderr, f"[process {i}] ")):
+            if stream is child.stdout and i:
+                out, prefix = sys.stderr, f"[process {i} stdout] "
+            pump = threading.Thread(target=_pump, args=(stream, out, prefix), daemon=True)
+            pump.start()
+            pumps.append(pump)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    code = 0
+    try:
+        while any(c.poll() is None for c in children):
+            failed = [(i, c.returncode) for i, c in enumerate(children) if c.returncode not in (None, 0)]
+            if failed:
+                i, code = failed[0]
+                print(f"[launcher] process {i} exited with code {code}; stopping the others", file=sys.stderr)
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                print(f"[launcher] the run took longer than {timeout} s; stopping it", file=sys.stderr)
+                code = 124
+                break
+            time.sleep(0.1)
+        else:
+            failed = [(i, c.returncode) for i, c in enumerate(children) if c.returncode != 0]
+            if failed:
+                i, code = failed[0]
+                print(f"[launcher] process {i} exited with code {code}", file=sys.stderr)
+    finally:
+        _stop(children)
+        for pump in pumps:
+            pump.join(timeout=5)
+    return code if code >= 0 else 128 - code  # a signal -N is reported as 128 + N
+
+
+def _stop(children: list[subprocess.Popen]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    end = time.monotonic() + 5
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()

@@ -1,0 +1,206 @@
+"""The training loop of `python -m jax_patterns train`: data parallel over every device of every process.
+
+One program for all: a process joins `jax.distributed` when given a
+coordinator, builds a mesh over all devices of all processes with one `data`
+axis, and feeds its own rows of each global batch
+(`jax.make_array_from_process_local_data`). Every process runs the same grain
+pipeline and keeps its slice of the global batch, so the batches, and so the
+losses, are those of a single process with all the devices. Parameters and
+optimizer state are replicated; the loss is `lm.packed_cross_entropy` on
+`CodecLM` run with segment ids and positions (packed or padded rows alike).
+
+Checkpoints (orbax) hold the model, the optimizer state and the grain
+iterator's state: a run started again with the same directory continues from
+the last one, and its losses are those of a run that never stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+import typing as tp
+
+import numpy as np
+
+import jax_patterns as jp
+from jax_patterns.train._data import MarkovCodes, input_pipeline
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """What `train` needs; the CLI flags map one to one."""
+
+    steps: int
+    batch_size: int
+    seed: int = 0
+    pack: bool = False
+    checkpoint_dir: str | None = None
+    stop_after: int | None = None
+    coordinator: str | None = None
+    num_processes: int = 1
+    process_id: int = 0
+    log_every: int = 10
+    save_every: int = 50
+    n_q: int = 4
+    card: int = 32
+    max_frames: int = 64
+    min_frames: int | None = None
+    dim: int = 64
+    learning_rate: float = 3e-3
+
+
+def _distributed(options: Options) -> None:
+    import jax
+
+    if options.coordinator is None:
+        return
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectives across processes
+    jax.distributed.initialize(
+        options.coordinator, options.num_processes, options.process_id, initialization_timeout=120
+    )
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def train(options: Options, emit: tp.Callable[[dict], None] | None = None) -> list[dict]:
+    """Trains the NNX `CodecLM` on `MarkovCodes`; returns the logged records (also printed as JSON by process 0).
+
+    Raises:
+      ValueError: a batch size that the devices do not divide, or bad step numbers.
+    """
+    _distributed(options)
+    import jax
+    import optax
+    from flax import nnx
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    from jax_patterns import lm
+
+    devices, processes = jax.device_count(), jax.process_count()
+    if options.batch_size % devices:
+        raise ValueError(f"`--batch-size`={options.batch_size} must be a multiple of the {devices} devices")
+    if options.stop_after is not None and not 1 <= options.stop_after <= options.steps:
+        raise ValueError(f"`--stop-after`={options.stop_after} must lie in [1, --steps={options.steps}]")
+    mesh = jax.make_mesh((devices,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))  # XLA places the rest
+    rows, replicated = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
+    provider = jp.DelayedPatternProvider(options.n_q)
+    special = options.card
+    min_frames = options.min_frames or max(1, options.max_frames // 10)
+    corpus = MarkovCodes(options.n_q, options.card, min_frames, options.max_frames, seed=options.seed)
+    row_steps = jp.segment_steps(provider, options.max_frames)
+    model = lm.CodecLM(
+        options.n_q,
+        options.card,
+        dim=options.dim,
+        num_layers=2,
+        num_heads=4,
+        max_len=row_steps,
+        rngs=nnx.Rngs(options.seed),
+    )
+    graphdef, params = nnx.split(model)
+    tx = optax.adamw(options.learning_rate)
+    state = jax.device_put({"params": params, "opt_state": tx.init(params)}, replicated)
+    dataset = input_pipeline(
+        corpus,
+        provider,
+        batch_size=options.batch_size,
+        row_steps=row_steps,
+        special_token=special,
+        seed=options.seed,
+        pack=options.pack,
+    )
+    iterator = iter(dataset)
+    manager, state, first = _restore(options, state, iterator)
+    if first > 1:
+        _say(f"resumed from the checkpoint of step {first - 1}")
+
+    @jax.jit
+    def step(state, batch):
+        def loss_fn(params):
+            logits = nnx.merge(graphdef, params)(batch["tokens"], batch["segment_ids"], batch["positions"])
+            return lm.packed_cross_entropy(logits, batch["targets"])[0]
+
+        loss, grads = jax.value_and_grad(loss_fn)(state["params"])
+        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+        return {"params": optax.apply_updates(state["params"], updates), "opt_state": opt_state}, loss
+
+    local = options.batch_size // processes
+    mine = slice(jax.process_index() * local, (jax.process_index() + 1) * local)
+    last = options.steps if options.stop_after is None else options.stop_after
+    records: list[dict] = []
+    real = padded = seen = 0  # tokens and padding since the clock started; padding over every step run
+    began = time.perf_counter()
+    for number in range(first, last + 1):
+        batch = next(iterator)
+        real += int(np.sum(batch["targets"] != -1))
+        padded += int(np.sum(batch["segment_ids"] == 0))
+        seen += batch["segment_ids"].size
+        arrays = {k: jax.make_array_from_process_local_data(rows, v[mine], v.shape) for k, v in batch.items()}
+        with jax.numpy_dtype_promotion("standard"):  # optax mixes Python floats and int32 step counts
+            state, loss = step(state, arrays)
+        if number % options.log_every == 0 or number == last:
+            value = float(loss)  # the one host sync of a logged interval
+            record = {
+                "step": number,
+                "loss": value,
+                "tokens_per_s": real / (time.perf_counter() - began),
+                "padding_fraction": padded / seen,
+            }
+            records.append(record)
+            if emit is not None and jax.process_index() == 0:
+                emit(record)
+            _say(f"step {number}/{options.steps}  loss {value:.4f}  {record['tokens_per_s']:.0f} tokens/s")
+        if number == first:  # the first step compiles: the clock starts after it
+            jax.block_until_ready(loss)
+            real, began = 0, time.perf_counter()
+        if manager is not None and (number % options.save_every == 0 or number == last):
+            import grain
+            import orbax.checkpoint as ocp
+
+            manager.save(
+                number,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(state), data=grain.checkpoint.CheckpointSave(iterator)
+                ),
+            )
+    if manager is not None:
+        manager.wait_until_finished()
+        manager.close()
+    return records
+
+
+def _restore(options: Options, state: tp.Any, iterator: tp.Any) -> tuple[tp.Any, tp.Any, int]:
+    """`(manager, state, first step to run)`: the latest checkpoint's state (the iterator is restored in place)."""
+    if options.checkpoint_dir is None:
+        return None, state, 1
+    import os
+
+    import grain
+    import jax
+    import orbax.checkpoint as ocp
+
+    manager = ocp.CheckpointManager(
+        os.path.abspath(options.checkpoint_dir),
+        options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True),
+    )
+    latest = manager.latest_step()
+    if latest is None:
+        return manager, state, 1
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+    restored = manager.restore(
+        latest,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract), data=grain.checkpoint.CheckpointRestore(iterator)
+        ),
+    )
+    return manager, restored["state"], latest + 1
+
+
+def print_record(record: dict) -> None:
+    """One JSON line on stdout per logged step."""
+    print(json.dumps(record), flush=True)
