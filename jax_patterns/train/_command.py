@@ -134,7 +134,7 @@ def launch(processes: int, argv: tp.Sequence[str], timeout: float | None = None)
     deadline = None if timeout is None else time.monotonic() + timeout
     code = 0
     try:
-        while any(c.poll() is None for c in children):
+        while None in [c.poll() for c in children]:  # every child polled (`any` would stop at the first)
             failed = [(i, c.returncode) for i, c in enumerate(children) if c.returncode not in (None, 0)]
             if failed:
                 i, code = failed[0]

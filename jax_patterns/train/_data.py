@@ -3,8 +3,9 @@
 `MarkovCodes` is a random-access source (what `grain.MapDataset.source` takes):
 example `i` is a function of `(seed, i)` alone, with a length drawn uniformly
 between `min_len` and `max_len`. Its codes follow a small Markov chain (each
-code depends on the codebook's previous code and on the coarser codebook's
-code at the same timestep), so a model can learn it and the loss falls.
+code is a fixed permutation of the codebook's previous code, shifted by the
+coarser codebook's code at the same timestep, and replaced by a random code
+with probability `noise`), so a model can learn it and the loss falls.
 
 `input_pipeline` is grain end to end: shuffle and repeat the source, interleave
 each example with its own pattern (`jax_patterns.segment`, numpy), pack the
@@ -47,7 +48,7 @@ class MarkovCodes:
 
     def _tables(self) -> np.ndarray:
         rng = np.random.default_rng([self.seed, 2**31 - 1])
-        return rng.integers(0, self.card, (self.n_q, self.card, self.card))  # [q, previous, coarser] -> next
+        return rng.permutation(np.tile(np.arange(self.card), (self.n_q, 1)), axis=1)  # [q, previous] -> next
 
     def __len__(self) -> int:
         return self.size
@@ -66,7 +67,7 @@ class MarkovCodes:
             for q in range(self.n_q):
                 previous = codes[q, t - 1] if t else start[q]
                 coarser = codes[q - 1, t] if q else 0
-                codes[q, t] = noise[q, t] if flips[q, t] else tables[q, previous, coarser]
+                codes[q, t] = noise[q, t] if flips[q, t] else (tables[q, previous] + coarser) % self.card
         return codes
 
 

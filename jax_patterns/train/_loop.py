@@ -44,11 +44,11 @@ class Options:
     log_every: int = 10
     save_every: int = 50
     n_q: int = 4
-    card: int = 32
+    card: int = 16
     max_frames: int = 64
     min_frames: int | None = None
     dim: int = 64
-    learning_rate: float = 3e-3
+    learning_rate: float = 1e-2
 
 
 def _distributed(options: Options) -> None:

@@ -1,0 +1,176 @@
+"""Training at scale: the grain pipeline, the data-parallel loop, checkpoints that resume exactly, many processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import grain
+import numpy as np
+import pytest
+
+import jax_patterns as jp
+from jax_patterns.train import MarkovCodes, Options, input_pipeline, train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_the_corpus_is_deterministic_and_learnable():
+    corpus = MarkovCodes(n_q=3, card=16, min_len=5, max_len=20, size=50, seed=3)
+    again = MarkovCodes(n_q=3, card=16, min_len=5, max_len=20, size=50, seed=3)
+    assert all((corpus[i] == again[i]).all() for i in range(50))
+    lengths = [corpus[i].shape[1] for i in range(50)]
+    assert min(lengths) >= 5 and max(lengths) <= 20 and len(set(lengths)) > 5
+    other = MarkovCodes(n_q=3, card=16, min_len=5, max_len=20, size=50, seed=4)
+    assert [other[i].shape for i in range(50)] != [corpus[i].shape for i in range(50)]
+    with pytest.raises(IndexError):
+        corpus[50]
+    with pytest.raises(ValueError, match=r"need 1 <= min_len <= max_len"):
+        MarkovCodes(min_len=9, max_len=3)
+
+
+def pipeline(pack: bool, seed: int = 0, batch_size: int = 4):
+    provider = jp.DelayedPatternProvider(3)
+    corpus = MarkovCodes(n_q=3, card=16, min_len=2, max_len=12, size=40, seed=1)
+    row_steps = jp.segment_steps(provider, 12)
+    dataset = input_pipeline(
+        corpus, provider, batch_size=batch_size, row_steps=row_steps, special_token=16, seed=seed, pack=pack
+    )
+    return dataset, corpus, provider, row_steps
+
+
+@pytest.mark.parametrize("pack", [True, False])
+def test_the_pipeline_is_deterministic_and_its_state_resumes_it(pack):
+    dataset, _, _, _ = pipeline(pack)
+    first = iter(dataset)
+    batches = [next(first) for _ in range(6)]
+    again = iter(pipeline(pack)[0])
+    for a in batches:
+        b = next(again)
+        assert all((a[k] == b[k]).all() for k in a)
+    state = first.get_state()
+    expected = [next(first) for _ in range(3)]
+    resumed = iter(pipeline(pack)[0])
+    resumed.set_state(state)
+    for a in expected:
+        b = next(resumed)
+        assert all((a[k] == b[k]).all() for k in a)
+    other = next(iter(pipeline(pack, seed=1)[0]))
+    assert not (other["tokens"] == batches[0]["tokens"]).all()
+
+
+@pytest.mark.parametrize("pack", [True, False])
+def test_the_pipeline_rows_hold_the_corpus_examples_each_with_its_own_pattern(pack):
+    dataset, corpus, provider, row_steps = pipeline(pack)
+    order = grain.MapDataset.source(corpus).shuffle(seed=0)
+    expected = [jp.segment(order[i], provider, 16) for i in range(len(corpus))]
+    found = []
+    for batch in [next(iter(dataset))] + [b for _, b in zip(range(3), iter(dataset))]:
+        assert batch["tokens"].shape == (4, 3, row_steps)
+        for r in range(4):
+            ids = batch["segment_ids"][r]
+            assert (batch["tokens"][r][:, ids == 0] == 16).all() and (batch["targets"][r][:, ids == 0] == -1).all()
+            for s in range(1, ids.max() + 1):
+                span = np.flatnonzero(ids == s)
+                assert (batch["positions"][r, span] == np.arange(span.size)).all()
+                tokens, targets = batch["tokens"][r][:, span], batch["targets"][r][:, span]
+                match = [i for i, (t, g) in enumerate(expected) if t.shape == tokens.shape and (t == tokens).all()]
+                assert match and (expected[match[0]][1] == targets).all()
+                found.append(match[0])
+            assert ids.max() == 1 or pack
+    assert len(found) > 4
+
+
+def run_train(**kw) -> list[dict]:
+    options = dict(steps=12, batch_size=4, seed=0, log_every=4, save_every=4, max_frames=16)
+    return train(Options(**{**options, **kw}))
+
+
+def test_training_lowers_the_loss_and_packing_wastes_less():
+    packed = run_train(pack=True, steps=60, log_every=20, batch_size=8)
+    padded = run_train(pack=False, steps=60, log_every=20, batch_size=8)
+    for records in (packed, padded):
+        assert [r["step"] for r in records] == [20, 40, 60]
+        assert set(records[0]) == {"step", "loss", "tokens_per_s", "padding_fraction"}
+        assert records[-1]["loss"] < records[0]["loss"], records
+    assert packed[-1]["loss"] < packed[0]["loss"] - 0.2, packed  # the loss visibly falls
+    assert packed[-1]["padding_fraction"] < 0.5 * padded[-1]["padding_fraction"]
+
+
+def test_stopping_and_resuming_gives_the_straight_runs_losses(tmp_path):
+    straight = run_train(pack=True)
+    first = run_train(pack=True, checkpoint_dir=str(tmp_path), stop_after=6)
+    assert [r["step"] for r in first] == [4, 6]
+    second = run_train(pack=True, checkpoint_dir=str(tmp_path))
+    assert [r["step"] for r in second] == [8, 12]
+    assert [r["loss"] for r in first[:1] + second] == [r["loss"] for r in straight]
+    assert sorted(int(p) for p in os.listdir(tmp_path) if p.isdigit())[-1] == 12
+
+
+def test_option_errors():
+    with pytest.raises(ValueError, match=r"`--stop-after`=20 must lie in \[1, --steps=12\]"):
+        run_train(stop_after=20)
+
+
+# --- subprocesses: many processes on 127.0.0.1, bounded in time ------------------------------------------------------
+def command(*args: str, devices: int) -> tuple[list[str], dict]:
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "PYTHONPATH": ROOT}
+    return [sys.executable, "-m", "jax_patterns", "train", *args], env
+
+
+def records_of(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+TRAIN = ("--steps", "6", "--batch-size", "8", "--pack", "--log-every", "2", "--max-frames", "16")
+
+
+def test_two_processes_give_the_losses_of_one_process_with_all_devices():
+    argv, env = command(*TRAIN, devices=4)
+    one = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+    argv, env = command(*TRAIN, "--local-processes", "2", devices=2)
+    two = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    single, double = records_of(one.stdout), records_of(two.stdout)  # stdout: JSON lines only
+    assert [r["step"] for r in double] == [2, 4, 6] == [r["step"] for r in single]
+    np.testing.assert_allclose([r["loss"] for r in double], [r["loss"] for r in single], rtol=1e-5)
+    assert [r["padding_fraction"] for r in double] == [r["padding_fraction"] for r in single]
+    assert "[process 1]" in two.stderr
+
+
+def test_a_crashed_worker_stops_the_run_with_its_error():
+    argv, env = command(
+        "--steps", "100000", "--batch-size", "4", "--log-every", "1000", "--local-processes", "2", devices=2
+    )
+    launcher = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        pid = None
+        began = time.monotonic()
+        while pid is None and time.monotonic() - began < 120:
+            assert launcher.stderr is not None
+            line = launcher.stderr.readline()
+            if "process 1 started (pid" in line:
+                pid = int(line.split("pid ")[1].rstrip(")\n"))
+        assert pid is not None, "the launcher did not start process 1"
+        time.sleep(3)
+        os.kill(pid, signal.SIGKILL)  # a worker dies mid-run
+        _, err = launcher.communicate(timeout=60)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode == 128 + 9  # the worker's signal, as a shell reports it
+    assert "process 1 exited with code -9; stopping the others" in err
+
+
+def test_bad_flags_exit_with_a_message():
+    argv, env = command("--steps", "0", "--batch-size", "4", devices=1)
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "`--steps` must be >= 1, got 0" in done.stderr
+    argv, env = command("--steps", "2", "--batch-size", "3", devices=2)
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "`--batch-size`=3 must be a multiple of the 2 devices" in done.stderr
