@@ -232,24 +232,39 @@ def _plan(sizes: list[int], row_steps: int, method: str, max_segments: int | Non
     return plan
 
 
-def unpack(sequence: tp.Any, packed: Packed, special_token: int = -1) -> list[np.ndarray]:
-    """Reverts each segment of a packed `[B, K, S_row]` sequence (tokens, or per-step values) to `[K, L_i]`.
+def unpack(
+    sequence: tp.Any, packed: Packed, special_token: tp.Any = -1, model_output: bool = False
+) -> list[np.ndarray]:
+    """Reverts each segment of a packed `[B, K, S_row, ...]` sequence to `[K, L_i, ...]`, with its own pattern.
 
     The inverse of `pack` on its tokens: `unpack(packed.tokens, packed)[i]` is
-    example `i`'s codes. Positions no step holds get `special_token`.
+    example `i`'s codes. Per-step values with trailing axes (logits
+    `[B, K, S_row, card]`) work too; with `model_output=True` the value of a code
+    is read at the step whose logits predict it (as `revert_pattern_logits`).
+    Positions no step holds get `special_token`.
 
     Raises:
-      ValueError: a sequence whose shape is not the packed batch's.
+      ValueError: a sequence whose leading shape is not the packed batch's.
+
+    Example:
+      >>> import numpy as np
+      >>> from jax_patterns import DelayedPatternProvider
+      >>> examples = [np.array([[1, 2], [3, 4]]), np.array([[5], [6]])]
+      >>> p = pack(examples, DelayedPatternProvider(2), row_steps=8, special_token=9, keep_only_valid_steps=False)
+      >>> [e.tolist() for e in unpack(p.tokens, p)]
+      [[[1, 2], [3, 4]], [[5], [6]]]
     """
     sequence = np.asarray(sequence)
     if sequence.shape[:3] != packed.tokens.shape:
-        raise ValueError(f"`sequence` has shape {sequence.shape}; expected the packed {packed.tokens.shape}")
+        raise ValueError(f"`sequence` has shape {sequence.shape}; expected the packed {packed.tokens.shape} first")
+    kovs = packed.keep_only_valid_steps
+    n_q, rest = packed.provider.n_q, sequence.shape[3:]
     out = []
-    n_q = packed.provider.n_q
     for row, start, steps, length in packed.placements:
         pattern = packed.provider.get_pattern(length)
-        indexes, mask = _indices.revert_indexes(pattern, steps, packed.keep_only_valid_steps, False)
-        flat = sequence[row, :, start : start + steps].reshape(-1)
-        values = np.where(mask, flat[np.minimum(indexes, n_q * steps - 1)], special_token)
-        out.append(values[:, :length].astype(sequence.dtype))
+        indexes, mask = _indices.revert_indexes(pattern, steps, kovs, check_flag("model_output", model_output))
+        flat = sequence[row, :, start : start + steps].reshape(n_q * steps, *rest)
+        values = flat[np.minimum(indexes, n_q * steps - 1)]  # [K, L, ...]
+        fill = np.asarray(special_token, dtype=sequence.dtype)
+        out.append(np.where(mask.reshape(*mask.shape, *([1] * len(rest))), values, fill))
     return out

@@ -68,3 +68,10 @@ def test_serving_rows():
     stream = rows[-1].extra
     assert stream["steps_to_first_frame"] == 4 and stream["first_frame_ms"] > 0 and stream["first_frame_limit_ms"] > 0
     assert all(r.jax_ms > 0 and r.extra["baseline_ms"] > 0 for r in rows)
+
+
+def test_training_rows():
+    rows = _bench.bench_training(3, batch=2, max_frames=8, dim=16)
+    assert len(rows) == 2
+    assert rows[0].extra["packed_padding_fraction"] < rows[0].extra["padded_padding_fraction"]
+    assert rows[1].extra["same_loss"] == 1.0 and rows[1].extra["two_processes_tokens_per_s"] > 0

@@ -33,6 +33,7 @@ def add_arguments(parser: tp.Any) -> None:
     parser.add_argument("--log-every", type=int, default=10, help="steps between JSON lines (and the last step)")
     parser.add_argument("--save-every", type=int, default=50, help="steps between checkpoints (and the last step)")
     parser.add_argument("--max-frames", type=int, default=64, help="longest example (timesteps)")
+    parser.add_argument("--dim", type=int, default=64, help="model width (2 layers, 4 heads)")
     many = parser.add_mutually_exclusive_group()
     many.add_argument("--local-processes", type=int, metavar="P", help="run P local processes (jax.distributed)")
     many.add_argument("--coordinator", metavar="HOST:PORT", help="the coordinator of a multi-process run")
@@ -41,7 +42,7 @@ def add_arguments(parser: tp.Any) -> None:
 
 
 def options_of(args: tp.Any) -> Options:
-    for name in ("steps", "batch_size", "log_every", "save_every", "max_frames", "num_processes"):
+    for name in ("steps", "batch_size", "log_every", "save_every", "max_frames", "dim", "num_processes"):
         if getattr(args, name) < 1:
             raise ValueError(f"`--{name.replace('_', '-')}` must be >= 1, got {getattr(args, name)}")
     if args.coordinator is None and (args.num_processes != 1 or args.process_id != 0):
@@ -61,6 +62,7 @@ def options_of(args: tp.Any) -> Options:
         log_every=args.log_every,
         save_every=args.save_every,
         max_frames=args.max_frames,
+        dim=args.dim,
     )
 
 

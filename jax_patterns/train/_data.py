@@ -9,8 +9,8 @@ with probability `noise`), so a model can learn it and the loss falls.
 
 `input_pipeline` is grain end to end: shuffle and repeat the source, interleave
 each example with its own pattern (`jax_patterns.segment`, numpy), pack the
-segments into rows with grain's first-fit packer (or one per row when not
-packing), and batch. Its iterator's state (`get_state` / `set_state`) is what
+segments into rows with grain's best-fit packer (or one per row when not
+packing), batch, and prefetch in a background thread. Its iterator's state (`get_state` / `set_state`) is what
 a checkpoint saves.
 """
 
@@ -101,6 +101,8 @@ def input_pipeline(
     special_token: int,
     seed: int,
     pack: bool,
+    packing_bins: int | None = None,
+    prefetch: int = 2,
 ) -> tp.Any:
     """A grain `IterDataset` of batches `{"tokens", "targets", "segment_ids", "positions"}` (numpy).
 
@@ -111,8 +113,13 @@ def input_pipeline(
       row_steps: sequence steps per row (the longest example's valid steps at least).
       special_token: the padding and empty-position token.
       seed: the shuffle seed; the batches are a function of it alone.
-      pack: several examples per row (grain's first-fit packer over `batch_size`
-        bins); otherwise one example per row, padded.
+      pack: several examples per row (grain's best-fit packer); otherwise one
+        example per row, padded.
+      packing_bins: rows the packer fills at once (default `8 * batch_size`):
+        more bins, less padding (on lengths uniform over 10-100% of a row:
+        15% with 8 bins, 9% with 64).
+      prefetch: batches prepared ahead in a background thread (0: none), so
+        that host work overlaps the device's.
 
     Returns:
       an infinite `grain.IterDataset`; `iter()` of it has `get_state` / `set_state`.
@@ -121,12 +128,15 @@ def input_pipeline(
     import grain.experimental
 
     dataset = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None).map(_Segment(provider, special_token))
-    packed = grain.experimental.FirstFitPackIterDataset(
+    packed = grain.experimental.BestFitPackIterDataset(
         dataset.to_iter_dataset(),
         length_struct={"tokens": row_steps, "targets": row_steps},
-        num_packing_bins=batch_size,
+        num_packing_bins=(packing_bins or 8 * batch_size) if pack else batch_size,
         shuffle_bins=False,
         padding_struct={"tokens": special_token, "targets": -1},
         max_sequences_per_bin=None if pack else 1,
     )
-    return packed.batch(batch_size, drop_remainder=True).map(_to_batch)
+    batches = packed.batch(batch_size, drop_remainder=True).map(_to_batch)
+    if prefetch:
+        batches = grain.experimental.ThreadPrefetchIterDataset(batches, prefetch_buffer_size=prefetch)
+    return batches
