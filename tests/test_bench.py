@@ -71,7 +71,7 @@ def test_serving_rows():
 
 
 def test_training_rows():
-    rows = _bench.bench_training(3, batch=2, max_frames=8, dim=16)
+    rows = _bench.bench_training(3, batch=8, max_frames=8, dim=16)
     assert len(rows) == 2
     assert rows[0].extra["packed_padding_fraction"] < rows[0].extra["padded_padding_fraction"]
     assert rows[1].extra["same_loss"] == 1.0 and rows[1].extra["two_processes_tokens_per_s"] > 0

@@ -86,7 +86,7 @@ def test_the_pipeline_rows_hold_the_corpus_examples_each_with_its_own_pattern(pa
 
 
 def run_train(**kw) -> list[dict]:
-    options = dict(steps=12, batch_size=4, seed=0, log_every=4, save_every=4, max_frames=16)
+    options = dict(steps=12, batch_size=8, seed=0, log_every=4, save_every=4, max_frames=16)
     return train(Options(**{**options, **kw}))
 
 
