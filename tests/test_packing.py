@@ -169,6 +169,25 @@ def test_packed_rows_train_exactly_like_their_examples_run_separately(provider):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-6)
 
 
+@pytest.mark.parametrize("provider", FAMILIES[::2], ids=repr)
+def test_each_segments_loss_is_its_example_alone(provider):
+    examples = examples_of(provider, [5, 2, 7, 3])
+    packed = jp.pack(examples, provider, row_steps=2 * jp.segment_steps(provider, 7), special_token=CARD)
+    model = model_for(provider)
+    logits = model(jnp.asarray(packed.tokens), jnp.asarray(packed.segment_ids), jnp.asarray(packed.positions))
+    segments = int(packed.segment_ids.max())
+    losses = lm.packed_segment_cross_entropy(logits, packed.targets, packed.segment_ids, segments)
+    assert losses.shape == (len(packed.tokens), segments)
+    for i, (row, _, _, length) in enumerate(packed.placements):
+        j = int(packed.segment_ids[row, packed.placements[i][1]]) - 1
+        pattern = provider.get_pattern(length)
+        seq, _, _ = pattern.build_pattern_sequence(examples[i][None], CARD, True)
+        alone, _ = lm.pattern_cross_entropy(model(seq), examples[i][None], pattern)
+        np.testing.assert_allclose(losses[row, j], alone, rtol=2e-6)
+    counts = packed.segment_ids.max(axis=1, initial=0)
+    assert np.isnan(np.asarray(losses)[np.arange(segments)[None, :] >= counts[:, None]]).all()
+
+
 def test_a_packed_segment_sees_only_itself():
     provider = jp.DelayedPatternProvider(2)
     examples = examples_of(provider, [4, 3])

@@ -43,6 +43,7 @@ def test_public_names():
         "compute_predictions",
         "generate",
         "packed_cross_entropy",
+        "packed_segment_cross_entropy",
         "pattern_cross_entropy",
         "sample_next_token",
         "step_fn_of",

@@ -11,6 +11,7 @@ from jax_patterns.lm._model import step_fn_of as step_fn_of
 from jax_patterns.lm._sampling import sample_next_token as sample_next_token
 from jax_patterns.lm._train import compute_predictions as compute_predictions
 from jax_patterns.lm._train import packed_cross_entropy as packed_cross_entropy
+from jax_patterns.lm._train import packed_segment_cross_entropy as packed_segment_cross_entropy
 from jax_patterns.lm._train import pattern_cross_entropy as pattern_cross_entropy
 
 __all__ = (
@@ -22,6 +23,7 @@ __all__ = (
     "compute_predictions",
     "generate",
     "packed_cross_entropy",
+    "packed_segment_cross_entropy",
     "pattern_cross_entropy",
     "sample_next_token",
     "step_fn_of",

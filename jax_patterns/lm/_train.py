@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import typing as tp
 
 import jax
@@ -252,3 +253,47 @@ def _packed_cross_entropy(logits_seq, targets):
     per_codebook = jnp.sum(nll, axis=(0, 2)) / jnp.sum(valid, axis=(0, 2)).astype(jnp.float32)
     per_codebook = jnp.where(jnp.any(bad, axis=(0, 2)), jnp.nan, per_codebook)
     return jnp.mean(per_codebook), per_codebook
+
+
+def packed_segment_cross_entropy(
+    logits_seq: jax.typing.ArrayLike, targets: jax.typing.ArrayLike, segment_ids: jax.typing.ArrayLike, segments: int
+) -> jax.Array:
+    """Each packed segment's loss as if its example were alone: `[B, segments]`.
+
+    For segment `j` of row `b` (`segment_ids == j + 1`), audiocraft's cross entropy
+    of that example by itself: the mean negative log-likelihood of its codes per
+    codebook, then the mean over codebooks. Equal to `pattern_cross_entropy` of
+    the example as a batch of one (tested). Rows with fewer segments give NaN
+    after their last, as an empty batch does.
+
+    Args:
+      logits_seq: `[B, K, S, card]` logits on the packed tokens.
+      targets: `[B, K, S]` (`Packed.targets`).
+      segment_ids: `[B, S]` (`Packed.segment_ids`).
+      segments: the most segments a row holds (static).
+
+    Returns:
+      float32 `[B, segments]`.
+
+    Raises:
+      ValueError: shapes that do not match.
+    """
+    shapes = tuple(np.shape(logits_seq)), tuple(np.shape(targets)), tuple(np.shape(segment_ids))
+    if len(shapes[0]) != 4 or shapes[0][:3] != shapes[1] or shapes[2] != (shapes[1][0], shapes[1][2]):
+        raise ValueError(
+            f"expected logits_seq [B, K, S, card], targets [B, K, S] and segment_ids [B, S]; got shapes {shapes}"
+        )
+    return _packed_segment_cross_entropy(logits_seq, targets, segment_ids, int(segments))
+
+
+@functools.partial(jax.jit, static_argnums=3)
+def _packed_segment_cross_entropy(logits_seq, targets, segment_ids, segments):
+    logits_seq, targets = jnp.asarray(logits_seq), jnp.asarray(targets)
+    card = logits_seq.shape[-1]
+    valid = targets != -1
+    picked = jnp.take_along_axis(logits_seq, jnp.clip(targets, 0, card - 1)[..., None], axis=-1)[..., 0]
+    nll = jnp.where(valid, _log_normalizer(logits_seq) - picked.astype(jnp.float32), 0.0)  # [B, K, S]
+    which = jax.nn.one_hot(jnp.asarray(segment_ids) - 1, segments, dtype=jnp.float32)  # [B, S, R]; padding: zeros
+    sums = jnp.einsum("bks,bsr->brk", nll, which)
+    counts = jnp.einsum("bks,bsr->brk", valid.astype(jnp.float32), which)
+    return jnp.mean(sums / counts, axis=-1)
