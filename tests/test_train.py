@@ -129,18 +129,20 @@ def records_of(stdout: str) -> list[dict]:
 TRAIN = ("--steps", "6", "--batch-size", "8", "--pack", "--log-every", "2", "--max-frames", "16")
 
 
-def test_two_processes_give_the_losses_of_one_process_with_all_devices():
+def test_two_processes_give_the_losses_of_one_process_with_all_devices_and_resume_exactly(tmp_path):
     argv, env = command(*TRAIN, devices=4)
     one = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
     assert one.returncode == 0, one.stderr[-3000:]
-    argv, env = command(*TRAIN, "--local-processes", "2", devices=2)
-    two = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
-    assert two.returncode == 0, two.stderr[-3000:]
-    single, double = records_of(one.stdout), records_of(two.stdout)  # stdout: JSON lines only
-    assert [r["step"] for r in double] == [2, 4, 6] == [r["step"] for r in single]
-    np.testing.assert_allclose([r["loss"] for r in double], [r["loss"] for r in single], rtol=1e-5)
-    assert [r["padding_fraction"] for r in double] == [r["padding_fraction"] for r in single]
-    assert "[process 1]" in two.stderr
+    two = []
+    for stop in (["--stop-after", "4"], []):  # preempted after step 4, then started again: it resumes
+        argv, env = command(*TRAIN, "--local-processes", "2", "--checkpoint-dir", str(tmp_path), *stop, devices=2)
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        two += records_of(done.stdout)  # stdout: JSON lines only
+    assert "[process 1] resumed from the checkpoint of step 4" in done.stderr
+    single = records_of(one.stdout)
+    assert [r["step"] for r in two] == [2, 4, 6] == [r["step"] for r in single]
+    np.testing.assert_allclose([r["loss"] for r in two], [r["loss"] for r in single], rtol=1e-5)
 
 
 def test_a_crashed_worker_stops_the_run_with_its_error():
