@@ -1,0 +1,147 @@
+"""Presets: the interleaving conventions of codec LMs as transformers runs them, exact.
+
+A preset knows a model family's pattern (`provider`), its special tokens and
+its tensor layouts, and gives what the model's own code gives: the input ids
+from codes, the training labels, the loss (through
+`lm.pattern_cross_entropy`: no reverted logits), and the undo of generated ids.
+Our arrays are `[B, K, S]`; transformers' MusicGen takes `[B * K, S]`, one
+reshape away (`ids.reshape(B * K, S)`), and its labels are `[B, S, K]`.
+
+`from_transformers(config)` reads a transformers config by its attributes
+(`model_type`, `num_codebooks`, `audio_channels`, token ids); jax_patterns never
+imports transformers.
+
+This release has MusicGen (and MusicGen Melody). The conventions of Moshi, Dia,
+Higgs Audio, Bark and Kyutai STT are not presets yet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as tp
+
+import numpy as np
+
+import jax_patterns as jp
+
+IGNORE = -100
+"""transformers' ignored label."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MusicGen:
+    """transformers' `MusicgenForCausalLM` convention (MusicGen, MusicGen Melody, mono or stereo).
+
+    - Delayed pattern: codebook `k` is delayed by `k` steps (stereo,
+      `audio_channels=2`, interleaves left/right codebooks with delays `k // 2`),
+      with a leading step of `pad_token_id`, which is both bos and pad (= card).
+    - Model inputs: the delayed sequence of `T + max_delay + 1` steps without
+      its last step; labels: the sequence from step 1 on, `[B, S - 1, K]`, pad
+      replaced by -100; loss: per-codebook cross entropy over the labels, the
+      mean over codebooks (audiocraft's).
+    - Generation: `build_delay_pattern_mask` then `apply_delay_pattern_mask`
+      is `provider.get_pattern(T)` filled with pad; the output drops the pads,
+      which is the pattern's revert.
+
+    Quirks of transformers met on the way: `build_delay_pattern_mask` returns
+    the ids undelayed when `max_length < 2K - 1`; `generate` masks the bos step
+    out of attention (`attention_mask = ids != pad`) where audiocraft attends
+    to it (the step function decides: `tests/test_presets.py` reproduces both).
+
+    Example:
+      >>> import numpy as np
+      >>> preset = MusicGen(num_codebooks=2, pad_token_id=8)
+      >>> preset.sequence(np.array([[[1, 2, 3], [4, 5, 6]]])).tolist()
+      [[[8, 1, 2, 3, 8], [8, 8, 4, 5, 6]]]
+    """
+
+    num_codebooks: int
+    pad_token_id: int
+    audio_channels: int = 1
+
+    def __post_init__(self):
+        if self.audio_channels not in (1, 2):
+            raise ValueError(f"`audio_channels` must be 1 or 2, got {self.audio_channels}")
+        if self.audio_channels == 2 and self.num_codebooks % 2:
+            raise ValueError(f"stereo needs an even `num_codebooks`, got {self.num_codebooks}")
+
+    @property
+    def provider(self) -> jp.DelayedPatternProvider:
+        """The pattern: `get_pattern(T)` is the model's layout for `T` frames (`max_length = T + max_delay + 1`)."""
+        delays = [k // self.audio_channels for k in range(self.num_codebooks)]
+        return jp.DelayedPatternProvider(self.num_codebooks, delays)
+
+    def sequence(self, codes: tp.Any, lengths: tp.Any = None) -> tp.Any:
+        """The delayed sequence `[B, K, S]` of codes `[B, K, T]`: transformers' `delay_pattern_mask`, filled."""
+        codes = np.asarray(codes) if not hasattr(codes, "shape") else codes
+        pattern = self.provider.get_pattern(codes.shape[-1])
+        return pattern.build_pattern_sequence(codes, self.pad_token_id, lengths=lengths)[0]
+
+    def input_ids(self, codes: tp.Any, lengths: tp.Any = None) -> tp.Any:
+        """The model's training inputs `[B, K, S - 1]` (`.reshape(B * K, S - 1)` for transformers)."""
+        return self.sequence(codes, lengths)[..., :-1]
+
+    def labels(self, codes: tp.Any, lengths: tp.Any = None) -> tp.Any:
+        """The model's training labels `[B, S - 1, K]` (transformers' layout), -100 where ignored (pad)."""
+        import jax.numpy as jnp
+
+        target = self.sequence(codes, lengths)[..., 1:]
+        return jnp.swapaxes(jnp.where(target == self.pad_token_id, IGNORE, target), 1, 2)
+
+    def loss(self, logits: tp.Any, codes: tp.Any, lengths: tp.Any = None) -> tuple[tp.Any, tp.Any]:
+        """transformers' MusicGen loss from its logits `[B, K, S - 1, card]` on `input_ids`: `(loss, per_codebook)`.
+
+        Computed in the pattern domain (`lm.pattern_cross_entropy`): each code
+        looks up the logits that predict it.
+        """
+        import jax.numpy as jnp
+
+        from jax_patterns import lm
+
+        logits = jnp.asarray(logits)
+        pattern = self.provider.get_pattern(np.shape(codes)[-1])
+        # the last step predicts nothing: a zero step stands in for it
+        padded = jnp.concatenate([logits, jnp.zeros_like(logits[..., :1, :])], axis=-2)
+        return lm.pattern_cross_entropy(padded, codes, pattern, keep_only_valid_steps=False, lengths=lengths)
+
+    def decode(self, ids: tp.Any, timesteps: int, lengths: tp.Any = None) -> tp.Any:
+        """Codes `[B, K, T]` from the model's delayed ids `[B, K, S]` (what `generate` returns, pads dropped)."""
+        pattern = self.provider.get_pattern(timesteps)
+        return pattern.revert_pattern_sequence(ids, self.pad_token_id, lengths=lengths)[0]
+
+
+PRESETS = {
+    "musicgen": MusicGen,
+    "musicgen_decoder": MusicGen,
+    "musicgen_melody": MusicGen,
+    "musicgen_melody_decoder": MusicGen,
+}
+"""transformers `model_type` -> preset class."""
+
+
+def _field(config: tp.Any, name: str, model_type: str) -> tp.Any:
+    value = getattr(config, name, None)
+    if value is None:
+        raise ValueError(f"the {model_type} config has no `{name}`; a preset needs it")
+    return value
+
+
+def from_transformers(config: tp.Any) -> MusicGen:
+    """The preset of a transformers config, read by its attributes (no transformers import).
+
+    A composite config (`MusicgenConfig`) is read through its `decoder`.
+
+    Raises:
+      ValueError: an unknown `model_type`, or a config missing a field the preset needs.
+    """
+    model_type = getattr(config, "model_type", None)
+    if model_type not in PRESETS:
+        known = ", ".join(sorted(PRESETS))
+        raise ValueError(f"no preset for model_type={model_type!r}; known: {known}")
+    decoder = getattr(config, "decoder", None)
+    source = decoder if decoder is not None and hasattr(decoder, "num_codebooks") else config
+    return MusicGen(
+        num_codebooks=int(_field(source, "num_codebooks", model_type)),
+        pad_token_id=int(_field(source, "pad_token_id", model_type)),
+        audio_channels=int(getattr(source, "audio_channels", 1) or 1),
+    )

@@ -1,0 +1,169 @@
+"""Presets against transformers itself (pinned in the test extra; tiny random-weight models built in code)."""
+
+from __future__ import annotations
+
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from helpers import assert_same
+from transformers import MusicgenConfig, MusicgenDecoderConfig, MusicgenForCausalLM
+
+from jax_patterns import lm, presets
+from torch_compat import lm as torch_lm
+
+CARD = 16
+RNG = np.random.default_rng(0)
+
+
+def tiny_musicgen(num_codebooks: int, audio_channels: int = 1, seed: int = 0) -> MusicgenForCausalLM:
+    torch.manual_seed(seed)
+    config = MusicgenDecoderConfig(
+        vocab_size=CARD,
+        max_position_embeddings=64,
+        num_hidden_layers=2,
+        ffn_dim=32,
+        num_attention_heads=2,
+        hidden_size=16,
+        num_codebooks=num_codebooks,
+        audio_channels=audio_channels,
+        pad_token_id=CARD,
+        bos_token_id=CARD,
+        **{"decoder_start_token_id": CARD},  # read by `generate` (a generation field the config passes on)
+    )
+    model = MusicgenForCausalLM(config).eval()
+    with torch.no_grad():  # default init gives near-uniform logits: raise the weights' scale
+        for head in model.lm_heads:
+            head.weight.mul_(8.0)
+    return model
+
+
+def as_hf(ids) -> torch.Tensor:
+    """Our `[B, K, S]` -> transformers' `[B * K, S]`."""
+    ids = np.asarray(ids)
+    return torch.from_numpy(ids.reshape(-1, ids.shape[-1]).astype(np.int64))
+
+
+@pytest.mark.parametrize(("k", "channels"), [(2, 1), (4, 1), (4, 2)])
+@pytest.mark.parametrize("timesteps", [3, 6, 9])
+def test_musicgen_delayed_ids_equal_build_delay_pattern_mask(k, channels, timesteps):
+    model = tiny_musicgen(k, channels)
+    preset = presets.from_transformers(model.config)
+    codes = RNG.integers(0, CARD, (3, k, timesteps))
+    bos = np.full((3, k, 1), CARD)
+    max_length = timesteps + max(preset.provider.delays) + 1
+    inputs, mask = model.build_delay_pattern_mask(as_hf(np.concatenate([bos, codes], -1)), CARD, max_length)
+    sequence = np.asarray(preset.sequence(codes))
+    assert_same(mask.reshape(3, k, -1).numpy(), sequence)
+    assert_same(inputs.reshape(3, k, -1).numpy(), sequence[..., : timesteps + 1])
+    assert_same(model.apply_delay_pattern_mask(as_hf(sequence), mask).numpy(), as_hf(sequence).numpy())
+    assert_same(preset.decode(sequence, timesteps), codes)
+
+
+def test_musicgen_short_ids_come_back_undelayed_from_transformers():
+    # a transformers quirk: below 2K - 1 steps its mask is not applied; the preset always delays
+    model = tiny_musicgen(4)
+    ids = as_hf(np.concatenate([np.full((1, 4, 1), CARD), RNG.integers(0, CARD, (1, 4, 1))], -1))
+    inputs, _ = model.build_delay_pattern_mask(ids, CARD, max_length=5)
+    assert_same(inputs.numpy(), ids.numpy())
+    assert np.asarray(presets.MusicGen(4, CARD).sequence(np.zeros((1, 4, 1), int)))[0, 1, 1] == CARD
+
+
+def hf_loss_and_logit_grads(model, input_ids, labels):
+    """transformers' loss, its logits `[B, K, S, card]` and the loss's gradient with respect to them."""
+    captured = []
+
+    def keep(_module, _inputs, output):
+        output.retain_grad()
+        captured.append(output)
+
+    hooks = [head.register_forward_hook(keep) for head in model.lm_heads]
+    try:
+        out = model(input_ids=input_ids, labels=labels)
+        out.loss.backward()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    logits = torch.stack([c.detach() for c in captured], dim=1)
+    grads = torch.stack([c.grad for c in captured], dim=1)
+    return out.loss.item(), logits.numpy(), grads.numpy()
+
+
+@pytest.mark.parametrize(("k", "channels"), [(2, 1), (4, 1), (4, 2)])
+def test_musicgen_labels_loss_and_gradient_equal_transformers(k, channels):
+    model = tiny_musicgen(k, channels, seed=1)
+    preset = presets.from_transformers(model.config)
+    timesteps, lengths = 7, np.array([7, 3, 5])
+    codes = RNG.integers(0, CARD, (3, k, timesteps))
+    for given in (None, lengths):
+        input_ids = preset.input_ids(codes, given)
+        labels = torch.from_numpy(np.asarray(preset.labels(codes, given)).astype(np.int64))
+        loss, logits, grads = hf_loss_and_logit_grads(model, as_hf(input_ids), labels)
+        ours, grad = jax.value_and_grad(lambda x, g=given: preset.loss(x, codes, g)[0])(jnp.asarray(logits))
+        np.testing.assert_allclose(float(ours), loss, rtol=2e-6)
+        np.testing.assert_allclose(np.asarray(grad), grads, rtol=2e-5, atol=1e-9)
+
+
+def test_musicgen_greedy_generate_equals_transformers_token_for_token():
+    k, timesteps = 3, 8
+    model = tiny_musicgen(k, seed=2)
+    preset = presets.from_transformers(model.config)
+    pattern = preset.provider.get_pattern(timesteps)
+    steps = len(pattern)
+    start = torch.full((2 * k, 1), CARD)
+    with torch.no_grad():
+        expected = model.generate(input_ids=start, max_length=steps, do_sample=False, num_return_sequences=1)
+    assert tuple(expected.shape) == (2, k, timesteps)
+
+    def hf_logits(prefix: np.ndarray, attend_to_bos: bool) -> np.ndarray:
+        ids = as_hf(prefix)
+        mask = None if attend_to_bos else (ids != CARD).long()
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=mask).logits  # [B * K, n, card]
+        return logits.reshape(2, k, -1, CARD)[:, :, -1].numpy()
+
+    def step_fn_of(attend_to_bos: bool):
+        def step_fn(state, tokens):  # the state is the prefix so far; transformers recomputes it (no cache)
+            prefix, n = state
+            prefix = jax.lax.dynamic_update_slice_in_dim(prefix, tokens, n, axis=2)
+            n = n + tokens.shape[-1]
+            shape = jax.ShapeDtypeStruct((2, k, CARD), jnp.float32)
+            logits = jax.pure_callback(
+                lambda p, m: hf_logits(np.asarray(p)[..., : int(m)], attend_to_bos), shape, prefix, n
+            )
+            return logits, (prefix, n)
+
+        return step_fn
+
+    state = (jnp.full((2, k, steps), CARD, jnp.int32), jnp.int32(0))
+    prompt = np.zeros((2, k, 0), np.int32)
+    hf_style = lm.generate(step_fn_of(False), state, pattern, prompt, special_token=CARD)
+    assert_same(hf_style, expected.numpy())
+    # audiocraft attends to the bos step: the same model driven by audiocraft's own loop
+    audiocraft_style = lm.generate(step_fn_of(True), state, pattern, prompt, special_token=CARD)
+
+    def full_prefix(seq: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model(input_ids=seq.reshape(-1, seq.shape[-1])).logits.reshape(2, k, seq.shape[-1], CARD)
+
+    reference = torch_lm.generate(full_prefix, pattern, torch.zeros((2, k, 0), dtype=torch.long), CARD)
+    assert_same(audiocraft_style, reference.numpy())
+
+
+def test_from_transformers_errors():
+    with pytest.raises(
+        ValueError,
+        match=r"no preset for model_type='bert'; known: musicgen, musicgen_decoder, musicgen_melody",
+    ):
+        presets.from_transformers(types.SimpleNamespace(model_type="bert"))
+    with pytest.raises(ValueError, match=r"the musicgen config has no `num_codebooks`"):
+        presets.from_transformers(types.SimpleNamespace(model_type="musicgen", pad_token_id=3))
+    composite = MusicgenConfig(
+        text_encoder={"model_type": "t5", "d_model": 8, "num_layers": 1, "num_heads": 1, "d_kv": 4, "d_ff": 8},
+        audio_encoder={"model_type": "encodec", "num_filters": 2, "codebook_size": CARD},
+        decoder={"model_type": "musicgen_decoder", "num_codebooks": 4, "pad_token_id": CARD, "audio_channels": 2},
+    )
+    assert presets.from_transformers(composite) == presets.MusicGen(4, CARD, 2)
