@@ -11,8 +11,8 @@ reshape away (`ids.reshape(B * K, S)`), and its labels are `[B, S, K]`.
 (`model_type`, `num_codebooks`, `audio_channels`, token ids); jax_patterns never
 imports transformers.
 
-This release has MusicGen (and MusicGen Melody). The conventions of Moshi, Dia,
-Higgs Audio, Bark and Kyutai STT are not presets yet.
+This release has MusicGen (and MusicGen Melody) and Moshi. The conventions of
+Dia, Higgs Audio, Bark and Kyutai STT are not presets yet.
 """
 
 from __future__ import annotations
@@ -110,7 +110,56 @@ class MusicGen:
         return pattern.revert_pattern_sequence(ids, self.pad_token_id, lengths=lengths)[0]
 
 
-PRESETS = {
+@dataclasses.dataclass(frozen=True)
+class Moshi:
+    """transformers' `MoshiForConditionalGeneration` convention for its audio codebooks.
+
+    - The semantic codebook (0) is not delayed, the acoustic codebooks are
+      delayed by one step, and there is no leading special step; bos = pad =
+      `audio_vocab_size` (cb 0 ends with pad, the others start with bos).
+    - `build_delay_pattern_mask(codes, max_length)` is `provider.get_pattern(max_length - 1)`
+      built from the codes (unknown steps -1); the training audio labels are its
+      first `T` steps (`labels`).
+
+    Example:
+      >>> import numpy as np
+      >>> Moshi(num_codebooks=2, audio_vocab_size=8).sequence(np.array([[[1, 2], [3, 4]]])).tolist()
+      [[[1, 2, 8], [8, 3, 4]]]
+    """
+
+    num_codebooks: int
+    audio_vocab_size: int
+
+    @property
+    def provider(self) -> jp.DelayedPatternProvider:
+        """The pattern: `get_pattern(T)` has `T + 1` steps."""
+        return jp.DelayedPatternProvider(self.num_codebooks, [0] + [1] * (self.num_codebooks - 1), empty_initial=-1)
+
+    def sequence(self, codes: tp.Any, timesteps: int | None = None, lengths: tp.Any = None) -> tp.Any:
+        """The delayed sequence `[B, K, T' + 1]` of codes `[B, K, T]` (`T' = timesteps`, default `T`; -1 past `T`)."""
+        import jax.numpy as jnp
+
+        codes = jnp.asarray(codes)
+        total = codes.shape[-1] if timesteps is None else timesteps
+        if total < codes.shape[-1]:
+            raise ValueError(f"`timesteps`={total} is shorter than the codes' T={codes.shape[-1]}")
+        unknown = jnp.full((*codes.shape[:-1], total - codes.shape[-1]), -1, codes.dtype)
+        pattern = self.provider.get_pattern(total)
+        filled = jnp.concatenate([codes, unknown], axis=-1)
+        return pattern.build_pattern_sequence(filled, self.audio_vocab_size, lengths=lengths)[0]
+
+    def labels(self, codes: tp.Any, lengths: tp.Any = None) -> tp.Any:
+        """The delayed audio labels `[B, K, T]` Moshi's forward builds from `audio_labels` (the first T steps)."""
+        return self.sequence(codes, lengths=lengths)[..., : np.shape(codes)[-1]]
+
+    def decode(self, ids: tp.Any, timesteps: int, lengths: tp.Any = None) -> tp.Any:
+        """Codes `[B, K, T]` from delayed ids `[B, K, T + 1]`."""
+        pattern = self.provider.get_pattern(timesteps)
+        return pattern.revert_pattern_sequence(ids, self.audio_vocab_size, lengths=lengths)[0]
+
+
+PRESETS: dict[str, type] = {
+    "moshi": Moshi,
     "musicgen": MusicGen,
     "musicgen_decoder": MusicGen,
     "musicgen_melody": MusicGen,
@@ -126,7 +175,7 @@ def _field(config: tp.Any, name: str, model_type: str) -> tp.Any:
     return value
 
 
-def from_transformers(config: tp.Any) -> MusicGen:
+def from_transformers(config: tp.Any) -> MusicGen | Moshi:
     """The preset of a transformers config, read by its attributes (no transformers import).
 
     A composite config (`MusicgenConfig`) is read through its `decoder`.
@@ -138,6 +187,11 @@ def from_transformers(config: tp.Any) -> MusicGen:
     if model_type not in PRESETS:
         known = ", ".join(sorted(PRESETS))
         raise ValueError(f"no preset for model_type={model_type!r}; known: {known}")
+    if PRESETS[model_type] is Moshi:
+        return Moshi(
+            num_codebooks=int(_field(config, "num_codebooks", model_type)),
+            audio_vocab_size=int(_field(config, "audio_vocab_size", model_type)),
+        )
     decoder = getattr(config, "decoder", None)
     source = decoder if decoder is not None and hasattr(decoder, "num_codebooks") else config
     return MusicGen(

@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 import torch
 from helpers import assert_same
-from transformers import MusicgenConfig, MusicgenDecoderConfig, MusicgenForCausalLM
+from transformers import (
+    MoshiConfig,
+    MoshiForConditionalGeneration,
+    MusicgenConfig,
+    MusicgenDecoderConfig,
+    MusicgenForCausalLM,
+)
 
 from jax_patterns import lm, presets
 from torch_compat import lm as torch_lm
@@ -96,6 +102,7 @@ def hf_loss_and_logit_grads(model, input_ids, labels):
 def test_musicgen_labels_loss_and_gradient_equal_transformers(k, channels):
     model = tiny_musicgen(k, channels, seed=1)
     preset = presets.from_transformers(model.config)
+    assert isinstance(preset, presets.MusicGen)
     timesteps, lengths = 7, np.array([7, 3, 5])
     codes = RNG.integers(0, CARD, (3, k, timesteps))
     for given in (None, lengths):
@@ -156,7 +163,7 @@ def test_musicgen_greedy_generate_equals_transformers_token_for_token():
 def test_from_transformers_errors():
     with pytest.raises(
         ValueError,
-        match=r"no preset for model_type='bert'; known: musicgen, musicgen_decoder, musicgen_melody",
+        match=r"no preset for model_type='bert'; known: moshi, musicgen, musicgen_decoder, musicgen_melody",
     ):
         presets.from_transformers(types.SimpleNamespace(model_type="bert"))
     with pytest.raises(ValueError, match=r"the musicgen config has no `num_codebooks`"):
@@ -167,3 +174,23 @@ def test_from_transformers_errors():
         decoder={"model_type": "musicgen_decoder", "num_codebooks": 4, "pad_token_id": CARD, "audio_channels": 2},
     )
     assert presets.from_transformers(composite) == presets.MusicGen(4, CARD, 2)
+
+
+@pytest.mark.parametrize("k", [2, 4, 8])
+@pytest.mark.parametrize(("timesteps", "max_length"), [(5, 6), (3, 9), (1, 2)])
+def test_moshi_delayed_ids_equal_build_delay_pattern_mask(k, timesteps, max_length):
+    config = MoshiConfig(num_codebooks=k, audio_vocab_size=CARD)
+    preset = presets.from_transformers(config)
+    assert preset == presets.Moshi(k, CARD)
+    codes = RNG.integers(0, CARD, (3, k, timesteps))
+    # transformers' own method; it reads nothing of the model but its generation config
+    holder = types.SimpleNamespace(generation_config=types.SimpleNamespace(max_length=max_length))
+    ids, mask = MoshiForConditionalGeneration.build_delay_pattern_mask(
+        holder, torch.from_numpy(codes), bos_token_id=CARD, pad_token_id=CARD, max_length=max_length
+    )
+    sequence = np.asarray(preset.sequence(codes, timesteps=max_length - 1))
+    assert_same(mask.numpy(), sequence)
+    assert_same(ids.numpy(), sequence[..., :timesteps])
+    if max_length == timesteps + 1:  # training: the labels Moshi's forward builds
+        assert_same(preset.labels(codes), ids.numpy())
+        assert_same(preset.decode(sequence, timesteps), codes)
