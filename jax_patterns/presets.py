@@ -11,8 +11,8 @@ reshape away (`ids.reshape(B * K, S)`), and its labels are `[B, S, K]`.
 (`model_type`, `num_codebooks`, `audio_channels`, token ids); jax_patterns never
 imports transformers.
 
-This release has MusicGen (and MusicGen Melody) and Moshi. The conventions of
-Dia, Higgs Audio, Bark and Kyutai STT are not presets yet.
+This release has MusicGen (and MusicGen Melody), Moshi and Higgs Audio v2. The
+conventions of Dia, Bark and Kyutai STT are not presets yet.
 """
 
 from __future__ import annotations
@@ -158,7 +158,88 @@ class Moshi:
         return pattern.revert_pattern_sequence(ids, self.audio_vocab_size, lengths=lengths)[0]
 
 
+def _fill_before(sequence: tp.Any, pattern: jp.Pattern, token: int) -> tp.Any:
+    """`sequence` `[..., K, S]` with `token` at the steps before each codebook's first code."""
+    import jax.numpy as jnp
+
+    steps, _, qs = pattern.coords
+    first = np.full(pattern.n_q, np.iinfo(np.int32).max, np.int64)
+    np.minimum.at(first, qs, steps)
+    before = np.arange(sequence.shape[-1])[None, :] < first[:, None]  # [K, S], static
+    return jnp.where(before, token, sequence)
+
+
+@dataclasses.dataclass(frozen=True)
+class HiggsAudio:
+    """transformers' Higgs Audio v2 convention (`HiggsAudioV2Processor`).
+
+    - Each example's codes are framed as `[bos, codes, eos]` (`L + 2` frames),
+      then delayed: codebook `k` by `k` steps, with no leading step; bos before a
+      codebook's first code, eos after its last (`build_delay_pattern`).
+    - A batch is `[B, S, K]`, each example right-padded with eos, with its mask;
+      the audio labels are the ids with bos and eos replaced by -100.
+
+    Example:
+      >>> import numpy as np
+      >>> HiggsAudio(num_codebooks=2, audio_stream_bos_id=8, audio_stream_eos_id=9).sequence(
+      ...     np.array([[[1, 2], [3, 4]]])).tolist()
+      [[[8, 1, 2, 9, 9], [8, 8, 3, 4, 9]]]
+    """
+
+    num_codebooks: int
+    audio_stream_bos_id: int
+    audio_stream_eos_id: int
+
+    @property
+    def provider(self) -> jp.DelayedPatternProvider:
+        """The pattern of the framed codes: `get_pattern(L + 2)` has `L + 2 + K - 1` steps."""
+        return jp.DelayedPatternProvider(self.num_codebooks, list(range(self.num_codebooks)), empty_initial=-1)
+
+    def _framed(self, codes: tp.Any, lengths: tp.Any) -> tuple[tp.Any, tp.Any]:
+        import jax.numpy as jnp
+
+        codes = jnp.asarray(codes)
+        batch, n_q, timesteps = codes.shape
+        lengths = jnp.full((batch,), timesteps, jnp.int32) if lengths is None else jnp.asarray(lengths, jnp.int32)
+        t = jnp.arange(timesteps + 2)[None, None, :]
+        inside = jnp.take_along_axis(  # codes[t - 1] for 1 <= t <= L, bos at 0, eos at L + 1
+            jnp.pad(codes, ((0, 0), (0, 0), (1, 1))), jnp.broadcast_to(t, (batch, n_q, timesteps + 2)), axis=2
+        )
+        framed = jnp.where(t == 0, self.audio_stream_bos_id, inside)
+        framed = jnp.where(t == lengths[:, None, None] + 1, self.audio_stream_eos_id, framed)
+        return framed, lengths + 2
+
+    def sequence(self, codes: tp.Any, lengths: tp.Any = None) -> tp.Any:
+        """The delayed ids `[B, K, S]` of codes `[B, K, T]` (example `b` has `lengths[b]` frames), eos-padded."""
+        framed, framed_lengths = self._framed(codes, lengths)
+        pattern = self.provider.get_pattern(framed.shape[-1])
+        seq, _, _ = pattern.build_pattern_sequence(framed, self.audio_stream_eos_id, lengths=framed_lengths)
+        return _fill_before(seq, pattern, self.audio_stream_bos_id)
+
+    def inputs(self, codes: tp.Any, lengths: tp.Any = None) -> tuple[tp.Any, tp.Any, tp.Any]:
+        """`(audio_input_ids [B, S, K], audio_input_ids_mask [B, S], audio_labels [B, S, K])`, the processor's.
+
+        `S` is the longest example's; each example is right-padded with eos.
+        """
+        import jax.numpy as jnp
+
+        seq = self.sequence(codes, lengths)
+        _, framed_lengths = self._framed(codes, lengths)
+        steps = framed_lengths + self.num_codebooks - 1
+        longest = int(jnp.max(steps)) if steps.size else 0
+        ids = jnp.swapaxes(seq, 1, 2)[:, :longest]
+        mask = jnp.arange(longest)[None, :] < steps[:, None]
+        special = (ids == self.audio_stream_bos_id) | (ids == self.audio_stream_eos_id)
+        return ids, mask, jnp.where(special, IGNORE, ids)
+
+    def decode(self, ids: tp.Any, timesteps: int) -> tp.Any:
+        """Codes `[B, K, T]` from framed examples' delayed ids `[B, K, T + K + 1]` (bos and eos frames dropped)."""
+        pattern = self.provider.get_pattern(timesteps + 2)
+        return pattern.revert_pattern_sequence(ids, self.audio_stream_eos_id)[0][..., 1 : timesteps + 1]
+
+
 PRESETS: dict[str, type] = {
+    "higgs_audio_v2": HiggsAudio,
     "moshi": Moshi,
     "musicgen": MusicGen,
     "musicgen_decoder": MusicGen,
@@ -175,7 +256,7 @@ def _field(config: tp.Any, name: str, model_type: str) -> tp.Any:
     return value
 
 
-def from_transformers(config: tp.Any) -> MusicGen | Moshi:
+def from_transformers(config: tp.Any) -> MusicGen | Moshi | HiggsAudio:
     """The preset of a transformers config, read by its attributes (no transformers import).
 
     A composite config (`MusicgenConfig`) is read through its `decoder`.
@@ -187,6 +268,12 @@ def from_transformers(config: tp.Any) -> MusicGen | Moshi:
     if model_type not in PRESETS:
         known = ", ".join(sorted(PRESETS))
         raise ValueError(f"no preset for model_type={model_type!r}; known: {known}")
+    if PRESETS[model_type] is HiggsAudio:
+        return HiggsAudio(
+            num_codebooks=int(_field(config, "num_codebooks", model_type)),
+            audio_stream_bos_id=int(_field(config, "audio_stream_bos_id", model_type)),
+            audio_stream_eos_id=int(_field(config, "audio_stream_eos_id", model_type)),
+        )
     if PRESETS[model_type] is Moshi:
         return Moshi(
             num_codebooks=int(_field(config, "num_codebooks", model_type)),

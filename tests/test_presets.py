@@ -11,6 +11,8 @@ import pytest
 import torch
 from helpers import assert_same
 from transformers import (
+    HiggsAudioV2Config,
+    HiggsAudioV2Processor,
     MoshiConfig,
     MoshiForConditionalGeneration,
     MusicgenConfig,
@@ -163,7 +165,7 @@ def test_musicgen_greedy_generate_equals_transformers_token_for_token():
 def test_from_transformers_errors():
     with pytest.raises(
         ValueError,
-        match=r"no preset for model_type='bert'; known: moshi, musicgen, musicgen_decoder, musicgen_melody",
+        match=r"no preset for model_type='bert'; known: higgs_audio_v2, moshi, musicgen, musicgen_decoder",
     ):
         presets.from_transformers(types.SimpleNamespace(model_type="bert"))
     with pytest.raises(ValueError, match=r"the musicgen config has no `num_codebooks`"):
@@ -194,3 +196,36 @@ def test_moshi_delayed_ids_equal_build_delay_pattern_mask(k, timesteps, max_leng
     if max_length == timesteps + 1:  # training: the labels Moshi's forward builds
         assert_same(preset.labels(codes), ids.numpy())
         assert_same(preset.decode(sequence, timesteps), codes)
+
+
+@pytest.mark.parametrize("k", [2, 4, 8])
+def test_higgs_audio_batches_labels_and_revert_equal_the_processor(k):
+    config = HiggsAudioV2Config(num_codebooks=k, audio_stream_bos_id=CARD, audio_stream_eos_id=CARD + 1)
+    preset = presets.from_transformers(config)
+    assert isinstance(preset, presets.HiggsAudio)
+    holder = types.SimpleNamespace(audio_stream_bos_id=CARD, audio_stream_eos_id=CARD + 1)  # what the methods read
+    lengths = np.array([6, 2, 4])
+    codes = RNG.integers(0, CARD, (3, k, 6))
+    # the processor, one example at a time: frame with bos/eos, delay (its own method), then pad with eos and stack
+    delayed = []
+    for b, n in enumerate(lengths):
+        framed = torch.cat(
+            [torch.full((1, k, 1), CARD), torch.from_numpy(codes[b : b + 1, :, :n]), torch.full((1, k, 1), CARD + 1)],
+            dim=2,
+        )
+        delayed.append(HiggsAudioV2Processor.build_delay_pattern(holder, framed)[0].transpose(0, 1))
+    longest = max(d.shape[0] for d in delayed)
+    expected = torch.stack(
+        [torch.nn.functional.pad(d, (0, 0, 0, longest - d.shape[0]), value=CARD + 1) for d in delayed]
+    )
+    ids, mask, labels = preset.inputs(codes, lengths)
+    assert_same(ids, expected.numpy())
+    assert_same(mask, (np.arange(longest)[None, :] < np.array([d.shape[0] for d in delayed])[:, None]))
+    expected_labels = expected.clone()
+    expected_labels[(expected == CARD) | (expected == CARD + 1)] = -100
+    assert_same(labels, expected_labels.numpy())
+    for b, n in enumerate(lengths):  # the undo: the processor reverts one example's ids without its bos frame row
+        mine = preset.decode(np.asarray(preset.sequence(codes[b : b + 1, :, :n])), int(n))
+        theirs = HiggsAudioV2Processor.revert_delay_pattern(holder, delayed[b][1:-1])
+        assert_same(mine[0], theirs.transpose(0, 1)[:, : int(n)].numpy())
+        assert_same(mine[0], codes[b, :, :n])
