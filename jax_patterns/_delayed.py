@@ -12,7 +12,7 @@ import typing as tp
 
 import numpy as np
 
-from jax_patterns._checks import check_int
+from jax_patterns._checks import check_flag, check_int
 from jax_patterns._layout import LayoutCoord, Pattern
 from jax_patterns._providers import LengthRule, ValueProvider, check_sorted_ints, i32
 
@@ -61,17 +61,27 @@ class DelayedPatternProvider(ValueProvider):
       flatten_first: flatten the first N timesteps (one codebook per step).
       empty_initial: insert N empty steps after the special token; a negative
         value drops the leading special-token step (audiocraft 1.3.0).
+      any_order: accept delays in any order (each codebook is independent, as
+        Dia's `[0, 8, 9, ...]` or `[1, 3, 2]`). audiocraft requires sorted
+        delays, so the default keeps its check for drop-in use; such a provider
+        has no audiocraft counterpart.
 
     Raises:
       TypeError: an argument is not an int (or sequence of ints).
-      ValueError: `n_q <= 0`, `delays` of the wrong length, unsorted or negative,
-        or `flatten_first < 0`.
+      ValueError: `n_q <= 0`, `delays` of the wrong length, unsorted (without
+        `any_order`) or negative, or `flatten_first < 0`.
+
+    Example:
+      >>> import numpy as np
+      >>> p = DelayedPatternProvider(3, delays=[1, 0, 2], empty_initial=-1, any_order=True).get_pattern(2)
+      >>> p.build_pattern_sequence(np.array([[1, 2], [3, 4], [5, 6]]), 0)[0].tolist()
+      [[0, 1, 2, 0], [3, 4, 0, 0], [0, 0, 5, 6]]
     """
 
     cli_name = "delayed"
     cli_options: tp.ClassVar[tuple[str, ...]] = ("delays", "flatten_first", "empty_initial")
     audiocraft_names = ("DelayedPatternProvider",)
-    _fields: tp.ClassVar[tuple[str, ...]] = ("n_q", "delays", "flatten_first", "empty_initial")
+    _fields: tp.ClassVar[tuple[str, ...]] = ("n_q", "delays", "flatten_first", "empty_initial", "any_order")
 
     def __init__(
         self,
@@ -79,12 +89,18 @@ class DelayedPatternProvider(ValueProvider):
         delays: tp.Sequence[int] | None = None,
         flatten_first: int = 0,
         empty_initial: int = 0,
+        any_order: bool = False,
     ):
         super().__init__(n_q)
-        self.delays = check_sorted_ints("delays", delays, self.n_q, list(range(self.n_q)))
+        self.any_order = check_flag("any_order", any_order)
+        self.delays = check_sorted_ints("delays", delays, self.n_q, list(range(self.n_q)), not self.any_order)
         self.flatten_first = check_int("flatten_first", flatten_first, minimum=0)
         self.empty_initial = check_int("empty_initial", empty_initial)
         self._freeze()
+
+    def __repr__(self) -> str:  # audiocraft's arguments; `any_order` only where it is set
+        text = super().__repr__()
+        return text if self.any_order else text.replace(", any_order=False", "")
 
     def get_pattern(self, timesteps: int) -> Pattern:
         coords = self._coords(timesteps)
@@ -112,7 +128,8 @@ class DelayedPatternProvider(ValueProvider):
         )
 
     def length_rule(self) -> DelayedRule:
-        return DelayedRule(self.n_q, _base_steps(self.empty_initial), self.delays, self.flatten_first)
+        # the rule reads the smallest and the largest delay only: their order is the codebooks' business
+        return DelayedRule(self.n_q, _base_steps(self.empty_initial), tuple(sorted(self.delays)), self.flatten_first)
 
     def reference_layout(self, timesteps: int) -> list[list[LayoutCoord]]:
         """The layout in plain Python: the specification `get_pattern` is tested against."""
@@ -131,6 +148,8 @@ class DelayedPatternProvider(ValueProvider):
         return cls(obj.n_q, list(obj.delays), obj.flatten_first, obj.empty_initial)
 
     def to_audiocraft(self, module: tp.Any) -> tp.Any:
+        if list(self.delays) != sorted(self.delays):
+            raise ValueError(f"audiocraft needs sorted delays; {self!r} has none in audiocraft")
         if self.empty_initial < 0 and not _modern(module):
             raise ValueError("a negative empty_initial needs audiocraft >= 1.3.0")
         return module.DelayedPatternProvider(self.n_q, list(self.delays), self.flatten_first, self.empty_initial)

@@ -227,8 +227,10 @@ class ValueProvider(CodebooksPatternProvider):
         return f"{type(self).__name__}({args})"
 
 
-def check_sorted_ints(name: str, values: tp.Sequence[int] | None, length: int, default: list[int]) -> tuple[int, ...]:
-    """`values` (or `default`) as a tuple of `length` sorted non-negative ints, or raises naming `name`."""
+def check_sorted_ints(
+    name: str, values: tp.Sequence[int] | None, length: int, default: list[int], require_sorted: bool = True
+) -> tuple[int, ...]:
+    """`values` (or `default`) as a tuple of `length` (sorted) non-negative ints, or raises naming `name`."""
     if values is None:
         return tuple(default)
     if isinstance(values, (str, bytes)) or not isinstance(values, tp.Sequence):
@@ -236,8 +238,11 @@ def check_sorted_ints(name: str, values: tp.Sequence[int] | None, length: int, d
     checked = tuple(check_int(f"{name}[{i}]", d, minimum=0) for i, d in enumerate(values))
     if len(checked) != length:
         raise ValueError(f"`{name}` has {len(checked)} entries, {list(checked)}; expected {length}")
-    if list(checked) != sorted(checked):
-        raise ValueError(f"`{name}` must be sorted in increasing order, got {list(checked)}")
+    if require_sorted and list(checked) != sorted(checked):
+        raise ValueError(
+            f"`{name}` must be sorted in increasing order, got {list(checked)} (audiocraft's check; "
+            "`any_order=True` allows any order)"
+        )
     return checked
 
 

@@ -11,8 +11,8 @@ reshape away (`ids.reshape(B * K, S)`), and its labels are `[B, S, K]`.
 (`model_type`, `num_codebooks`, `audio_channels`, token ids); jax_patterns never
 imports transformers.
 
-This release has MusicGen (and MusicGen Melody), Moshi and Higgs Audio v2. The
-conventions of Dia, Bark and Kyutai STT are not presets yet.
+This release has MusicGen (and MusicGen Melody), Moshi, Higgs Audio v2 and Dia.
+The conventions of Bark and Kyutai STT are not presets yet.
 """
 
 from __future__ import annotations
@@ -238,7 +238,62 @@ class HiggsAudio:
         return pattern.revert_pattern_sequence(ids, self.audio_stream_eos_id)[0][..., 1 : timesteps + 1]
 
 
+@dataclasses.dataclass(frozen=True)
+class Dia:
+    """transformers' Dia convention (`DiaProcessor.build_indices` / `apply_audio_delay`, its undo in `batch_decode`).
+
+    - Channel `c` is delayed by `delay_pattern[c]` steps, in any order (Dia's
+      `[0, 8, 9, ..., 15]`; its tests use `[1, 3, 2]`), with no leading step: bos
+      before a channel's first code, pad after its last. `T` frames take
+      `T + max(delay_pattern)` steps.
+    - Training (`output_labels=True`): the decoder inputs are the delayed ids
+      without their last step, `[B, S - 1, C]`; the labels are the ids from step 1
+      on with bos and pad replaced by -100, `[B * C, S - 1]`.
+
+    Example:
+      >>> import numpy as np
+      >>> Dia((1, 0), bos_token_id=8, pad_token_id=9).sequence(np.array([[[1, 2], [3, 4]]])).tolist()
+      [[[8, 1, 2], [3, 4, 9]]]
+    """
+
+    delay_pattern: tuple[int, ...]
+    bos_token_id: int
+    pad_token_id: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "delay_pattern", tuple(int(d) for d in self.delay_pattern))
+
+    @property
+    def provider(self) -> jp.DelayedPatternProvider:
+        """The pattern: `get_pattern(T)` has `T + max(delay_pattern)` steps."""
+        return jp.DelayedPatternProvider(
+            len(self.delay_pattern), list(self.delay_pattern), empty_initial=-1, any_order=True
+        )
+
+    def sequence(self, codes: tp.Any, lengths: tp.Any = None) -> tp.Any:
+        """The delayed ids `[B, C, S]` of codes `[B, C, T]`."""
+        codes = np.asarray(codes) if not hasattr(codes, "shape") else codes
+        pattern = self.provider.get_pattern(codes.shape[-1])
+        seq, _, _ = pattern.build_pattern_sequence(codes, self.pad_token_id, lengths=lengths)
+        return _fill_before(seq, pattern, self.bos_token_id)
+
+    def training_inputs(self, codes: tp.Any) -> tuple[tp.Any, tp.Any]:
+        """`(decoder_input_ids [B, S - 1, C], labels [B * C, S - 1])`, as the processor makes them for training."""
+        import jax.numpy as jnp
+
+        ids = jnp.swapaxes(self.sequence(codes), 1, 2)  # [B, S, C]
+        labels = ids[:, 1:]
+        labels = jnp.where((labels == self.pad_token_id) | (labels == self.bos_token_id), IGNORE, labels)
+        return ids[:, :-1], jnp.swapaxes(labels, 1, 2).reshape(-1, labels.shape[1])
+
+    def decode(self, ids: tp.Any, timesteps: int) -> tp.Any:
+        """Codes `[B, C, T]` from delayed ids `[B, C, T + max_delay]`."""
+        pattern = self.provider.get_pattern(timesteps)
+        return pattern.revert_pattern_sequence(ids, self.pad_token_id)[0]
+
+
 PRESETS: dict[str, type] = {
+    "dia": Dia,
     "higgs_audio_v2": HiggsAudio,
     "moshi": Moshi,
     "musicgen": MusicGen,
@@ -256,7 +311,7 @@ def _field(config: tp.Any, name: str, model_type: str) -> tp.Any:
     return value
 
 
-def from_transformers(config: tp.Any) -> MusicGen | Moshi | HiggsAudio:
+def from_transformers(config: tp.Any) -> MusicGen | Moshi | HiggsAudio | Dia:
     """The preset of a transformers config, read by its attributes (no transformers import).
 
     A composite config (`MusicgenConfig`) is read through its `decoder`.
@@ -268,6 +323,13 @@ def from_transformers(config: tp.Any) -> MusicGen | Moshi | HiggsAudio:
     if model_type not in PRESETS:
         known = ", ".join(sorted(PRESETS))
         raise ValueError(f"no preset for model_type={model_type!r}; known: {known}")
+    if PRESETS[model_type] is Dia:
+        decoder = getattr(config, "decoder_config", None) or config
+        return Dia(
+            delay_pattern=tuple(_field(config, "delay_pattern", model_type)),
+            bos_token_id=int(_field(decoder, "bos_token_id", model_type)),
+            pad_token_id=int(_field(decoder, "pad_token_id", model_type)),
+        )
     if PRESETS[model_type] is HiggsAudio:
         return HiggsAudio(
             num_codebooks=int(_field(config, "num_codebooks", model_type)),

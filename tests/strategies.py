@@ -15,7 +15,10 @@ def sorted_ints(draw, size: int, max_value: int = 4):
 @st.composite
 def providers(draw, max_n_q: int = 5):
     n_q = draw(st.integers(1, max_n_q))
-    kind = draw(st.sampled_from(["delayed", "parallel", "unrolled", "coarse", "musiclm"]))
+    kind = draw(st.sampled_from(["delayed", "any-order", "parallel", "unrolled", "coarse", "musiclm"]))
+    if kind == "any-order":
+        delays = draw(st.lists(st.integers(0, 4), min_size=n_q, max_size=n_q))
+        return jp.DelayedPatternProvider(n_q, delays, draw(st.integers(0, 3)), draw(st.integers(-2, 2)), any_order=True)
     if kind == "delayed":
         return jp.DelayedPatternProvider(n_q, draw(sorted_ints(n_q)), draw(st.integers(0, 3)), draw(st.integers(-2, 2)))
     if kind == "parallel":

@@ -68,6 +68,8 @@ KINDS = [
     jp.DelayedPatternProvider(4),
     jp.DelayedPatternProvider(3, [1, 2, 2], flatten_first=2, empty_initial=-1),
     jp.DelayedPatternProvider(2, [0, 3], flatten_first=4, empty_initial=1),
+    jp.DelayedPatternProvider(3, [1, 0, 2], empty_initial=-1, any_order=True),  # Dia-style: delays in any order
+    jp.DelayedPatternProvider(4, [2, 0, 3, 1], flatten_first=2, any_order=True),
     jp.ParallelPatternProvider(3, empty_initial=-1),
     jp.UnrolledPatternProvider(4, [0, 1, 1, 3], [0, 2, 2, 2]),
     jp.CoarseFirstPattern(3, [0, 1]),

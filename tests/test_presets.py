@@ -11,6 +11,8 @@ import pytest
 import torch
 from helpers import assert_same
 from transformers import (
+    DiaConfig,
+    DiaProcessor,
     HiggsAudioV2Config,
     HiggsAudioV2Processor,
     MoshiConfig,
@@ -165,7 +167,7 @@ def test_musicgen_greedy_generate_equals_transformers_token_for_token():
 def test_from_transformers_errors():
     with pytest.raises(
         ValueError,
-        match=r"no preset for model_type='bert'; known: higgs_audio_v2, moshi, musicgen, musicgen_decoder",
+        match=r"no preset for model_type='bert'; known: dia, higgs_audio_v2, moshi, musicgen, musicgen_decoder",
     ):
         presets.from_transformers(types.SimpleNamespace(model_type="bert"))
     with pytest.raises(ValueError, match=r"the musicgen config has no `num_codebooks`"):
@@ -229,3 +231,31 @@ def test_higgs_audio_batches_labels_and_revert_equal_the_processor(k):
         theirs = HiggsAudioV2Processor.revert_delay_pattern(holder, delayed[b][1:-1])
         assert_same(mine[0], theirs.transpose(0, 1)[:, : int(n)].numpy())
         assert_same(mine[0], codes[b, :, :n])
+
+
+@pytest.mark.parametrize("delays", [[0, 8, 9, 10, 11, 12, 13, 14, 15], [1, 3, 2], [2, 0, 1, 0]])
+@pytest.mark.parametrize("timesteps", [1, 5, 12])
+def test_dia_delay_labels_and_undo_equal_the_processor(delays, timesteps):
+    config = DiaConfig(delay_pattern=delays, decoder_config={"num_channels": len(delays)})
+    preset = presets.from_transformers(config)
+    assert isinstance(preset, presets.Dia) and preset.delay_pattern == tuple(delays)
+    bos, pad = config.decoder_config.bos_token_id, config.decoder_config.pad_token_id
+    batch, channels, steps = 2, len(delays), timesteps + max(delays)
+    codes = RNG.integers(0, 1024, (batch, channels, timesteps))
+    # the processor's training path: codes, then pad up to the sequence length, then its own delay functions
+    prefill = torch.full((batch, steps, channels), pad, dtype=torch.int)
+    prefill[:, :timesteps] = torch.from_numpy(codes).transpose(1, 2)
+    delayed = DiaProcessor.apply_audio_delay(
+        prefill, pad, bos, DiaProcessor.build_indices(batch, steps, channels, delays, revert=False)
+    )
+    assert_same(np.swapaxes(np.asarray(preset.sequence(codes)), 1, 2), delayed.numpy())
+    inputs, labels = preset.training_inputs(codes)
+    expected_labels = delayed.clone()[:, 1:]
+    expected_labels[(expected_labels == pad) | (expected_labels == bos)] = -100
+    assert_same(inputs, delayed[:, :-1].numpy())
+    assert_same(labels, expected_labels.transpose(1, 2).reshape(batch * channels, -1).numpy())
+    undone = DiaProcessor.apply_audio_delay(
+        delayed, -1, -1, DiaProcessor.build_indices(batch, steps, channels, delays, revert=True)
+    ).transpose(1, 2)
+    assert_same(preset.decode(np.swapaxes(delayed.numpy(), 1, 2), timesteps), undone[..., :timesteps].numpy())
+    assert_same(preset.decode(np.swapaxes(delayed.numpy(), 1, 2), timesteps), codes)
