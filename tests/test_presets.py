@@ -239,7 +239,8 @@ def test_dia_delay_labels_and_undo_equal_the_processor(delays, timesteps):
     config = DiaConfig(delay_pattern=delays, decoder_config={"num_channels": len(delays)})
     preset = presets.from_transformers(config)
     assert isinstance(preset, presets.Dia) and preset.delay_pattern == tuple(delays)
-    bos, pad = config.decoder_config.bos_token_id, config.decoder_config.pad_token_id
+    bos, pad = preset.bos_token_id, preset.pad_token_id
+    assert (bos, pad) == (1026, 1025)  # DiaDecoderConfig's ids, read through `decoder_config`
     batch, channels, steps = 2, len(delays), timesteps + max(delays)
     codes = RNG.integers(0, 1024, (batch, channels, timesteps))
     # the processor's training path: codes, then pad up to the sequence length, then its own delay functions
