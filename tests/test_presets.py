@@ -11,6 +11,7 @@ import pytest
 import torch
 from helpers import assert_same
 from transformers import (
+    BarkCoarseModel,
     DiaConfig,
     DiaProcessor,
     HiggsAudioV2Config,
@@ -260,3 +261,32 @@ def test_dia_delay_labels_and_undo_equal_the_processor(delays, timesteps):
     ).transpose(1, 2)
     assert_same(preset.decode(np.swapaxes(delayed.numpy(), 1, 2), timesteps), undone[..., :timesteps].numpy())
     assert_same(preset.decode(np.swapaxes(delayed.numpy(), 1, 2), timesteps), codes)
+
+
+@pytest.mark.parametrize(("frames", "semantic"), [(10, 7), (40, 30), (300, 250), (3, 1)])
+def test_bark_coarse_history_equals_preprocess_histories(frames, semantic):
+    from transformers.models.bark.generation_configuration_bark import (
+        BarkCoarseGenerationConfig,
+        BarkSemanticGenerationConfig,
+    )
+
+    coarse_config, semantic_config = BarkCoarseGenerationConfig(), BarkSemanticGenerationConfig()
+    ratio = coarse_config.coarse_rate_hz / semantic_config.semantic_rate_hz * coarse_config.n_coarse_codebooks
+    preset = presets.BarkCoarse(coarse_config.n_coarse_codebooks, 1024, semantic_config.semantic_vocab_size)
+    coarse = RNG.integers(0, 1024, (2, frames))
+    prompt = {
+        "semantic_prompt": torch.from_numpy(RNG.integers(0, 10_000, semantic)),
+        "coarse_prompt": torch.from_numpy(coarse),
+    }
+    _, expected = BarkCoarseModel.preprocess_histories(
+        types.SimpleNamespace(device="cpu"),  # transformers' own method; it reads nothing else of the model
+        max_coarse_history=coarse_config.max_coarse_history,
+        semantic_to_coarse_ratio=ratio,
+        batch_size=2,
+        semantic_generation_config=semantic_config,
+        codebook_size=1024,
+        history_prompt=prompt,
+    )
+    mine = preset.history(coarse, semantic, coarse_config.max_coarse_history, ratio)
+    assert_same(np.broadcast_to(np.asarray(mine), expected.shape), expected.numpy())
+    assert_same(preset.codes(preset.stream(coarse[None])), coarse[None])
