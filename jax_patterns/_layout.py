@@ -366,6 +366,7 @@ class Pattern:
         keep_only_valid_steps: bool = False,
         *,
         lengths: jax.typing.ArrayLike | None = None,
+        fill_after: int | float | None = None,
     ) -> tuple[jax.Array, jax.Array, jax.Array]:
         """Interleaves codes `z` `[..., K, T]` into the pattern sequence `[..., K, S]`.
 
@@ -380,6 +381,10 @@ class Pattern:
             scalar for `[K, T]`), may be traced. Example `b` is then built with
             `provider.get_pattern(lengths[b])` from `z[b, :, :lengths[b]]` and
             right-padded with the special token; `z` must have `T == timesteps`.
+          fill_after: a second fill token (bos/pad, bos/eos conventions): with
+            it, `special_token` fills only the positions before each codebook's
+            first code, and `fill_after` every other position without a code
+            (after its last code, between codes, and an example's padding).
 
         Returns:
           `(values [..., K, S], indexes [K, S] int32, mask [K, S] bool)`, equal to
@@ -404,7 +409,7 @@ class Pattern:
         """
         from jax_patterns import _ops
 
-        return _ops.build_pattern_sequence(self, z, special_token, keep_only_valid_steps, lengths)
+        return _ops.build_pattern_sequence(self, z, special_token, keep_only_valid_steps, lengths, fill_after)
 
     def revert_pattern_sequence(
         self,

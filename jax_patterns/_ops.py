@@ -299,8 +299,21 @@ def _logit_steps(lengths, rows, *, pattern: Pattern, rule: tp.Any, keep_only_val
 # ---------------------------------------------------------------------------
 # Public entry points (called by the `Pattern` methods)
 # ---------------------------------------------------------------------------
+@functools.partial(jax.jit, static_argnames=("token",), inline=True)
+def _fill_after(values, mask, *, token: Token):
+    """`token` at the positions with no code after each codebook's first code (gaps, the end, padding)."""
+    started = jnp.cumsum(mask, axis=-1, dtype=jnp.int32) > 0
+    after = jnp.broadcast_to(~mask & started, values.shape)
+    return jnp.where(after, token_fill(token, values.dtype), values)
+
+
 def build_pattern_sequence(
-    pattern: Pattern, z: tp.Any, special_token: tp.Any, keep_only_valid_steps: bool = False, lengths: tp.Any = None
+    pattern: Pattern,
+    z: tp.Any,
+    special_token: tp.Any,
+    keep_only_valid_steps: bool = False,
+    lengths: tp.Any = None,
+    fill_after: tp.Any = None,
 ):
     """See `Pattern.build_pattern_sequence`."""
     z = _as_array("z", z)
@@ -318,7 +331,13 @@ def build_pattern_sequence(
     if lengths is not None:
         full = ("z", "T", z.shape[-1], pattern.timesteps)
         lengths, rule, rows = _per_example(pattern, lengths, tuple(z.shape[:-2]), full, kovs, False)
-    return _build(z, lengths, rows, pattern=pattern, rule=rule, token=token, keep_only_valid_steps=kovs)
+    after = None if fill_after is None else _token(fill_after, z, "z")
+    values, indexes, mask = _build(
+        z, lengths, rows, pattern=pattern, rule=rule, token=token, keep_only_valid_steps=kovs
+    )
+    if after is not None:
+        values = _fill_after(values, mask, token=after)
+    return values, indexes, mask
 
 
 def revert_pattern_sequence(

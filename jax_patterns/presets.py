@@ -158,17 +158,6 @@ class Moshi:
         return pattern.revert_pattern_sequence(ids, self.audio_vocab_size, lengths=lengths)[0]
 
 
-def _fill_before(sequence: tp.Any, pattern: jp.Pattern, token: int) -> tp.Any:
-    """`sequence` `[..., K, S]` with `token` at the steps before each codebook's first code."""
-    import jax.numpy as jnp
-
-    steps, _, qs = pattern.coords
-    first = np.full(pattern.n_q, np.iinfo(np.int32).max, np.int64)
-    np.minimum.at(first, qs, steps)
-    before = np.arange(sequence.shape[-1])[None, :] < first[:, None]  # [K, S], static
-    return jnp.where(before, token, sequence)
-
-
 @dataclasses.dataclass(frozen=True)
 class HiggsAudio:
     """transformers' Higgs Audio v2 convention (`HiggsAudioV2Processor`).
@@ -213,8 +202,9 @@ class HiggsAudio:
         """The delayed ids `[B, K, S]` of codes `[B, K, T]` (example `b` has `lengths[b]` frames), eos-padded."""
         framed, framed_lengths = self._framed(codes, lengths)
         pattern = self.provider.get_pattern(framed.shape[-1])
-        seq, _, _ = pattern.build_pattern_sequence(framed, self.audio_stream_eos_id, lengths=framed_lengths)
-        return _fill_before(seq, pattern, self.audio_stream_bos_id)
+        return pattern.build_pattern_sequence(
+            framed, self.audio_stream_bos_id, lengths=framed_lengths, fill_after=self.audio_stream_eos_id
+        )[0]
 
     def inputs(self, codes: tp.Any, lengths: tp.Any = None) -> tuple[tp.Any, tp.Any, tp.Any]:
         """`(audio_input_ids [B, S, K], audio_input_ids_mask [B, S], audio_labels [B, S, K])`, the processor's.
@@ -274,8 +264,9 @@ class Dia:
         """The delayed ids `[B, C, S]` of codes `[B, C, T]`."""
         codes = np.asarray(codes) if not hasattr(codes, "shape") else codes
         pattern = self.provider.get_pattern(codes.shape[-1])
-        seq, _, _ = pattern.build_pattern_sequence(codes, self.pad_token_id, lengths=lengths)
-        return _fill_before(seq, pattern, self.bos_token_id)
+        return pattern.build_pattern_sequence(codes, self.bos_token_id, lengths=lengths, fill_after=self.pad_token_id)[
+            0
+        ]
 
     def training_inputs(self, codes: tp.Any) -> tuple[tp.Any, tp.Any]:
         """`(decoder_input_ids [B, S - 1, C], labels [B * C, S - 1])`, as the processor makes them for training."""

@@ -206,7 +206,7 @@ def test_the_loop_stops_when_every_example_is_finished_after_the_patterns_countd
 
     options = dict(eos_token=eos, step_info=True, step_returns="tokens")
     codes, lengths = lm.generate(depth, stops, pattern, prompt, special_token=SPECIAL, **options)
-    timestep, last_of = _decode.tables(pattern)
+    timestep, last_of, _ = _decode.tables(pattern)
     last = 0
     for b, stop in enumerate([6, 9]):
         eos_step = next(s for s in range(stop, len(pattern)) if timestep[0, s] >= prompt_len)
@@ -259,7 +259,7 @@ def test_each_frame_is_yielded_by_the_chunk_that_completes_it(provider, chunk_st
         progress=lambda ready, total: reported.append(ready),
     )
     sizes = [frames.shape[-1] for frames in chunks]
-    _, last_of = _decode.tables(pattern)
+    _, last_of, _ = _decode.tables(pattern)
     start = pattern.get_first_step_with_timesteps(0)
     assert start is not None
     written = range(start + 1, len(pattern) + chunk_steps, chunk_steps)  # steps written after each program
@@ -439,7 +439,7 @@ def test_the_step_function_is_told_the_step_and_the_special_positions():
     codes = lm.generate(
         reporting, 0, pattern, prompt, special_token=99, step_info=True, step_returns="tokens", prompt_lengths=[0, 2]
     )
-    timestep, _ = _decode.tables(pattern)
+    timestep, _, _ = _decode.tables(pattern)
     for step, t, q in zip(*pattern.coords):
         if t >= 2 or step == 0:
             continue

@@ -90,16 +90,19 @@ class Config:
     step_info: bool = False
     step_returns: str = "logits"
     per_example_prompts: bool = False
+    fill_after: int | None = None
 
 
 @functools.lru_cache(maxsize=64)
-def tables(pattern: Pattern) -> tuple[np.ndarray, np.ndarray]:
+def tables(pattern: Pattern) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Static tables of a pattern, once per pattern.
 
     Returns:
       `timestep [K, S]`: the timestep each position holds, -1 where none;
       `last [T]`: the step holding frame `t`'s last code (-1 if none): frame `t`
-      is complete in every codebook once that step is written.
+      is complete in every codebook once that step is written;
+      `after [K, S]`: whether the position comes after its codebook's first code
+      (where `fill_after` replaces the special token).
     """
     steps, ts, qs = pattern.coords
     keep = ts < pattern.timesteps
@@ -108,7 +111,10 @@ def tables(pattern: Pattern) -> tuple[np.ndarray, np.ndarray]:
     timestep[qs, steps] = ts
     last = np.full(pattern.timesteps, -1, np.int64)
     np.maximum.at(last, ts, steps)
-    return timestep, last.astype(np.int32)
+    first = np.full(pattern.n_q, len(pattern), np.int64)
+    np.minimum.at(first, qs, steps)
+    after = np.arange(len(pattern))[None, :] > first[:, None]
+    return timestep, last.astype(np.int32), after
 
 
 def _needed_steps(cfg: Config, prompt_lengths: jax.Array) -> jax.Array:
@@ -177,7 +183,11 @@ def _step(step_fn: tp.Callable, cfg: Config, carry: Carry, first: bool) -> Carry
         generated = (timestep[0] >= carry.prompt_lengths) & (timestep[0] < lengths)
         hit = generated & (token[:, 0] == cfg.eos_token)
         lengths = jnp.where(hit, jnp.minimum(lengths, timestep[0]), lengths)
-    token = jnp.where(special, jnp.int32(cfg.special_token), token)
+    fill = jnp.int32(cfg.special_token)
+    if cfg.fill_after is not None:  # two fill tokens: before each codebook's first code, and after it
+        after = jnp.asarray(tables(cfg.pattern)[2])[:, offset]
+        fill = jnp.where(after, jnp.int32(cfg.fill_after), fill)[None, :]
+    token = jnp.where(special, fill, token)
     token = jnp.where(known, current, token)
     seq = jax.lax.dynamic_update_index_in_dim(seq, token, offset, axis=2)
     return carry._replace(seq=seq, state=state, offset=offset + 1, lengths=lengths)
@@ -214,7 +224,10 @@ def _initial(cfg: Config, prompt: jax.Array, prompt_lengths: jax.Array | None, s
         given = jnp.where(jnp.arange(prompt_len)[None, None, :] < prompt_lengths[:, None, None], given, UNKNOWN)
     codes = jnp.full((batch, n_q, cfg.pattern.timesteps), UNKNOWN, dtype=jnp.int32)
     codes = codes.at[..., :prompt_len].set(given)
-    seq, _, _ = cfg.pattern.build_pattern_sequence(codes, cfg.special_token)
+    seq, _, mask = cfg.pattern.build_pattern_sequence(codes, cfg.special_token)
+    if cfg.fill_after is not None:  # the layout's empty positions after each codebook's first code
+        after = jnp.asarray(tables(cfg.pattern)[2]) & ~mask
+        seq = jnp.where(jnp.broadcast_to(after, seq.shape), jnp.int32(cfg.fill_after), seq)
     key = jax.random.key(0) if key is None else key
     lengths = jnp.full((batch,), cfg.pattern.timesteps, jnp.int32)
     needed = _needed_steps(cfg, prompt_lengths) if cfg.eos_token is not None else jnp.zeros((batch, 0), jnp.int32)

@@ -103,6 +103,7 @@ def _prepare(
     eos_token: int | None,
     step_info: bool,
     step_returns: str,
+    fill_after: int | None = None,
 ) -> tuple[jax.tree_util.Partial, jax.Array, tp.Any, Config]:
     """Every check of `generate` and `stream`, before tracing; returns what the programs take."""
     if not isinstance(pattern, Pattern):
@@ -128,6 +129,8 @@ def _prepare(
         if eos_token == special_token:
             raise ValueError(f"`eos_token`={eos_token} equals `special_token`; EOS must be a code the model samples")
         eos_token = int(eos_token)
+    if fill_after is not None and (isinstance(fill_after, bool) or not isinstance(fill_after, (int, np.integer))):
+        raise TypeError(f"`fill_after` must be an int token, got {fill_after!r}")
     fn = _as_pytree(step_fn)
     limit = _max_len(fn)
     if limit is not None and len(pattern) - 1 > limit:
@@ -149,6 +152,7 @@ def _prepare(
         step_info=bool(step_info),
         step_returns=step_returns,
         per_example_prompts=prompt_lengths is not None,
+        fill_after=None if fill_after is None else int(fill_after),
     )
     return fn, prompt, lengths, cfg
 
@@ -170,6 +174,7 @@ def generate(
     eos_token: int | None = None,
     step_info: bool = False,
     step_returns: str = "logits",
+    fill_after: int | None = None,
 ) -> tp.Any:
     """Generates `pattern.timesteps` timesteps of codes, audiocraft's `LMModel.generate` step for step.
 
@@ -236,6 +241,10 @@ def generate(
       eos_token: optional codebook-0 code that ends an example.
       step_info: call `step_fn(state, tokens, info)`.
       step_returns: `"logits"` (default) or `"tokens"`.
+      fill_after: a second fill token (bos/pad, bos/eos conventions): the
+        positions without a code get `special_token` before their codebook's
+        first position in the layout and `fill_after` after it (as
+        `build_pattern_sequence(..., fill_after=)`), past an EOS included.
 
     Returns:
       codes `[B, K, timesteps]` (int32); with `eos_token`, `(codes, lengths)`
@@ -264,6 +273,7 @@ def generate(
         eos_token=eos_token,
         step_info=step_info,
         step_returns=step_returns,
+        fill_after=fill_after,
     )
     codes, out_lengths = _decode.run_all(fn, state, prompt, lengths, key, cfg=cfg)
     return codes if eos_token is None else (codes, out_lengths)
@@ -362,6 +372,7 @@ def stream(
     eos_token: int | None = None,
     step_info: bool = False,
     step_returns: str = "logits",
+    fill_after: int | None = None,
     progress: bool | Progress = False,
 ) -> Stream:
     """`generate`, yielding complete frames as it goes: an iterator of int32 numpy `[B, K, n]`.
@@ -382,7 +393,7 @@ def stream(
     Args:
       step_fn, state, pattern, prompt, special_token, key, use_sampling, temp,
         top_k, top_p, cfg_coef, prompt_lengths, eos_token, step_info,
-        step_returns: as for `generate`.
+        step_returns, fill_after: as for `generate`.
       chunk_steps: decode steps per chunk (>= 1): small chunks give frames
         sooner, large chunks fewer host round trips.
       progress: `True` for a tqdm bar over frames (stderr), or a callable
@@ -422,6 +433,7 @@ def stream(
         eos_token=eos_token,
         step_info=step_info,
         step_returns=step_returns,
+        fill_after=fill_after,
     )
     callback: tp.Any = None
     if progress is True:
