@@ -331,7 +331,12 @@ def build_pattern_sequence(
     if lengths is not None:
         full = ("z", "T", z.shape[-1], pattern.timesteps)
         lengths, rule, rows = _per_example(pattern, lengths, tuple(z.shape[:-2]), full, kovs, False)
-    after = None if fill_after is None else _token(fill_after, z, "z")
+    after = None
+    if fill_after is not None:
+        try:
+            after = _token(fill_after, z, "z")
+        except (TypeError, ValueError) as err:  # the same checks as the special token's, under its own name
+            raise type(err)(str(err).replace("`special_token`", "`fill_after`")) from err
     values, indexes, mask = _build(
         z, lengths, rows, pattern=pattern, rule=rule, token=token, keep_only_valid_steps=kovs
     )

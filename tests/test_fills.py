@@ -55,8 +55,19 @@ def test_build_with_two_fill_tokens(provider, kovs):
 
 def test_fill_after_must_fit_the_dtype():
     pattern = jp.DelayedPatternProvider(2).get_pattern(3)
-    with pytest.raises(TypeError, match=r"`special_token`=0.5 is not an integer"):
+    with pytest.raises(TypeError, match=r"`fill_after`=0.5 is not an integer"):
         pattern.build_pattern_sequence(np.zeros((2, 3), np.int32), 8, fill_after=0.5)
+    with pytest.raises(ValueError, match=r"`fill_after`=40000 is not representable in `z`'s dtype int16"):
+        pattern.build_pattern_sequence(np.zeros((2, 3), np.int16), 8, fill_after=40000)
+    with pytest.raises(TypeError, match=r"`fill_after` must be an int token, got 'pad'"):
+        lm.generate(
+            lambda s, t: (jnp.zeros((1, 2, 4)), s),
+            0,
+            pattern,
+            np.zeros((1, 2, 0), np.int32),
+            special_token=8,
+            fill_after="pad",
+        )
 
 
 @pytest.mark.parametrize("provider", [jp.DelayedPatternProvider(3), jp.CoarseFirstPattern(3, [0, 1])], ids=repr)
