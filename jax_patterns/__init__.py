@@ -24,8 +24,6 @@ from jax_patterns._plot import plot as plot
 from jax_patterns._providers import FAMILIES as FAMILIES
 from jax_patterns._providers import CodebooksPatternProvider as CodebooksPatternProvider
 from jax_patterns._providers import LengthRule as LengthRule
-from jax_patterns._stream import from_stream as from_stream
-from jax_patterns._stream import to_stream as to_stream
 from jax_patterns._unrolled import UnrolledPatternProvider as UnrolledPatternProvider
 from jax_patterns._version import __version__ as __version__
 
@@ -45,12 +43,10 @@ __all__ = (
     "VALLEPattern",
     "__version__",
     "check_lengths",
-    "from_stream",
     "pack",
     "plan_rows",
     "plot",
     "segment",
     "segment_steps",
-    "to_stream",
     "unpack",
 )

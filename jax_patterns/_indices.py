@@ -75,6 +75,31 @@ def revert_indexes(
     return result  # type: ignore[return-value]
 
 
+def step_owners(pattern: Pattern, keep_only_valid_steps: bool) -> np.ndarray:
+    """`[S]` int32: the codebook whose code each step holds (-1 where none), for single-stream flattening.
+
+    Raises:
+      ValueError: a step holds two codes (the layout is not flattened).
+    """
+    key = ("owners", bool(keep_only_valid_steps))
+    cached = pattern._cache.get(key)
+    if cached is not None:
+        return cached
+    steps, _, qs = pattern.coords
+    counts = np.bincount(steps, minlength=len(pattern))
+    if counts.size and counts.max() > 1:
+        step = int(np.argmax(counts > 1))
+        raise ValueError(
+            f"step {step} of the pattern holds {int(counts[step])} codes; a single stream needs one code per step "
+            "(a flattened layout, e.g. UnrolledPatternProvider or DelayedPatternProvider with flatten_first)"
+        )
+    owners = np.full(len(pattern), -1, np.int32)
+    owners[steps] = qs
+    (result,) = read_only(owners[: layout_length(pattern, keep_only_valid_steps)].copy())
+    pattern._cache[key] = result
+    return result
+
+
 # ---------------------------------------------------------------------------
 # Tables for lengths= (per-example patterns)
 # ---------------------------------------------------------------------------

@@ -499,6 +499,60 @@ class Pattern:
 
         return _ops.revert_pattern_logits(self, logits, special_token, keep_only_valid_steps, card_axis, lengths)
 
+    def to_stream(
+        self,
+        seq: jax.typing.ArrayLike,
+        offsets: tp.Sequence[int],
+        special_token: int,
+        keep_only_valid_steps: bool = False,
+    ) -> jax.Array:
+        """Single-stream flattening: a built sequence `[..., K, S]` as one token stream `[..., S]`.
+
+        For layouts with one code per step (flattened: Bark's coarse model,
+        SNAC / Orpheus' 7 tokens per frame), codebook `q`'s code `c` becomes
+        `c + offsets[q]`. Steps holding no code, and positions holding the special
+        token (padding with `lengths=`), carry the special token itself.
+
+        Raises:
+          ValueError: a step holding two codes, `offsets` not one int per
+            codebook, a sequence of the wrong shape, or a special token outside
+            its dtype.
+
+        Example:
+          >>> import numpy as np
+          >>> from jax_patterns import DelayedPatternProvider
+          >>> p = DelayedPatternProvider(2, [0, 0], flatten_first=3, empty_initial=-1).get_pattern(3)
+          >>> seq, _, _ = p.build_pattern_sequence(np.array([[1, 2, 3], [4, 5, 6]]), -1)
+          >>> p.to_stream(seq, [100, 200], -1).tolist()
+          [101, 204, 102, 205, 103, 206]
+        """
+        from jax_patterns import _ops
+
+        return _ops.to_stream(self, seq, offsets, special_token, keep_only_valid_steps)
+
+    def from_stream(
+        self,
+        stream: jax.typing.ArrayLike,
+        offsets: tp.Sequence[int],
+        special_token: int,
+        keep_only_valid_steps: bool = False,
+    ) -> jax.Array:
+        """The inverse of `to_stream`: a stream `[..., S]` back to `[..., K, S]` (the special token elsewhere).
+
+        Raises:
+          ValueError: as for `to_stream`.
+
+        Example:
+          >>> import numpy as np
+          >>> from jax_patterns import DelayedPatternProvider
+          >>> p = DelayedPatternProvider(2, [0, 0], flatten_first=2, empty_initial=-1).get_pattern(2)
+          >>> p.from_stream(np.array([101, 204, 102, 205]), [100, 200], -1).tolist()
+          [[1, -1, 2, -1], [-1, 4, -1, 5]]
+        """
+        from jax_patterns import _ops
+
+        return _ops.from_stream(self, stream, offsets, special_token, keep_only_valid_steps)
+
     def logit_steps(
         self, keep_only_valid_steps: bool = False, *, lengths: jax.typing.ArrayLike | None = None
     ) -> tuple[jax.Array, jax.Array]:

@@ -419,3 +419,65 @@ def logit_steps(pattern: Pattern, keep_only_valid_steps: bool = False, lengths: 
         batch = tuple(np.shape(lengths))
         lengths, rule, rows = _per_example(pattern, lengths, batch, None, kovs, True)
     return _logit_steps(lengths, rows, pattern=pattern, rule=rule, keep_only_valid_steps=kovs)
+
+
+# ---------------------------------------------------------------------------
+# Single-stream flattening (one code per step, per-codebook vocabulary offsets)
+# ---------------------------------------------------------------------------
+def _stream_offsets(pattern: Pattern, offsets: tp.Any) -> tuple[int, ...]:
+    array = np.asarray(offsets)
+    if array.shape != (pattern.n_q,) or not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"`offsets` must be {pattern.n_q} ints (one per codebook), got {offsets!r}")
+    return tuple(int(o) for o in array)
+
+
+def _lead(table: np.ndarray, ndim: int) -> jax.Array:
+    """A static table with leading unit axes up to `ndim` (explicit broadcasting)."""
+    return jnp.asarray(table.reshape((1,) * (ndim - table.ndim) + table.shape))
+
+
+@functools.partial(jax.jit, static_argnames=("pattern", "offsets", "token", "keep_only_valid_steps"))
+def _to_stream(seq, *, pattern: Pattern, offsets: tuple, token: Token, keep_only_valid_steps: bool):
+    owners = _indices.step_owners(pattern, keep_only_valid_steps)
+    add = np.asarray(offsets, np.int64)[np.maximum(owners, 0)]
+    special = token_fill(token, seq.dtype)
+    picked = seq[..., np.maximum(owners, 0), np.arange(owners.size)]  # [..., S]: the owning codebook's value
+    keep = _lead(owners >= 0, picked.ndim) & (picked != special)
+    return jnp.where(keep, picked + _lead(add, picked.ndim).astype(seq.dtype), special)
+
+
+@functools.partial(jax.jit, static_argnames=("pattern", "offsets", "token", "keep_only_valid_steps"))
+def _from_stream(stream, *, pattern: Pattern, offsets: tuple, token: Token, keep_only_valid_steps: bool):
+    owners = _indices.step_owners(pattern, keep_only_valid_steps)
+    add = np.asarray(offsets, np.int64)[np.maximum(owners, 0)]
+    special = token_fill(token, stream.dtype)
+    mine = np.arange(pattern.n_q)[:, None] == owners[None, :]  # [K, S]
+    spread = stream[..., None, :]  # [..., 1, S]
+    value = spread - _lead(add, spread.ndim).astype(stream.dtype)
+    return jnp.where(_lead(mine, spread.ndim) & (spread != special), value, special)
+
+
+def to_stream(pattern: Pattern, seq: tp.Any, offsets: tp.Any, special_token: tp.Any, keep_only_valid_steps: bool):
+    """See `Pattern.to_stream`."""
+    seq = jnp.asarray(_as_array("seq", seq))
+    kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
+    steps = _indices.step_owners(pattern, kovs).size
+    if seq.ndim < 2 or seq.shape[-2:] != (pattern.n_q, steps):
+        raise ValueError(f"`seq` has shape {tuple(seq.shape)}; expected [..., K={pattern.n_q}, S={steps}]")
+    token = _token(special_token, seq, "seq")
+    return _to_stream(
+        seq, pattern=pattern, offsets=_stream_offsets(pattern, offsets), token=token, keep_only_valid_steps=kovs
+    )
+
+
+def from_stream(pattern: Pattern, stream: tp.Any, offsets: tp.Any, special_token: tp.Any, keep_only_valid_steps: bool):
+    """See `Pattern.from_stream`."""
+    stream = jnp.asarray(_as_array("stream", stream))
+    kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
+    steps = _indices.step_owners(pattern, kovs).size
+    if stream.ndim < 1 or stream.shape[-1] != steps:
+        raise ValueError(f"`stream` has shape {tuple(stream.shape)}; expected [..., S={steps}]")
+    token = _token(special_token, stream, "stream")
+    return _from_stream(
+        stream, pattern=pattern, offsets=_stream_offsets(pattern, offsets), token=token, keep_only_valid_steps=kovs
+    )

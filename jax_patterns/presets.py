@@ -91,18 +91,16 @@ class MusicGen:
     def loss(self, logits: tp.Any, codes: tp.Any, lengths: tp.Any = None) -> tuple[tp.Any, tp.Any]:
         """transformers' MusicGen loss from its logits `[B, K, S - 1, card]` on `input_ids`: `(loss, per_codebook)`.
 
-        Computed in the pattern domain (`lm.pattern_cross_entropy`): each code
-        looks up the logits that predict it.
+        The labels are per-step targets (the logits at step `s` predict label
+        `s`), so this is `lm.packed_cross_entropy` on them: audiocraft's
+        per-codebook averaging, no reverted logits, no copy of the logits.
         """
         import jax.numpy as jnp
 
         from jax_patterns import lm
 
-        logits = jnp.asarray(logits)
-        pattern = self.provider.get_pattern(np.shape(codes)[-1])
-        # the last step predicts nothing: a zero step stands in for it
-        padded = jnp.concatenate([logits, jnp.zeros_like(logits[..., :1, :])], axis=-2)
-        return lm.pattern_cross_entropy(padded, codes, pattern, keep_only_valid_steps=False, lengths=lengths)
+        targets = jnp.swapaxes(self.labels(codes, lengths), 1, 2)  # [B, K, S - 1]
+        return lm.packed_cross_entropy(logits, jnp.where(targets == IGNORE, -1, targets))
 
     def decode(self, ids: tp.Any, timesteps: int, lengths: tp.Any = None) -> tp.Any:
         """Codes `[B, K, T]` from the model's delayed ids `[B, K, S]` (what `generate` returns, pads dropped)."""
@@ -289,7 +287,7 @@ class BarkCoarse:
 
     The coarse codebooks are flattened one per step, frame after frame, into one
     vocabulary: codebook `q`'s code `c` is the token `semantic_vocab_size + q *
-    codebook_size + c` (`jp.to_stream` on a fully flattened delayed layout; the
+    codebook_size + c` (`Pattern.to_stream` on a fully flattened delayed layout; the
     same shape as SNAC / Orpheus' 7 tokens per frame). Bark's numbers live in its
     generation configs, so this preset is built directly (defaults: Bark's).
 
@@ -318,13 +316,13 @@ class BarkCoarse:
         codes = np.asarray(codes) if not hasattr(codes, "shape") else codes
         pattern = self.provider.get_pattern(codes.shape[-1])
         seq, _, _ = pattern.build_pattern_sequence(codes, -1)
-        return jp.to_stream(seq, pattern, self.offsets, -1)
+        return pattern.to_stream(seq, self.offsets, -1)
 
     def codes(self, stream: tp.Any) -> tp.Any:
         """Bark's coarse token stream `[B, K * T]` back to codes `[B, K, T]`."""
         timesteps = np.shape(stream)[-1] // self.n_coarse_codebooks
         pattern = self.provider.get_pattern(timesteps)
-        return pattern.revert_pattern_sequence(jp.from_stream(stream, pattern, self.offsets, -1), -1)[0]
+        return pattern.revert_pattern_sequence(pattern.from_stream(stream, self.offsets, -1), -1)[0]
 
     def history(
         self, coarse_prompt: tp.Any, semantic_length: int, max_coarse_history: int, semantic_to_coarse_ratio: float

@@ -6,6 +6,16 @@ import numpy as np
 
 import jax_patterns as jp
 
+FAMILIES = [  # one small configuration of every built-in family (the LM, generation and packing tests)
+    jp.DelayedPatternProvider(3),
+    jp.DelayedPatternProvider(3, [0, 2, 2], flatten_first=1, empty_initial=1),
+    jp.ParallelPatternProvider(2),
+    jp.UnrolledPatternProvider(3, [0, 1, 1], [0, 2, 2]),
+    jp.CoarseFirstPattern(3, [0, 1]),
+    jp.VALLEPattern(3),
+    jp.MusicLMPattern(4, 2),
+]
+
 
 def provider_from(name: str, kwargs: dict, n_q: int) -> jp.CodebooksPatternProvider:
     """The jax_patterns provider that audiocraft's class `name` with `kwargs` corresponds to."""

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from flax import nnx
-from helpers import assert_same
+from helpers import FAMILIES, assert_same
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from strategies import providers
@@ -22,15 +22,6 @@ from torch_compat import lm as torch_lm
 
 CARD = 8
 SPECIAL = CARD
-FAMILIES = [
-    jp.DelayedPatternProvider(3),
-    jp.DelayedPatternProvider(3, [0, 2, 2], flatten_first=1, empty_initial=1),
-    jp.ParallelPatternProvider(2),
-    jp.UnrolledPatternProvider(3, [0, 1, 1], [0, 2, 2]),
-    jp.CoarseFirstPattern(3, [0, 1]),
-    jp.VALLEPattern(3),
-    jp.MusicLMPattern(4, 2),
-]
 RNG = np.random.default_rng(0)
 
 

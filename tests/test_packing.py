@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from helpers import assert_same
+from helpers import FAMILIES, assert_same
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import providers
@@ -16,15 +16,6 @@ import jax_patterns as jp
 from jax_patterns import lm
 
 CARD = 8
-FAMILIES = [
-    jp.DelayedPatternProvider(3),
-    jp.DelayedPatternProvider(3, [0, 2, 2], flatten_first=1, empty_initial=1),
-    jp.ParallelPatternProvider(2),
-    jp.UnrolledPatternProvider(3, [0, 1, 1], [0, 2, 2]),
-    jp.CoarseFirstPattern(3, [0, 1]),
-    jp.VALLEPattern(3),
-    jp.MusicLMPattern(4, 2),
-]
 RNG = np.random.default_rng(0)
 
 

@@ -27,13 +27,11 @@ def test_public_names():
         "VALLEPattern",
         "__version__",
         "check_lengths",
-        "from_stream",
         "pack",
         "plan_rows",
         "plot",
         "segment",
         "segment_steps",
-        "to_stream",
         "unpack",
     }
     assert set(jax_patterns.lm.__all__) == {

@@ -30,13 +30,13 @@ def test_a_flattened_layout_round_trips_through_one_stream(provider, timesteps, 
     pattern = provider.get_pattern(timesteps)
     codes = np.random.default_rng(seed).integers(0, 1000, (2, provider.n_q, timesteps))
     seq, _, mask = pattern.build_pattern_sequence(codes, SPECIAL)
-    stream = jp.to_stream(seq, pattern, offsets_of(provider), SPECIAL)
+    stream = pattern.to_stream(seq, offsets_of(provider), SPECIAL)
     assert stream.shape == (2, len(pattern))
     # each code appears once, shifted into its codebook's range, in the layout's order
     for step, t, q in zip(*pattern.coords):
         if t < timesteps:
             assert (np.asarray(stream)[:, step] == codes[:, q, t] + 1000 * (q + 1)).all()
-    assert_same(jp.from_stream(stream, pattern, offsets_of(provider), SPECIAL), seq)
+    assert_same(pattern.from_stream(stream, offsets_of(provider), SPECIAL), seq)
 
 
 @pytest.mark.parametrize("provider", FLAT, ids=repr)
@@ -46,16 +46,22 @@ def test_lengths_jit_and_vmap(provider):
     codes = np.random.default_rng(0).integers(0, 1000, (3, provider.n_q, t_max))
     seq, _, _ = pattern.build_pattern_sequence(codes, SPECIAL, lengths=lengths)
     offsets = offsets_of(provider)
-    stream = jax.jit(lambda s: jp.to_stream(s, pattern, offsets, SPECIAL))(seq)
+    stream = jax.jit(lambda s: pattern.to_stream(s, offsets, SPECIAL))(seq)
     for b, n in enumerate(lengths):  # each example's stream is its own pattern's, padded with the special token
         own = provider.get_pattern(int(n))
         alone, _, _ = own.build_pattern_sequence(codes[b : b + 1, :, :n], SPECIAL)
-        mine = np.asarray(jp.to_stream(alone, own, offsets, SPECIAL))[0]
+        mine = np.asarray(own.to_stream(alone, offsets, SPECIAL))[0]
         assert_same(np.asarray(stream)[b, : mine.size], mine)
         assert (np.asarray(stream)[b, mine.size :] == SPECIAL).all()
-    assert_same(jax.vmap(lambda s: jp.to_stream(s, pattern, offsets, SPECIAL))(seq), stream)
-    back = jax.vmap(lambda s: jp.from_stream(s, pattern, offsets, SPECIAL))(stream)
+    assert_same(jax.vmap(lambda s: pattern.to_stream(s, offsets, SPECIAL))(seq), stream)
+    back = jax.vmap(lambda s: pattern.from_stream(s, offsets, SPECIAL))(stream)
     assert_same(back, seq)
+
+
+def test_a_special_token_outside_the_dtype_is_refused():
+    flat = FLAT[0].get_pattern(2)
+    with pytest.raises(ValueError, match=r"`special_token`=40000 is not representable in `seq`'s dtype int16"):
+        flat.to_stream(np.zeros((2, len(flat)), np.int16), [0, 0], 40000)
 
 
 def test_layouts_with_two_codes_at_a_step_are_refused():
@@ -63,7 +69,7 @@ def test_layouts_with_two_codes_at_a_step_are_refused():
     with pytest.raises(
         ValueError, match=r"step 2 of the pattern holds 2 codes; a single stream needs one code per step"
     ):
-        jp.to_stream(np.zeros((3, len(pattern)), np.int32), pattern, [0, 0, 0], SPECIAL)
+        pattern.to_stream(np.zeros((3, len(pattern)), np.int32), [0, 0, 0], SPECIAL)
     flat = FLAT[0].get_pattern(2)
     with pytest.raises(ValueError, match=r"`offsets` must be 2 ints"):
-        jp.to_stream(np.zeros((2, len(flat)), np.int32), flat, [0], SPECIAL)
+        flat.to_stream(np.zeros((2, len(flat)), np.int32), [0], SPECIAL)

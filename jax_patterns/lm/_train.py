@@ -242,14 +242,19 @@ def packed_cross_entropy(
     return _packed_cross_entropy(logits_seq, targets)
 
 
+def _target_nll(logits_seq: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """`(nll [B, K, S], valid [B, K, S])` of per-step targets (-1: none); 0 where there is no target."""
+    card = logits_seq.shape[-1]
+    valid = targets != -1
+    picked = jnp.take_along_axis(logits_seq, jnp.clip(targets, 0, card - 1)[..., None], axis=-1)[..., 0]
+    return jnp.where(valid, _log_normalizer(logits_seq) - picked.astype(jnp.float32), 0.0), valid
+
+
 @jax.jit
 def _packed_cross_entropy(logits_seq, targets):
     logits_seq, targets = jnp.asarray(logits_seq), jnp.asarray(targets)
-    card = logits_seq.shape[-1]
-    valid = targets != -1
-    bad = valid & ((targets < 0) | (targets >= card))
-    picked = jnp.take_along_axis(logits_seq, jnp.clip(targets, 0, card - 1)[..., None], axis=-1)[..., 0]
-    nll = jnp.where(valid, _log_normalizer(logits_seq) - picked.astype(jnp.float32), 0.0)
+    nll, valid = _target_nll(logits_seq, targets)
+    bad = valid & ((targets < 0) | (targets >= logits_seq.shape[-1]))
     per_codebook = jnp.sum(nll, axis=(0, 2)) / jnp.sum(valid, axis=(0, 2)).astype(jnp.float32)
     per_codebook = jnp.where(jnp.any(bad, axis=(0, 2)), jnp.nan, per_codebook)
     return jnp.mean(per_codebook), per_codebook
@@ -289,10 +294,7 @@ def packed_segment_cross_entropy(
 @functools.partial(jax.jit, static_argnums=3)
 def _packed_segment_cross_entropy(logits_seq, targets, segment_ids, segments):
     logits_seq, targets = jnp.asarray(logits_seq), jnp.asarray(targets)
-    card = logits_seq.shape[-1]
-    valid = targets != -1
-    picked = jnp.take_along_axis(logits_seq, jnp.clip(targets, 0, card - 1)[..., None], axis=-1)[..., 0]
-    nll = jnp.where(valid, _log_normalizer(logits_seq) - picked.astype(jnp.float32), 0.0)  # [B, K, S]
+    nll, valid = _target_nll(logits_seq, targets)  # [B, K, S]
     which = jax.nn.one_hot(jnp.asarray(segment_ids) - 1, segments, dtype=jnp.float32)  # [B, S, R]; padding: zeros
     sums = jnp.einsum("bks,bsr->brk", nll, which)
     counts = jnp.einsum("bks,bsr->brk", valid.astype(jnp.float32), which)
