@@ -104,9 +104,20 @@ def _torch_dtype(dtype: str):
 
 
 def bench_ops(
-    k: int, t: int, batch: int, card: int, dtype: str, repeats: int, with_lengths: bool, ops: tp.Sequence[str]
+    k: int,
+    t: int,
+    batch: int,
+    card: int,
+    dtype: str,
+    repeats: int,
+    with_lengths: bool,
+    ops: tp.Sequence[str],
+    padding_side: str = "right",
 ) -> list[Row]:
-    """Build, revert and revert_logits (both card axes) for `DelayedPatternProvider(k)` at `t`."""
+    """Build, revert and revert_logits (both card axes) for `DelayedPatternProvider(k)` at `t`.
+
+    `with_lengths`: per-example lengths over `[t/2, t]`, padded on `padding_side`.
+    """
     import torch
 
     from torch_compat import reference
@@ -116,7 +127,8 @@ def bench_ops(
     steps = _indices.layout_length(pattern, True)
     rng = np.random.default_rng(0)
     lengths = jnp.asarray(rng.integers(t // 2, t + 1, batch)) if with_lengths else None
-    tag = " +lengths" if with_lengths else ""
+    tag = (" +lengths" + (" left" if padding_side == "left" else "")) if with_lengths else ""
+    side = padding_side
     rows = []
 
     def row(op: str, shape: tuple, dt: str, run_jax, run_torch, out_bytes: int) -> Row:
@@ -128,7 +140,7 @@ def bench_ops(
     if "build" in ops:
         z = jnp.asarray(rng.integers(0, card, (batch, k, t)), dtype=jnp.int32)
         z_t = torch.from_numpy(np.array(z)).long().to(_torch_device())
-        build = jax.jit(lambda z, n: pattern.build_pattern_sequence(z, card, True, lengths=n)[0])
+        build = jax.jit(lambda z, n: pattern.build_pattern_sequence(z, card, True, lengths=n, padding_side=side)[0])
         rows.append(
             row(
                 "build",
@@ -142,7 +154,7 @@ def bench_ops(
     if "revert" in ops:
         s = jnp.asarray(rng.integers(0, card, (batch, k, steps)), dtype=jnp.int32)
         s_t = torch.from_numpy(np.array(s)).long().to(_torch_device())
-        revert = jax.jit(lambda s, n: pattern.revert_pattern_sequence(s, card, True, lengths=n)[0])
+        revert = jax.jit(lambda s, n: pattern.revert_pattern_sequence(s, card, True, lengths=n, padding_side=side)[0])
         rows.append(
             row(
                 "revert",
@@ -170,7 +182,9 @@ def bench_ops(
                 return reference.revert_pattern_logits(pattern, x, NAN, True)[0]
 
         revert_logits = jax.jit(
-            lambda x, n, a=card_axis: pattern.revert_pattern_logits(x, NAN, True, card_axis=a, lengths=n)[0]
+            lambda x, n, a=card_axis: pattern.revert_pattern_logits(
+                x, NAN, True, card_axis=a, lengths=n, padding_side=side
+            )[0]
         )
         nbytes = batch * k * t * card * jnp.dtype(dtype).itemsize
         run_jax = functools.partial(revert_logits, logits, lengths)
@@ -606,12 +620,13 @@ def run(args: tp.Any) -> int:
     rows: list[Row] = []
     if not args.json:
         print(device_line(), flush=True)
-    groups = len(args.k) * len(args.t) * len(args.dtype) * (2 if args.lengths else 1) + 1 + (0 if args.skip_lm else 4)
+    variants = [(False, "right"), (True, "right"), (True, "left")] if args.lengths else [(False, "right")]
+    groups = len(args.k) * len(args.t) * len(args.dtype) * len(variants) + 1 + (0 if args.skip_lm else 4)
     bar = _progress(groups)
     for k in args.k:
         for t in args.t:
             for dtype in args.dtype:
-                for with_lengths in (False, True) if args.lengths else (False,):
+                for with_lengths, side in variants:
                     ops = ["build", "revert"] if dtype == "float32" else []
                     logits_bytes = args.batch * k * t * args.card * jnp.dtype(dtype).itemsize
                     if logits_bytes <= budget:
@@ -619,7 +634,7 @@ def run(args: tp.Any) -> int:
                     elif not args.json:
                         print(f"skip logits K={k} T={t} {dtype}: {logits_bytes / 2**30:.1f} GiB > --max-gb")
                     if ops:
-                        rows += bench_ops(k, t, args.batch, args.card, dtype, args.repeats, with_lengths, ops)
+                        rows += bench_ops(k, t, args.batch, args.card, dtype, args.repeats, with_lengths, ops, side)
                         if not args.json:
                             print(format_rows(rows[-len(ops) :]).split("\n", 1)[1], flush=True)
                     if bar is not None:
@@ -665,7 +680,9 @@ def add_arguments(parser: tp.Any) -> None:
     parser.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
     parser.add_argument("--card", type=int, default=2048, help="cardinality of the logits (default 2048)")
     parser.add_argument("--dtype", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
-    parser.add_argument("--lengths", action="store_true", help="also time every op with lengths=")
+    parser.add_argument(
+        "--lengths", action="store_true", help="also time every op with lengths= (right and left padding)"
+    )
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median)")
     parser.add_argument("--max-gb", type=float, default=1.0, help="skip logits tensors larger than this (GiB)")
     parser.add_argument("--construct-t", type=int, default=30000, help="T of the construction benchmark")

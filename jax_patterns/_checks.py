@@ -201,6 +201,13 @@ def validate_lengths(lengths: tp.Any, batch_shape: tuple[int, ...], timesteps: i
     return array
 
 
+def check_padding_side(padding_side: tp.Any) -> bool:
+    """`padding_side` checked; returns True for "left" (examples right-aligned, padding first)."""
+    if not isinstance(padding_side, str) or padding_side not in ("right", "left"):
+        raise ValueError(f'`padding_side` must be "right" or "left", got {padding_side!r}')
+    return padding_side == "left"
+
+
 def clip_lengths(lengths: tp.Any, timesteps: int) -> tp.Any:
     """`lengths` as int32 in `[0, timesteps]`: the one clip of traced or device lengths (in the graph)."""
     import jax.numpy as jnp

@@ -367,6 +367,7 @@ class Pattern:
         *,
         lengths: jax.typing.ArrayLike | None = None,
         fill_after: int | float | None = None,
+        padding_side: str = "right",
     ) -> tuple[jax.Array, jax.Array, jax.Array]:
         """Interleaves codes `z` `[..., K, T]` into the pattern sequence `[..., K, S]`.
 
@@ -385,6 +386,11 @@ class Pattern:
             it, `special_token` fills only the positions before each codebook's
             first code, and `fill_after` every other position without a code
             (after its last code, between codes, and an example's padding).
+          padding_side: with `lengths`, "right" (the default: example `b` is
+            `z[b, :, :L]` and its sequence starts the row) or "left" (Dia's
+            batches: example `b` is `z[b, :, T - L:]`, its sequence ends the row
+            and the special token fills the steps before it). Each example's
+            values, indexes and mask are the same on both sides, moved.
 
         Returns:
           `(values [..., K, S], indexes [K, S] int32, mask [K, S] bool)`, equal to
@@ -409,7 +415,9 @@ class Pattern:
         """
         from jax_patterns import _ops
 
-        return _ops.build_pattern_sequence(self, z, special_token, keep_only_valid_steps, lengths, fill_after)
+        return _ops.build_pattern_sequence(
+            self, z, special_token, keep_only_valid_steps, lengths, fill_after, padding_side
+        )
 
     def revert_pattern_sequence(
         self,
@@ -418,6 +426,7 @@ class Pattern:
         keep_only_valid_steps: bool = False,
         *,
         lengths: jax.typing.ArrayLike | None = None,
+        padding_side: str = "right",
     ) -> tuple[jax.Array, jax.Array, jax.Array]:
         """Reverts an interleaved sequence `s` `[..., K, S]` to codes `[..., K, timesteps]`.
 
@@ -428,6 +437,9 @@ class Pattern:
           lengths: optional per-example lengths (see `build_pattern_sequence`):
             example `b` is reverted with `get_pattern(lengths[b])` from its first
             `S(lengths[b])` steps; `s` must have the T_max pattern's `S`.
+          padding_side: with `lengths`, "left" reads example `b` from the last
+            `S(lengths[b])` steps and writes its codes to the last `lengths[b]`
+            timesteps (see `build_pattern_sequence`).
 
         Returns:
           `(values [..., K, T], indexes [K, T] int32, mask [K, T] bool)`, equal to
@@ -450,7 +462,7 @@ class Pattern:
         """
         from jax_patterns import _ops
 
-        return _ops.revert_pattern_sequence(self, s, special_token, keep_only_valid_steps, lengths)
+        return _ops.revert_pattern_sequence(self, s, special_token, keep_only_valid_steps, lengths, padding_side)
 
     def revert_pattern_logits(
         self,
@@ -460,6 +472,7 @@ class Pattern:
         card_axis: int = 1,
         *,
         lengths: jax.typing.ArrayLike | None = None,
+        padding_side: str = "right",
     ) -> tuple[jax.Array, jax.Array, jax.Array]:
         """Reverts model logits over the sequence back to the codes' timesteps.
 
@@ -479,6 +492,7 @@ class Pattern:
             before the `K` and `S` axes.
           lengths: optional per-example lengths over the batch axes (all axes
             but the card, K and S axes); see `revert_pattern_sequence`.
+          padding_side: "right" or "left" (see `revert_pattern_sequence`).
 
         Returns:
           `(values, indexes [K, T] int32, mask [K, T] bool)`.
@@ -497,7 +511,9 @@ class Pattern:
         """
         from jax_patterns import _ops
 
-        return _ops.revert_pattern_logits(self, logits, special_token, keep_only_valid_steps, card_axis, lengths)
+        return _ops.revert_pattern_logits(
+            self, logits, special_token, keep_only_valid_steps, card_axis, lengths, padding_side
+        )
 
     def to_stream(
         self,
@@ -554,7 +570,11 @@ class Pattern:
         return _ops.from_stream(self, stream, offsets, special_token, keep_only_valid_steps)
 
     def logit_steps(
-        self, keep_only_valid_steps: bool = False, *, lengths: jax.typing.ArrayLike | None = None
+        self,
+        keep_only_valid_steps: bool = False,
+        *,
+        lengths: jax.typing.ArrayLike | None = None,
+        padding_side: str = "right",
     ) -> tuple[jax.Array, jax.Array]:
         """For every code `(q, t)`: the step of the sequence whose logits predict it.
 
@@ -567,6 +587,8 @@ class Pattern:
           keep_only_valid_steps: the sequence was built with valid steps only.
           lengths: optional per-example lengths (as for `revert_pattern_logits`):
             steps are then those of each example's own pattern.
+          padding_side: "right" or "left": with "left", steps count in the
+            padded sequence, whose last `S(lengths[b])` steps are example `b`'s.
 
         Returns:
           `(steps [K, T] int32, mask [K, T] bool)` (`[..., K, T]` with `lengths`);
@@ -583,7 +605,7 @@ class Pattern:
         """
         from jax_patterns import _ops
 
-        return _ops.logit_steps(self, keep_only_valid_steps, lengths)
+        return _ops.logit_steps(self, keep_only_valid_steps, lengths, padding_side)
 
 
 def _rebuild(coords, num_steps, timesteps, n_q, omit_special_token, provider=None) -> Pattern:

@@ -42,6 +42,7 @@ from jax_patterns import _indices, _varlen
 from jax_patterns._checks import (
     Token,
     check_flag,
+    check_padding_side,
     clip_lengths,
     normalize_card_axis,
     special_token_key,
@@ -213,8 +214,9 @@ def _take(flat: jax.Array, axis: int, index: jax.Array) -> jax.Array:
 # ---------------------------------------------------------------------------
 # The jitted operations (static key: pattern, rule, token, flags)
 # ---------------------------------------------------------------------------
-@functools.partial(jax.jit, static_argnames=("pattern", "rule", "token", "keep_only_valid_steps"), inline=True)
-def _build(z, lengths, rows, *, pattern: Pattern, rule: tp.Any, token: Token, keep_only_valid_steps: bool):
+@functools.partial(jax.jit, static_argnames=("pattern", "rule", "token", "keep_only_valid_steps", "left"), inline=True)
+def _build(z, lengths, rows, *, pattern: Pattern, rule: tp.Any, token: Token, keep_only_valid_steps: bool, left: bool):
+    """`left`: examples are the last `lengths[b]` timesteps of `z` and end the sequence (left padding)."""
     z = jnp.asarray(z)  # numpy input under jax.disable_jit()
     *lead, n_q, timesteps = z.shape
     flat = z.reshape(*lead, n_q * timesteps)
@@ -229,9 +231,13 @@ def _build(z, lengths, rows, *, pattern: Pattern, rule: tp.Any, token: Token, ke
         t_src, ref = _varlen.build_sources(pattern, rule, lengths, keep_only_valid_steps)
     else:
         ref, t_src = rows
+    start: tp.Any = 0
+    if left:  # the same example, moved to the end of its row; its codes start at T - L
+        t_src = _varlen.right_align(t_src, t_src.shape[-1] - jnp.asarray(ref))
+        start = _varlen.expand(timesteps - lengths, len(lead) + 2)
     valid = t_src >= 0
     codebooks = _varlen.grid(len(lead), n_q, 0)
-    src = jnp.where(valid, codebooks * timesteps + t_src, -1)
+    src = jnp.where(valid, codebooks * timesteps + start + t_src, -1)
     values = gather(flat, len(lead), src.reshape(*lead, src.shape[-2] * src.shape[-1]), fill)
     L = _varlen.expand(lengths, len(lead) + 2)
     return values.reshape(t_src.shape), jnp.where(valid, codebooks * L + t_src, n_q * L), valid
@@ -239,7 +245,7 @@ def _build(z, lengths, rows, *, pattern: Pattern, rule: tp.Any, token: Token, ke
 
 @functools.partial(
     jax.jit,
-    static_argnames=("pattern", "rule", "token", "keep_only_valid_steps", "model_output", "card_axis"),
+    static_argnames=("pattern", "rule", "token", "keep_only_valid_steps", "model_output", "card_axis", "left"),
     inline=True,
 )
 def _revert(
@@ -253,8 +259,9 @@ def _revert(
     keep_only_valid_steps: bool,
     model_output: bool,
     card_axis: int | None,
+    left: bool,
 ):
-    """`card_axis`: None (no card axis) or the normalised card axis of `s`."""
+    """`card_axis`: None (no card axis) or the normalised card axis of `s`; `left`: left-padded examples."""
     s = jnp.asarray(s)  # numpy input under jax.disable_jit()
     card_last = card_axis == s.ndim - 1
     k_axis = s.ndim - 3 if card_last else s.ndim - 2
@@ -271,18 +278,22 @@ def _revert(
         pos, ref = _varlen.revert_positions(pattern, rule, lengths, keep_only_valid_steps, model_output)
     else:
         ref, pos = rows
-    valid = pos >= 0
     n_batch, timesteps = lengths.ndim, pattern.timesteps
+    at = pos  # where the example's own step sits in `s`
+    if left:
+        pos = _varlen.right_align(pos, timesteps - lengths)
+        at = jnp.where(pos >= 0, pos + _varlen.expand(steps - jnp.asarray(ref), n_batch + 2), -1)
+    valid = pos >= 0
     codebooks = _varlen.grid(n_batch, n_q, 0)
-    src = jnp.where(valid, codebooks * steps + pos, -1).reshape(*lengths.shape, n_q * timesteps)
+    src = jnp.where(valid, codebooks * steps + at, -1).reshape(*lengths.shape, n_q * timesteps)
     inner_card = None if card_axis is None or card_last else card_axis
     values = gather(flat, k_axis, src, fill, inner_card).reshape(*lead, n_q, timesteps, *tail)
     R = _varlen.expand(ref, n_batch + 2)
     return values, jnp.where(valid, pos + codebooks * R, n_q * R), valid
 
 
-@functools.partial(jax.jit, static_argnames=("pattern", "rule", "keep_only_valid_steps"), inline=True)
-def _logit_steps(lengths, rows, *, pattern: Pattern, rule: tp.Any, keep_only_valid_steps: bool):
+@functools.partial(jax.jit, static_argnames=("pattern", "rule", "keep_only_valid_steps", "left"), inline=True)
+def _logit_steps(lengths, rows, *, pattern: Pattern, rule: tp.Any, keep_only_valid_steps: bool, left: bool):
     if rule is None:
         steps = _indices.layout_length(pattern, keep_only_valid_steps)
         indexes, mask = _indices.revert_indexes(pattern, steps, keep_only_valid_steps, True)
@@ -290,9 +301,13 @@ def _logit_steps(lengths, rows, *, pattern: Pattern, rule: tp.Any, keep_only_val
         return jnp.asarray(own.astype(np.int32)), jnp.asarray(mask)
     lengths = clip_lengths(lengths, pattern.timesteps)
     if rows is None:
-        pos, _ = _varlen.revert_positions(pattern, rule, lengths, keep_only_valid_steps, True)
+        pos, ref = _varlen.revert_positions(pattern, rule, lengths, keep_only_valid_steps, True)
     else:
-        pos = rows[1]
+        ref, pos = rows
+    if left:  # steps of the padded sequence, whose last S(L) steps are the example's
+        pos = _varlen.right_align(pos, pattern.timesteps - lengths)
+        steps = _indices.layout_length(pattern, keep_only_valid_steps)
+        pos = jnp.where(pos >= 0, pos + _varlen.expand(steps - jnp.asarray(ref), lengths.ndim + 2), -1)
     return pos, pos >= 0
 
 
@@ -314,10 +329,12 @@ def build_pattern_sequence(
     keep_only_valid_steps: bool = False,
     lengths: tp.Any = None,
     fill_after: tp.Any = None,
+    padding_side: str = "right",
 ):
     """See `Pattern.build_pattern_sequence`."""
     z = _as_array("z", z)
     kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
+    left = check_padding_side(padding_side) and lengths is not None
     if z.ndim < 2:
         raise ValueError(f"`z` must have shape [..., K, T], got rank {z.ndim} (shape {tuple(z.shape)})")
     _check_pattern_axes(pattern, "z", tuple(z.shape), -2)
@@ -338,7 +355,7 @@ def build_pattern_sequence(
         except (TypeError, ValueError) as err:  # the same checks as the special token's, under its own name
             raise type(err)(str(err).replace("`special_token`", "`fill_after`")) from err
     values, indexes, mask = _build(
-        z, lengths, rows, pattern=pattern, rule=rule, token=token, keep_only_valid_steps=kovs
+        z, lengths, rows, pattern=pattern, rule=rule, token=token, keep_only_valid_steps=kovs, left=left
     )
     if after is not None:
         values = _fill_after(values, mask, token=after)
@@ -346,11 +363,17 @@ def build_pattern_sequence(
 
 
 def revert_pattern_sequence(
-    pattern: Pattern, s: tp.Any, special_token: tp.Any, keep_only_valid_steps: bool = False, lengths: tp.Any = None
+    pattern: Pattern,
+    s: tp.Any,
+    special_token: tp.Any,
+    keep_only_valid_steps: bool = False,
+    lengths: tp.Any = None,
+    padding_side: str = "right",
 ):
     """See `Pattern.revert_pattern_sequence`."""
     s = _as_array("s", s)
     kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
+    left = check_padding_side(padding_side) and lengths is not None
     if s.ndim < 2:
         raise ValueError(f"`s` must have shape [..., K, S], got rank {s.ndim} (shape {tuple(s.shape)})")
     _check_pattern_axes(pattern, "s", tuple(s.shape), -2)
@@ -370,6 +393,7 @@ def revert_pattern_sequence(
         keep_only_valid_steps=kovs,
         model_output=False,
         card_axis=None,
+        left=left,
     )
 
 
@@ -380,10 +404,12 @@ def revert_pattern_logits(
     keep_only_valid_steps: bool = False,
     card_axis: int = 1,
     lengths: tp.Any = None,
+    padding_side: str = "right",
 ):
     """See `Pattern.revert_pattern_logits`."""
     logits = _as_array("logits", logits)
     kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
+    left = check_padding_side(padding_side) and lengths is not None
     if logits.ndim < 3:
         raise ValueError(
             f"`logits` must have a card axis and [K, S] axes, got rank {logits.ndim} (shape {tuple(logits.shape)})"
@@ -408,17 +434,21 @@ def revert_pattern_logits(
         keep_only_valid_steps=kovs,
         model_output=True,
         card_axis=axis,
+        left=left,
     )
 
 
-def logit_steps(pattern: Pattern, keep_only_valid_steps: bool = False, lengths: tp.Any = None):
+def logit_steps(
+    pattern: Pattern, keep_only_valid_steps: bool = False, lengths: tp.Any = None, padding_side: str = "right"
+):
     """See `Pattern.logit_steps`."""
     kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
+    left = check_padding_side(padding_side) and lengths is not None
     rule = rows = None
     if lengths is not None:
         batch = tuple(np.shape(lengths))
         lengths, rule, rows = _per_example(pattern, lengths, batch, None, kovs, True)
-    return _logit_steps(lengths, rows, pattern=pattern, rule=rule, keep_only_valid_steps=kovs)
+    return _logit_steps(lengths, rows, pattern=pattern, rule=rule, keep_only_valid_steps=kovs, left=left)
 
 
 # ---------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 Example `b` of a batch padded to `T_max` is interleaved (or reverted) with its own
 pattern `provider.get_pattern(lengths[b])`, exactly as audiocraft would do for
-that example alone, and right-padded with the special token to the `T_max` shape.
+that example alone, and right-padded with the special token to the `T_max` shape
+(or left-padded: `padding_side="left"` computes the same indexes, then moves
+them to the end of each row with `right_align`).
 With a family's `LengthRule`, the indexes are arithmetic on the T_max pattern's
 O(K * T_max) tables (`_indices.full_tables`); without one (`GenericRule`) they
 are rows of the all-lengths tables (`_indices.generic_tables`), looked up by the
@@ -34,6 +36,19 @@ def grid(n_batch: int, size: int, axis: int) -> jax.Array:
     shape = [1] * (n_batch + 2)
     shape[n_batch + axis] = size
     return jnp.arange(size, dtype=jnp.int32).reshape(shape)
+
+
+def right_align(table: tp.Any, shift: jax.Array) -> jax.Array:
+    """Per example, `table` `[...batch, K, N]` moved `shift` `[...batch]` places right along N, -1 shifted in.
+
+    Left padding (`padding_side="left"`): an example's own indexes, computed as
+    if it were right-padded, placed at the end of its row.
+    """
+    table = jnp.asarray(table)
+    n_batch = shift.ndim
+    j = grid(n_batch, table.shape[-1], 1) - expand(shift, n_batch + 2)
+    moved = jnp.take_along_axis(table, jnp.broadcast_to(jnp.maximum(j, 0), table.shape), axis=-1)
+    return jnp.where(j >= 0, moved, -1)
 
 
 def _lookup(table: np.ndarray, lengths: jax.Array) -> jax.Array:

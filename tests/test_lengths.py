@@ -21,8 +21,15 @@ from torch_compat import reference
 NAN = float("nan")
 
 
-def check_per_example(provider, t_max: int, lengths: np.ndarray, kovs: bool, seed: int = 0, jit: bool = False):
-    """Every op with `lengths` equals the torch reference on `get_pattern(lengths[b])`, padded."""
+def check_per_example(
+    provider, t_max: int, lengths: np.ndarray, kovs: bool, seed: int = 0, jit: bool = False, side: str = "right"
+):
+    """Every op with `lengths` equals the torch reference on `get_pattern(lengths[b])`, padded.
+
+    `side="right"`: example `b` is the first `lengths[b]` timesteps (steps) and
+    the padding follows; `side="left"`: the last ones, with the padding before
+    (Dia's batches), so each result is the reference's, right-aligned.
+    """
     rng = np.random.default_rng(seed)
     pattern = provider.get_pattern(t_max)
     k = provider.n_q
@@ -30,38 +37,55 @@ def check_per_example(provider, t_max: int, lengths: np.ndarray, kovs: bool, see
     steps = _indices.layout_length(pattern, kovs)
     s = rng.integers(0, 50, (len(lengths), k, steps)).astype(np.int32)
     logits = rng.standard_normal((len(lengths), 2, k, steps)).astype(np.float32)
+    kw = {} if side == "right" else {"padding_side": side}
 
     def ops(z, s, logits, lengths):
         return (
-            pattern.build_pattern_sequence(z, -1, kovs, lengths=lengths),
-            pattern.revert_pattern_sequence(s, -1, kovs, lengths=lengths),
-            pattern.revert_pattern_logits(logits, NAN, kovs, lengths=lengths),
-            pattern.revert_pattern_logits(jnp.moveaxis(logits, 1, -1), NAN, kovs, card_axis=-1, lengths=lengths),
+            pattern.build_pattern_sequence(z, -1, kovs, lengths=lengths, **kw),
+            pattern.revert_pattern_sequence(s, -1, kovs, lengths=lengths, **kw),
+            pattern.revert_pattern_logits(logits, NAN, kovs, lengths=lengths, **kw),
+            pattern.revert_pattern_logits(jnp.moveaxis(logits, 1, -1), NAN, kovs, card_axis=-1, lengths=lengths, **kw),
+            pattern.logit_steps(kovs, lengths=lengths, **kw),
         )
 
-    built, reverted, logit1, logit_last = (jax.jit(ops) if jit else ops)(z, s, logits, jnp.asarray(lengths))
+    built, reverted, logit1, logit_last, own_steps_of = (jax.jit(ops) if jit else ops)(
+        z, s, logits, jnp.asarray(lengths)
+    )
     for b, length in enumerate(int(n) for n in lengths):
         own = provider.get_pattern(length)
         own_steps = _indices.layout_length(own, kovs)
-        ev, ei, em = reference.build_pattern_sequence(own, torch.from_numpy(z[b : b + 1, :, :length]), -1, kovs)
-        assert_same(built[0][b, :, :own_steps], ev[0].numpy(), f"build values b={b}")
-        assert_same(built[1][b, :, :own_steps], ei.numpy(), f"build indexes b={b}")
-        assert_same(built[2][b, :, :own_steps], em.numpy(), f"build mask b={b}")
-        assert (np.asarray(built[0][b, :, own_steps:]) == -1).all() and not np.asarray(built[2][b, :, own_steps:]).any()
-        assert (np.asarray(built[1][b, :, own_steps:]) == k * length).all()
-        ev, ei, em = reference.revert_pattern_sequence(own, torch.from_numpy(s[b : b + 1, :, :own_steps]), -1, kovs)
-        assert_same(reverted[0][b, :, :length], ev[0].numpy(), f"revert values b={b}")
-        assert_same(reverted[1][b, :, :length], ei.numpy(), f"revert indexes b={b}")
-        assert_same(reverted[2][b, :, :length], em.numpy(), f"revert mask b={b}")
-        assert (np.asarray(reverted[0][b, :, length:]) == -1).all() and not np.asarray(reverted[2][b, :, length:]).any()
-        ev, ei, em = reference.revert_pattern_logits(
-            own, torch.from_numpy(logits[b : b + 1, ..., :own_steps]), NAN, kovs
-        )
-        assert_same(logit1[0][b, :, :, :length], ev[0].numpy(), f"logits b={b}")
-        assert_same(np.moveaxis(np.asarray(logit_last[0][b, :, :length]), -1, 0), ev[0].numpy(), f"logits[-1] b={b}")
-        assert_same(logit1[1][b, :, :length], ei.numpy())
-        assert_same(logit_last[2][b, :, :length], em.numpy())
-        assert np.isnan(np.asarray(logit1[0][b, :, :, length:])).all()
+        # where the example sits: its codes `T`, its steps `S`, and the padding `pad_T`, `pad_S`
+        if side == "right":
+            T, S, pad_T, pad_S = slice(0, length), slice(0, own_steps), slice(length, None), slice(own_steps, None)
+        else:
+            T, S = slice(t_max - length, t_max), slice(steps - own_steps, steps)
+            pad_T, pad_S = slice(0, t_max - length), slice(0, steps - own_steps)
+        ev, ei, em = reference.build_pattern_sequence(own, torch.from_numpy(z[b : b + 1, :, T]), -1, kovs)
+        assert_same(built[0][b, :, S], ev[0].numpy(), f"build values b={b}")
+        assert_same(built[1][b, :, S], ei.numpy(), f"build indexes b={b}")
+        assert_same(built[2][b, :, S], em.numpy(), f"build mask b={b}")
+        assert (np.asarray(built[0][b, :, pad_S]) == -1).all() and not np.asarray(built[2][b, :, pad_S]).any()
+        assert (np.asarray(built[1][b, :, pad_S]) == k * length).all()
+        ev, ei, em = reference.revert_pattern_sequence(own, torch.from_numpy(s[b : b + 1, :, S]), -1, kovs)
+        assert_same(reverted[0][b, :, T], ev[0].numpy(), f"revert values b={b}")
+        assert_same(reverted[1][b, :, T], ei.numpy(), f"revert indexes b={b}")
+        assert_same(reverted[2][b, :, T], em.numpy(), f"revert mask b={b}")
+        assert (np.asarray(reverted[0][b, :, pad_T]) == -1).all() and not np.asarray(reverted[2][b, :, pad_T]).any()
+        ev, ei, em = reference.revert_pattern_logits(own, torch.from_numpy(logits[b : b + 1, ..., S]), NAN, kovs)
+        assert_same(logit1[0][b, :, :, T], ev[0].numpy(), f"logits b={b}")
+        assert_same(np.moveaxis(np.asarray(logit_last[0][b, :, T]), -1, 0), ev[0].numpy(), f"logits[-1] b={b}")
+        assert_same(logit1[1][b, :, T], ei.numpy())
+        assert_same(logit_last[2][b, :, T], em.numpy())
+        assert np.isnan(np.asarray(logit1[0][b, :, :, pad_T])).all()
+        # logit_steps: the step (of the padded sequence) whose logits predict each code, -1 where none
+        own_logit_steps, own_mask = own.logit_steps(kovs)
+        start = S.start or 0
+        expected = np.where(np.asarray(own_mask), np.asarray(own_logit_steps) + start, -1)
+        assert_same(own_steps_of[0][b, :, T], expected, f"logit_steps b={b}")
+        assert_same(own_steps_of[1][b, :, T], np.asarray(own_mask))
+        assert (np.asarray(own_steps_of[0][b, :, pad_T]) == -1).all() and not np.asarray(
+            own_steps_of[1][b, :, pad_T]
+        ).any()
 
 
 KINDS = [
@@ -81,15 +105,16 @@ KINDS = [
 
 @pytest.mark.parametrize("provider", KINDS, ids=repr)
 @pytest.mark.parametrize("kovs", [False, True])
-def test_every_length_of_every_kind(provider, kovs):
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_every_length_of_every_kind(provider, kovs, side):
     t_max = 9
-    check_per_example(provider, t_max, np.arange(t_max + 1), kovs)
+    check_per_example(provider, t_max, np.arange(t_max + 1), kovs, side=side)
 
 
-@given(providers(), st.integers(0, 12), st.booleans(), st.data())
-def test_random_lengths_jitted_with_traced_lengths(provider, t_max, kovs, data):
+@given(providers(), st.integers(0, 12), st.booleans(), st.sampled_from(["right", "left"]), st.data())
+def test_random_lengths_jitted_with_traced_lengths(provider, t_max, kovs, side, data):
     lengths = np.asarray(data.draw(st.lists(st.integers(0, t_max), min_size=1, max_size=4)))
-    check_per_example(provider, t_max, lengths, kovs, seed=int(lengths.sum()), jit=True)
+    check_per_example(provider, t_max, lengths, kovs, seed=int(lengths.sum()), jit=True, side=side)
 
 
 @pytest.mark.parametrize("entry", golden_grid.Goldens().manifest[::7], ids=lambda e: str(e["id"]))
@@ -112,19 +137,43 @@ def test_rules_equal_real_layouts(entry):
         np.testing.assert_array_equal(rule.from_full(np, length, step_of[qs[inside], ts[inside]], t_max), steps[inside])
 
 
-def test_vmap_of_unbatched_with_scalar_lengths():
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_vmap_of_unbatched_with_scalar_lengths(side):
     provider = jp.CoarseFirstPattern(3, [0, 2])
     pattern = provider.get_pattern(8)
     z = np.arange(4 * 3 * 8, dtype=np.int32).reshape(4, 3, 8)
     lengths = np.array([8, 0, 3, 5])
-    batched = pattern.build_pattern_sequence(z, -1, lengths=lengths)
-    mapped = jax.vmap(lambda x, n: pattern.build_pattern_sequence(x, -1, lengths=n))(z, lengths)
+    batched = pattern.build_pattern_sequence(z, -1, lengths=lengths, padding_side=side)
+    mapped = jax.vmap(lambda x, n: pattern.build_pattern_sequence(x, -1, lengths=n, padding_side=side))(z, lengths)
     for a, b in zip(batched, mapped):
         assert_same(a, b)
     seq = np.asarray(batched[0])
-    back = jax.vmap(lambda x, n: pattern.revert_pattern_sequence(x, -1, lengths=n)[0])(seq, lengths)
-    expected = np.where(np.arange(8) < lengths[:, None, None], z, -1)
-    assert_same(back, expected)
+    back = jax.vmap(lambda x, n: pattern.revert_pattern_sequence(x, -1, lengths=n, padding_side=side)[0])(seq, lengths)
+    t = np.arange(8)
+    kept = t < lengths[:, None, None] if side == "right" else t >= 8 - lengths[:, None, None]
+    assert_same(back, np.where(kept, z, -1))
+    steps, mask = jax.vmap(lambda n: pattern.logit_steps(lengths=n, padding_side=side))(lengths)
+    assert_same(steps, pattern.logit_steps(lengths=lengths, padding_side=side)[0])
+
+
+def test_left_padding_is_the_right_padding_moved():
+    """A left-padded batch is its right-padded twin with every row moved to the end, values and padding alike."""
+    provider = jp.DelayedPatternProvider(3, [1, 0, 2], empty_initial=-1, any_order=True)
+    pattern = provider.get_pattern(6)
+    lengths = np.array([6, 2, 0, 4])
+    rng = np.random.default_rng(3)
+    right_z = rng.integers(0, 9, (4, 3, 6)).astype(np.int32)
+    left_z = np.stack([np.roll(z, 6 - n, axis=-1) for z, n in zip(right_z, lengths)])
+    right, _, _ = pattern.build_pattern_sequence(right_z, 9, lengths=lengths, fill_after=10)
+    left, _, _ = pattern.build_pattern_sequence(left_z, 9, lengths=lengths, fill_after=10, padding_side="left")
+    S = right.shape[-1]
+    for b, n in enumerate(lengths):
+        own = S - (n + 2) if n else S  # `get_pattern(n)` has n + 2 steps (none for n = 0)
+        assert_same(left[b, :, own:], right[b, :, : S - own])
+        assert (np.asarray(left[b, :, :own]) == 9).all()  # bos before the example (fill_after only after a code)
+    back, _, mask = pattern.revert_pattern_sequence(left, -1, lengths=lengths, padding_side="left")
+    assert_same(np.where(mask, back, -1), np.where(mask, left_z, -1))
+    assert_same(mask.sum((1, 2)), 3 * lengths)
 
 
 def test_full_lengths_equal_the_fixed_length_ops():
@@ -146,8 +195,10 @@ class Reversed(jp.CodebooksPatternProvider):
 
 
 @pytest.mark.parametrize("kovs", [False, True])
-def test_custom_provider_uses_the_generic_tables(kovs):
-    check_per_example(Reversed(3), 7, np.array([0, 7, 2, 5]), kovs, jit=True)
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_custom_provider_uses_the_generic_tables(kovs, side):
+    check_per_example(Reversed(3), 7, np.array([0, 7, 2, 5]), kovs, jit=True, side=side)
+    check_per_example(Reversed(3), 7, np.array([0, 7, 2, 5]), kovs, jit=False, side=side)  # host rows
 
 
 def test_custom_provider_over_the_limit_says_what_to_do(monkeypatch):
@@ -205,6 +256,16 @@ def test_custom_provider_over_the_limit_says_what_to_do(monkeypatch):
             ),
             ValueError,
             r"lengths= needs a pattern made by a provider's get_pattern",
+        ),
+        (
+            lambda p: p.build_pattern_sequence(np.zeros((1, 3, 8), np.int32), -1, lengths=[2], padding_side="start"),
+            ValueError,
+            r"`padding_side` must be \"right\" or \"left\", got 'start'",
+        ),
+        (
+            lambda p: p.logit_steps(lengths=np.array([2]), padding_side=None),
+            ValueError,
+            r"`padding_side` must be \"right\" or \"left\", got None",
         ),
     ],
 )

@@ -107,6 +107,48 @@ def test_pattern_cross_entropy_with_lengths_equals_reverting_per_example():
     np.testing.assert_allclose(per_codebook, total / count, rtol=1e-5)
 
 
+def _move_right(x: np.ndarray, shifts: np.ndarray, axis: int) -> np.ndarray:
+    """Each example's row rolled right along `axis` by its shift (right padding -> left padding)."""
+    return np.stack([np.roll(row, int(n), axis=axis if axis < 0 else axis - 1) for row, n in zip(x, shifts)])
+
+
+@pytest.mark.parametrize(
+    "provider", [jp.CoarseFirstPattern(3, [0, 1]), jp.DelayedPatternProvider(3, [2, 0, 1], any_order=True)], ids=repr
+)
+def test_left_padded_loss_and_predictions_equal_the_right_padded_ones(provider):
+    """`padding_side="left"`: the loss, its gradient and the predictions of the same examples, right-aligned."""
+    pattern = provider.get_pattern(8)
+    lengths = np.array([8, 3, 0, 5])
+    steps = pattern.valid_steps
+    own_steps = np.array([provider.get_pattern(int(n)).valid_steps for n in lengths])
+    codes = RNG.integers(0, CARD, (4, 3, 8)).astype(np.int32)
+    logits_seq = RNG.standard_normal((4, 3, steps, CARD)).astype(np.float32)
+    left_codes = _move_right(codes, 8 - lengths, axis=-1)
+    left_logits = _move_right(logits_seq, steps - own_steps, axis=-2)
+
+    def loss(x, c, n, side):
+        return lm.pattern_cross_entropy(x, c, pattern, lengths=n, padding_side=side)
+
+    right, right_per = loss(logits_seq, codes, lengths, "right")
+    right_grad = jax.grad(lambda x: loss(x, codes, lengths, "right")[0])(logits_seq)
+    left_fn = jax.jit(loss, static_argnums=3)
+    left, left_per = left_fn(left_logits, left_codes, jnp.asarray(lengths), "left")
+    left_grad = jax.grad(lambda x: left_fn(x, left_codes, jnp.asarray(lengths), "left")[0])(left_logits)
+    np.testing.assert_allclose(left, right, rtol=1e-6)
+    np.testing.assert_allclose(left_per, right_per, rtol=1e-6)
+    np.testing.assert_allclose(left_grad, _move_right(np.asarray(right_grad), steps - own_steps, axis=-2), rtol=1e-6)
+
+    def model(x):  # logits that depend on the input step by step, so a misplaced step shows
+        return jax.nn.one_hot(x % CARD, CARD) * 3.0 + jnp.cos(x[..., None].astype(jnp.float32))
+
+    right_pred, right_mask = lm.compute_predictions(model, codes, pattern, CARD, lengths=lengths)
+    left_pred, left_mask = lm.compute_predictions(
+        model, left_codes, pattern, CARD, lengths=lengths, padding_side="left"
+    )
+    assert_same(left_mask, _move_right(np.asarray(right_mask), 8 - lengths, axis=-1))
+    assert_same(left_pred, _move_right(np.asarray(right_pred), 8 - lengths, axis=-2))
+
+
 def test_cross_entropy_errors():
     pattern = jp.DelayedPatternProvider(2).get_pattern(5)
     with pytest.raises(ValueError, match=r"`logits_seq` has K=2, S=7; the pattern needs K=2, S=6"):

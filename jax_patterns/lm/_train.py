@@ -22,6 +22,7 @@ def compute_predictions(
     keep_only_valid_steps: bool = True,
     *,
     lengths: jax.typing.ArrayLike | None = None,
+    padding_side: str = "right",
 ) -> tuple[jax.Array, jax.Array]:
     """audiocraft's `LMModel.compute_predictions` for a Flax model (logits channels-last).
 
@@ -36,6 +37,8 @@ def compute_predictions(
       special_token: the special token id (audiocraft: `card`).
       keep_only_valid_steps: as in audiocraft (True when training).
       lengths: optional per-example lengths `[B]` (see `Pattern.build_pattern_sequence`).
+      padding_side: with `lengths`, "right" or "left" (examples are the last
+        `lengths[b]` timesteps of `codes`; the predictions sit there too).
 
     Returns:
       `(logits [B, K, T, card], mask [B, K, T])`; logits are NaN where the mask is False.
@@ -49,9 +52,12 @@ def compute_predictions(
       >>> logits.shape, mask.tolist()
       ((1, 2, 3, 5), [[[True, True, True], [True, True, False]]])
     """
-    seq, _, _ = pattern.build_pattern_sequence(codes, special_token, keep_only_valid_steps, lengths=lengths)
+    kovs = keep_only_valid_steps
+    seq, _, _ = pattern.build_pattern_sequence(codes, special_token, kovs, lengths=lengths, padding_side=padding_side)
     logits = apply_fn(seq)
-    values, _, mask = pattern.revert_pattern_logits(logits, NAN, keep_only_valid_steps, card_axis=-1, lengths=lengths)
+    values, _, mask = pattern.revert_pattern_logits(
+        logits, NAN, kovs, card_axis=-1, lengths=lengths, padding_side=padding_side
+    )
     return values, jnp.broadcast_to(mask, values.shape[:-1])
 
 
@@ -63,6 +69,7 @@ def pattern_cross_entropy(
     keep_only_valid_steps: bool = True,
     mask: jax.typing.ArrayLike | None = None,
     lengths: jax.typing.ArrayLike | None = None,
+    padding_side: str = "right",
 ) -> tuple[jax.Array, jax.Array]:
     """audiocraft's `MusicGenSolver._compute_cross_entropy`, computed in the pattern domain.
 
@@ -90,6 +97,9 @@ def pattern_cross_entropy(
       lengths: optional per-example lengths `[B]`: the pattern of each example is
         `get_pattern(lengths[b])` (as for `build_pattern_sequence(lengths=...)`),
         and codes at `t >= lengths[b]` are ignored.
+      padding_side: with `lengths`, "right" or "left" (Dia's batches: example
+        `b` is the last `lengths[b]` timesteps of `codes` and the last steps of
+        `logits_seq`; codes at `t < T - lengths[b]` are ignored).
 
     Returns:
       `(ce, ce_per_codebook [K])`, float32.
@@ -128,7 +138,7 @@ def pattern_cross_entropy(
     code_dtype = codes.dtype if hasattr(codes, "dtype") else np.asarray(codes).dtype
     if not jnp.issubdtype(code_dtype, jnp.integer):
         raise TypeError(f"`codes` must hold integer codes, got dtype {code_dtype}")
-    steps_of, valid = pattern.logit_steps(keep_only_valid_steps, lengths=lengths)
+    steps_of, valid = pattern.logit_steps(keep_only_valid_steps, lengths=lengths, padding_side=padding_side)
     if mask is not None and tuple(np.shape(mask)) != shapes[1]:
         raise ValueError(f"`mask` has shape {tuple(np.shape(mask))}; expected the codes' shape {shapes[1]}")
     _check_targets(codes, card, valid, mask)
