@@ -149,6 +149,26 @@ def test_left_padded_loss_and_predictions_equal_the_right_padded_ones(provider):
     assert_same(left_pred, _move_right(np.asarray(right_pred), 8 - lengths, axis=-2))
 
 
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_cross_entropy_on_the_inputs_without_their_last_step(side):
+    """transformers trains on `ids[..., :-1]`: with a leading special step, S - 1 logit steps give the same loss."""
+    provider = jp.DelayedPatternProvider(3, [0, 2, 1], any_order=True)
+    pattern = provider.get_pattern(6)
+    lengths = np.array([6, 2, 4])
+    codes = RNG.integers(0, CARD, (3, 3, 6)).astype(np.int32)
+    logits = RNG.standard_normal((3, 3, len(pattern), CARD)).astype(np.float32)
+    full = lm.pattern_cross_entropy(
+        logits, codes, pattern, keep_only_valid_steps=False, lengths=lengths, padding_side=side
+    )
+    cut = lm.pattern_cross_entropy(
+        logits[:, :, :-1], codes, pattern, keep_only_valid_steps=False, lengths=lengths, padding_side=side
+    )
+    np.testing.assert_allclose(cut[1], full[1], rtol=1e-6)
+    no_special = jp.DelayedPatternProvider(3, [0, 2, 1], empty_initial=-1, any_order=True).get_pattern(6)
+    with pytest.raises(ValueError, match=r"S=7; the pattern needs K=3, S=8 \(keep_only_valid_steps=False\)"):
+        lm.pattern_cross_entropy(logits[:, :, :-2], codes, no_special, keep_only_valid_steps=False)
+
+
 def test_cross_entropy_errors():
     pattern = jp.DelayedPatternProvider(2).get_pattern(5)
     with pytest.raises(ValueError, match=r"`logits_seq` has K=2, S=7; the pattern needs K=2, S=6"):

@@ -89,7 +89,10 @@ def pattern_cross_entropy(
     the arguments (the pattern's indexes are constants of compiled programs).
 
     Args:
-      logits_seq: model output `[B, K, S, card]` on the built sequence.
+      logits_seq: model output `[B, K, S, card]` on the built sequence; when
+        the pattern starts with the special token, `S - 1` steps (the model run
+        on the sequence less its last step, as transformers trains) give the
+        same loss, since the last step's logits predict nothing.
       codes: target codes `[B, K, T]`, `T == pattern.timesteps`.
       pattern: the pattern the sequence was built with.
       keep_only_valid_steps: how the sequence was built (audiocraft trains with True).
@@ -128,9 +131,15 @@ def pattern_cross_entropy(
         )
     batch, n_q, steps, card = shapes[0]
     expected_steps = pattern.valid_steps if keep_only_valid_steps else len(pattern)
-    if (n_q, steps) != (pattern.n_q, expected_steps):
+    # With a leading special step the last step's logits predict nothing: the logits of the sequence
+    # without its last step (transformers' training inputs, `ids[..., :-1]`) are enough.
+    cut = pattern.starts_with_special_token() and steps == expected_steps - 1
+    if (n_q, steps) != (pattern.n_q, expected_steps) and not (n_q == pattern.n_q and cut):
+        also = (
+            f" or {expected_steps - 1} (the inputs less their last step)" if pattern.starts_with_special_token() else ""
+        )
         raise ValueError(
-            f"`logits_seq` has K={n_q}, S={steps}; the pattern needs K={pattern.n_q}, S={expected_steps} "
+            f"`logits_seq` has K={n_q}, S={steps}; the pattern needs K={pattern.n_q}, S={expected_steps}{also} "
             f"(keep_only_valid_steps={keep_only_valid_steps})"
         )
     if shapes[1] != (batch, n_q, pattern.timesteps):
