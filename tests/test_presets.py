@@ -12,8 +12,13 @@ import torch
 from helpers import assert_same
 from transformers import (
     BarkCoarseModel,
+    DacConfig,
+    DacModel,
     DiaConfig,
+    DiaFeatureExtractor,
+    DiaForConditionalGeneration,
     DiaProcessor,
+    DiaTokenizer,
     HiggsAudioV2Config,
     HiggsAudioV2Processor,
     MoshiConfig,
@@ -234,33 +239,139 @@ def test_higgs_audio_batches_labels_and_revert_equal_the_processor(k):
         assert_same(mine[0], codes[b, :, :n])
 
 
-@pytest.mark.parametrize("delays", [[0, 8, 9, 10, 11, 12, 13, 14, 15], [1, 3, 2], [2, 0, 1, 0]])
-@pytest.mark.parametrize("timesteps", [1, 5, 12])
-def test_dia_delay_labels_and_undo_equal_the_processor(delays, timesteps):
+DIA_DELAYS = [[0, 8, 9, 10, 11, 12, 13, 14, 15], [1, 3, 2], [2, 0, 1, 0]]
+
+
+def tiny_dia(delays: list[int], seed: int = 0):
+    """A real `DiaProcessor` over a tiny random DAC (hop 4: 4 samples a frame), and a tiny Dia model."""
+    torch.manual_seed(seed)
+    dac = DacModel(
+        DacConfig(
+            encoder_hidden_size=8,
+            downsampling_ratios=[2, 2],
+            decoder_hidden_size=16,
+            n_codebooks=len(delays),
+            codebook_size=1024,
+            codebook_dim=4,
+            hidden_size=32,
+        )
+    ).eval()
+    processor = DiaProcessor(DiaFeatureExtractor(hop_length=4, sampling_rate=44100), DiaTokenizer(), dac)
+    small = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
+    small |= {"num_key_value_heads": 1, "head_dim": 8}
+    config = DiaConfig(
+        encoder_config=small | {"vocab_size": 256},
+        decoder_config=small
+        | {"num_channels": len(delays), "cross_num_attention_heads": 2, "cross_head_dim": 8}
+        | {"cross_num_key_value_heads": 1, "cross_hidden_size": 16},
+        delay_pattern=delays,
+    )
+    model = DiaForConditionalGeneration(config).eval()
+    return processor, dac, model
+
+
+def dia_batch(dac, frames: list[int]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Audio clips of `frames[b]` codec frames, and their codes `[B, C, max]` (right-padded) with lengths."""
+    audio = [RNG.standard_normal(4 * n).astype(np.float32) for n in frames]
+    codes = np.zeros((len(frames), dac.config.n_codebooks, max(frames)), np.int64)
+    with torch.no_grad():
+        for b, clip in enumerate(audio):
+            codes[b, :, : frames[b]] = dac.encode(torch.from_numpy(clip)[None, None]).audio_codes[0].numpy()
+    return audio, codes, np.asarray(frames)
+
+
+@pytest.mark.parametrize("delays", DIA_DELAYS, ids=str)
+@pytest.mark.parametrize("frames", [[5, 2, 7], [3], [1, 4]], ids=str)
+def test_dia_inputs_and_labels_equal_the_processor(delays, frames):
+    """Left-padded batches of different lengths, training (eos frame, labels) and generation, vs `DiaProcessor`."""
+    processor, dac, _ = tiny_dia(delays)
     config = DiaConfig(delay_pattern=delays, decoder_config={"num_channels": len(delays)})
     preset = presets.from_transformers(config)
     assert isinstance(preset, presets.Dia) and preset.delay_pattern == tuple(delays)
-    bos, pad = preset.bos_token_id, preset.pad_token_id
-    assert (bos, pad) == (1026, 1025)  # DiaDecoderConfig's ids, read through `decoder_config`
-    batch, channels, steps = 2, len(delays), timesteps + max(delays)
-    codes = RNG.integers(0, 1024, (batch, channels, timesteps))
-    # the processor's training path: codes, then pad up to the sequence length, then its own delay functions
-    prefill = torch.full((batch, steps, channels), pad, dtype=torch.int)
-    prefill[:, :timesteps] = torch.from_numpy(codes).transpose(1, 2)
-    delayed = DiaProcessor.apply_audio_delay(
-        prefill, pad, bos, DiaProcessor.build_indices(batch, steps, channels, delays, revert=False)
+    assert (preset.bos_token_id, preset.pad_token_id, preset.eos_token_id) == (1026, 1025, 1024)
+    audio, codes, lengths = dia_batch(dac, frames)
+    for generation in (False, True):
+        theirs = processor(
+            text=["hi"] * len(frames),
+            audio=audio,
+            output_labels=not generation,
+            generation=generation,
+            delay_pattern=delays,
+            padding="longest",  # the default `True` warns that the tokenizer's max_length is ignored
+        )
+        mine = preset.inputs(codes, lengths, generation=generation)
+        assert set(mine) == {"decoder_input_ids", "decoder_attention_mask"} | (set() if generation else {"labels"})
+        for key, value in mine.items():
+            assert_same(value, theirs[key].numpy(), f"{key} generation={generation}")
+        width = theirs["decoder_input_ids"].shape[1]  # `sequence` is the ids before the training cut
+        assert_same(
+            jnp.swapaxes(preset.sequence(codes, lengths, generation=generation), 1, 2)[:, :width],
+            mine["decoder_input_ids"],
+        )
+
+
+@pytest.mark.parametrize(
+    ("delays", "frames"), [(DIA_DELAYS[0], [5, 2, 7]), (DIA_DELAYS[1], [3, 1]), (DIA_DELAYS[2], [4])]
+)
+def test_dia_loss_and_gradient_equal_the_model(delays, frames):
+    """The model's own loss (`DiaForConditionalGeneration(labels=...)`) and its gradient, from its logits."""
+    processor, dac, model = tiny_dia(delays)
+    preset = presets.from_transformers(model.config)
+    audio, codes, lengths = dia_batch(dac, frames)
+    batch = processor(
+        text=["hi"] * len(frames),
+        audio=audio,
+        output_labels=True,
+        generation=False,
+        delay_pattern=delays,
+        padding="longest",
     )
-    assert_same(np.swapaxes(np.asarray(preset.sequence(codes)), 1, 2), delayed.numpy())
-    inputs, labels = preset.training_inputs(codes)
-    expected_labels = delayed.clone()[:, 1:]
-    expected_labels[(expected_labels == pad) | (expected_labels == bos)] = -100
-    assert_same(inputs, delayed[:, :-1].numpy())
-    assert_same(labels, expected_labels.transpose(1, 2).reshape(batch * channels, -1).numpy())
-    undone = DiaProcessor.apply_audio_delay(
-        delayed, -1, -1, DiaProcessor.build_indices(batch, steps, channels, delays, revert=True)
-    ).transpose(1, 2)
-    assert_same(preset.decode(np.swapaxes(delayed.numpy(), 1, 2), timesteps), undone[..., :timesteps].numpy())
-    assert_same(preset.decode(np.swapaxes(delayed.numpy(), 1, 2), timesteps), codes)
+    with torch.no_grad():
+        out = model(**batch)
+    logits = out.logits.detach().requires_grad_(True)  # [B * C, S - 1, V]
+    expected = model.loss_function(
+        logits=logits, labels=batch["labels"], vocab_size=model.config.decoder_config.vocab_size
+    )
+    expected.backward()
+    np.testing.assert_allclose(float(expected.detach()), float(out.loss), rtol=1e-6)
+    ours = logits.detach().numpy().reshape(len(frames), len(delays), -1, logits.shape[-1])
+    loss, grad = jax.value_and_grad(lambda x: preset.loss(x, codes, lengths)[0])(ours)
+    np.testing.assert_allclose(float(loss), float(expected.detach()), rtol=1e-5)
+    np.testing.assert_allclose(grad.reshape(logits.shape), logits.grad.numpy(), rtol=1e-4, atol=1e-9)
+
+
+@pytest.mark.parametrize("delays", [DIA_DELAYS[0], [0, 3, 1]], ids=str)
+def test_dia_decode_equals_batch_decode(delays):
+    """Generated ids (left-padded prompts, eos at different steps, pad after) undone as `batch_decode` does.
+
+    `batch_decode` returns audio, so the comparison runs our codes through the
+    same DAC: equal audio, example by example, with and without `audio_prompt_len`.
+    """
+    processor, dac, _ = tiny_dia(delays)
+    preset = presets.Dia(tuple(delays), bos_token_id=1026, pad_token_id=1025, eos_token_id=1024)
+    prompt, generated = np.array([3, 1, 2]), np.array([4, 6, 1])  # frames before and after the common prompt end
+    width = int((prompt.max() + generated).max()) + 2  # frames of the finished batch: codes, eos, one pad frame
+    left = prompt.max() - prompt  # left padding of each prompt (bos frames)
+    codes = RNG.integers(0, 1024, (3, len(delays), width))
+    t = np.arange(width)
+    end = left + prompt + generated  # each example's eos frame
+    frames = np.where(t < left[:, None], 1026, np.where(t == end[:, None], 1024, codes.transpose(1, 0, 2))).transpose(
+        1, 0, 2
+    )
+    pattern = preset.provider.get_pattern(width)
+    ids, _, _ = pattern.build_pattern_sequence(frames, 1026, lengths=end + 1, fill_after=1025)  # HF's generated layout
+    hf_ids = torch.from_numpy(np.swapaxes(np.asarray(ids), 1, 2).astype(np.int64))
+    for prompt_len in (None, int(prompt.max()) + 1):  # transformers' get_audio_prompt_len: frames + its bos frame
+        theirs = processor.batch_decode(hf_ids, audio_prompt_len=prompt_len, delay_pattern=delays)
+        mine, mine_lengths = preset.decode(ids, prompt_len)
+        first = left + 0 if prompt_len is None else np.full(3, prompt.max())
+        assert_same(mine_lengths, end - first)
+        for b in range(3):
+            own = np.asarray(mine[b, :, : int(mine_lengths[b])])
+            assert_same(own, frames[b, :, first[b] : end[b]])
+            with torch.no_grad():
+                audio = dac.decode(audio_codes=torch.from_numpy(own[None].astype(np.int64))).audio_values.squeeze()
+            assert_same(audio.numpy(), theirs[b].numpy(), f"b={b} prompt_len={prompt_len}")
 
 
 @pytest.mark.parametrize(("frames", "semantic"), [(10, 7), (40, 30), (300, 250), (3, 1)])
