@@ -253,7 +253,6 @@ def tiny_dia(delays: list[int], seed: int = 0):
             n_codebooks=len(delays),
             codebook_size=1024,
             codebook_dim=4,
-            hidden_size=32,
         )
     ).eval()
     processor = DiaProcessor(DiaFeatureExtractor(hop_length=4, sampling_rate=44100), DiaTokenizer(), dac)
@@ -317,6 +316,7 @@ def test_dia_loss_and_gradient_equal_the_model(delays, frames):
     """The model's own loss (`DiaForConditionalGeneration(labels=...)`) and its gradient, from its logits."""
     processor, dac, model = tiny_dia(delays)
     preset = presets.from_transformers(model.config)
+    assert isinstance(preset, presets.Dia)
     audio, codes, lengths = dia_batch(dac, frames)
     batch = processor(
         text=["hi"] * len(frames),
