@@ -21,6 +21,9 @@ from transformers import (
     DiaTokenizer,
     HiggsAudioV2Config,
     HiggsAudioV2Processor,
+    KyutaiSpeechToTextConfig,
+    KyutaiSpeechToTextForConditionalGeneration,
+    MimiConfig,
     MoshiConfig,
     MoshiForConditionalGeneration,
     MusicgenConfig,
@@ -68,6 +71,7 @@ def as_hf(ids) -> torch.Tensor:
 def test_musicgen_delayed_ids_equal_build_delay_pattern_mask(k, channels, timesteps):
     model = tiny_musicgen(k, channels)
     preset = presets.from_transformers(model.config)
+    assert isinstance(preset, presets.MusicGen)
     codes = RNG.integers(0, CARD, (3, k, timesteps))
     bos = np.full((3, k, 1), CARD)
     max_length = timesteps + max(preset.provider.delays) + 1
@@ -173,11 +177,17 @@ def test_musicgen_greedy_generate_equals_transformers_token_for_token():
 def test_from_transformers_errors():
     with pytest.raises(
         ValueError,
-        match=r"no preset for model_type='bert'; known: dia, higgs_audio_v2, moshi, musicgen, musicgen_decoder",
+        match=r"no preset for model_type='bert'; known: dia, higgs_audio_v2, kyutai_speech_to_text, moshi, musicgen",
     ):
         presets.from_transformers(types.SimpleNamespace(model_type="bert"))
     with pytest.raises(ValueError, match=r"the musicgen config has no `num_codebooks`"):
         presets.from_transformers(types.SimpleNamespace(model_type="musicgen", pad_token_id=3))
+    with pytest.raises(ValueError, match=r"the kyutai_speech_to_text config has no `audio_bos_token_id`"):
+        fields = {"num_codebooks": 2, "codebook_vocab_size": 9, "vocab_size": 5}
+        presets.from_transformers(types.SimpleNamespace(model_type="kyutai_speech_to_text", **fields))
+    with pytest.raises(ValueError, match=r"the dia config has no `eos_token_id`"):
+        decoder = types.SimpleNamespace(bos_token_id=1, pad_token_id=2)
+        presets.from_transformers(types.SimpleNamespace(model_type="dia", delay_pattern=[0], decoder_config=decoder))
     composite = MusicgenConfig(
         text_encoder={"model_type": "t5", "d_model": 8, "num_layers": 1, "num_heads": 1, "d_kv": 4, "d_ff": 8},
         audio_encoder={"model_type": "encodec", "num_filters": 2, "codebook_size": CARD},
@@ -372,6 +382,102 @@ def test_dia_decode_equals_batch_decode(delays):
             with torch.no_grad():
                 audio = dac.decode(audio_codes=torch.from_numpy(own[None].astype(np.int64))).audio_values.squeeze()
             assert_same(audio.numpy(), theirs[b].numpy(), f"b={b} prompt_len={prompt_len}")
+
+
+def tiny_kyutai_stt(num_codebooks: int, seed: int = 0):
+    """A tiny random `KyutaiSpeechToTextForConditionalGeneration` over a tiny Mimi (8 samples a frame).
+
+    Mimi's codebooks start at zero (every code 0): they are filled with random
+    vectors so the codes differ from frame to frame.
+    """
+    torch.manual_seed(seed)
+    codec = MimiConfig(
+        hidden_size=16,
+        num_filters=4,
+        num_residual_layers=1,
+        upsampling_ratios=[2, 2],
+        codebook_size=32,
+        codebook_dim=8,
+        vector_quantization_hidden_dimension=8,
+        num_semantic_quantizers=1,
+        num_quantizers=num_codebooks,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=8,
+        intermediate_size=32,
+        sliding_window=16,
+        upsample_groups=16,
+    )
+    vocab, card = 40, 33
+    config = KyutaiSpeechToTextConfig(
+        codebook_vocab_size=card,
+        vocab_size=vocab,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        ffn_dim=32,
+        num_codebooks=num_codebooks,
+        audio_bos_token_id=32,
+        audio_pad_token_id=vocab + num_codebooks * card,
+        pad_token_id=3,
+        bos_token_id=39,
+        sliding_window=32,
+        codec_config=codec.to_dict(),
+    )
+    model = KyutaiSpeechToTextForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        for module in model.codec_model.modules():
+            if type(module).__name__ == "MimiEuclideanCodebook":
+                module.embed_sum.normal_()
+                module._embed = None
+    return model
+
+
+@pytest.mark.parametrize(("num_codebooks", "frames", "batch"), [(3, 6, 2), (2, 9, 1), (4, 4, 3)])
+def test_kyutai_stt_inputs_equal_what_generate_feeds_the_model(num_codebooks, frames, batch):
+    """Every position `generate` feeds the model (captured with a hook), and its embedding rows."""
+    model = tiny_kyutai_stt(num_codebooks)
+    preset = presets.from_transformers(model.config)
+    assert isinstance(preset, presets.KyutaiSTT)
+    audio = torch.from_numpy(RNG.standard_normal((batch, 1, 8 * frames)).astype(np.float32))
+    fed: list[torch.Tensor] = []
+
+    def capture(module, args, kwargs):
+        fed.append(kwargs["input_ids"].clone())
+
+    hook = model.model.register_forward_pre_hook(capture, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            text = model.generate(input_values=audio, do_sample=False)
+    finally:
+        hook.remove()
+    with torch.no_grad():
+        codes = model.codec_model.encode(audio).audio_codes.numpy()  # [B, K, T], the whole clip at once
+    assert codes.shape == (batch, num_codebooks, frames)
+    theirs = torch.cat(fed, dim=1).numpy()  # [B, T, 1 + K]: one position per step, T steps
+    mine = preset.input_ids(text[:, :-1].numpy(), codes)
+    assert_same(mine, theirs)
+    assert len(np.unique(codes)) > 3  # real codes, not a constant
+    rows = preset.embedding_ids(mine)
+    with torch.no_grad():
+        expected = model.model.embed_tokens(torch.from_numpy(theirs))
+        ours = model.model.embed_tokens.embed_tokens.weight[torch.from_numpy(np.array(rows))].sum(dim=2)
+    assert_same(ours.numpy(), expected.numpy())
+
+
+def test_kyutai_stt_lengths_pad_past_each_clip():
+    preset = presets.KyutaiSTT(2, codebook_vocab_size=9, vocab_size=5, audio_bos_token_id=8, audio_pad_token_id=23)
+    codes = RNG.integers(0, 8, (3, 2, 4))
+    ids = np.asarray(preset.audio_ids(codes, lengths=np.array([4, 0, 2])))
+    assert_same(ids[0], preset.audio_ids(codes[:1])[0])
+    assert_same(ids[1], np.array([[8, 23, 23, 23, 23]] * 2))
+    assert_same(ids[2, :, :3], preset.audio_ids(codes[2:, :, :2])[0])
+    assert (ids[2, :, 3:] == 23).all()
+    padded = preset.embedding_ids(preset.input_ids(np.zeros((3, 5), int), codes, np.array([4, 0, 2])))
+    assert (np.asarray(padded)[1, 1:, 1:] == 23).all()  # the table's padding row, never offset
 
 
 @pytest.mark.parametrize(("frames", "semantic"), [(10, 7), (40, 30), (300, 250), (3, 1)])
