@@ -216,6 +216,26 @@ def test_moshi_delayed_ids_equal_build_delay_pattern_mask(k, timesteps, max_leng
         assert_same(preset.decode(sequence, timesteps), codes)
 
 
+@pytest.mark.parametrize(("k", "lengths"), [(2, [5, 1, 3]), (8, [2]), (4, [0, 4])])
+def test_moshi_variable_length_batches_equal_each_example_alone(k, lengths):
+    """`lengths=`: example `b`'s labels and undo are `build_delay_pattern_mask` on that example alone, pad after."""
+    preset = presets.Moshi(k, CARD)
+    lengths = np.asarray(lengths)
+    codes = RNG.integers(0, CARD, (len(lengths), k, int(lengths.max())))
+    labels = np.asarray(preset.labels(codes, lengths))
+    holder = types.SimpleNamespace(generation_config=types.SimpleNamespace(max_length=None))
+    for b, n in enumerate(int(n) for n in lengths):
+        mask = MoshiForConditionalGeneration.build_delay_pattern_mask(
+            holder, torch.from_numpy(codes[b : b + 1, :, :n]), bos_token_id=CARD, pad_token_id=CARD, max_length=n + 1
+        )[1]
+        assert_same(labels[b, :, :n], mask[0, :, :n].numpy(), f"b={b}")
+        assert (labels[b, :, n + 1 :] == CARD).all()
+    full = np.asarray(preset.sequence(codes, lengths=lengths))
+    back = np.asarray(preset.decode(full, codes.shape[-1], lengths=lengths))
+    kept = np.arange(codes.shape[-1]) < lengths[:, None, None]
+    assert_same(np.where(kept, back, -1), np.where(kept, codes, -1))
+
+
 @pytest.mark.parametrize("k", [2, 4, 8])
 def test_higgs_audio_batches_labels_and_revert_equal_the_processor(k):
     config = HiggsAudioV2Config(num_codebooks=k, audio_stream_bos_id=CARD, audio_stream_eos_id=CARD + 1)
