@@ -404,6 +404,31 @@ def test_dia_decode_equals_batch_decode(delays):
             assert_same(audio.numpy(), theirs[b].numpy(), f"b={b} prompt_len={prompt_len}")
 
 
+def test_dia_decode_with_a_first_delay_keeps_batch_decodes_window():
+    """`batch_decode` assumes `delay_pattern[0] == 0`: with 1 its window starts a frame late and ends on eos.
+
+    transformers then hands the eos code to the DAC, which refuses it; `Dia.decode`
+    returns that same window (what `batch_decode` would decode), documented in the README.
+    """
+    delays = [1, 3, 2]
+    processor, _, _ = tiny_dia(delays)
+    preset = presets.Dia(tuple(delays), bos_token_id=1026, pad_token_id=1025, eos_token_id=1024)
+    left, end, width = np.array([0, 2]), np.array([5, 4]), 7
+    frames = RNG.integers(0, 1024, (2, 3, width))
+    frames = np.where(np.arange(width) < left[:, None, None], 1026, frames)
+    frames = np.where(np.arange(width) == end[:, None, None], 1024, frames)
+    ids, _, _ = preset.provider.get_pattern(width).build_pattern_sequence(
+        frames, 1026, lengths=end + 1, fill_after=1025
+    )
+    mine, lengths = preset.decode(ids)
+    for b in range(2):
+        assert_same(mine[b, :, : int(lengths[b])], frames[b, :, left[b] + 1 : end[b] + 1])  # one late, eos last
+    with pytest.raises(IndexError):
+        processor.batch_decode(
+            torch.from_numpy(np.swapaxes(np.asarray(ids), 1, 2).astype(np.int64)), delay_pattern=delays
+        )
+
+
 def tiny_kyutai_stt(num_codebooks: int, seed: int = 0):
     """A tiny random `KyutaiSpeechToTextForConditionalGeneration` over a tiny Mimi (8 samples a frame).
 
