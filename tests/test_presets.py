@@ -436,8 +436,9 @@ def tiny_kyutai_stt(num_codebooks: int, seed: int = 0):
     vectors so the codes differ from frame to frame.
     """
     torch.manual_seed(seed)
+    small = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2}
     codec = MimiConfig(
-        hidden_size=16,
+        **small,
         num_filters=4,
         num_residual_layers=1,
         upsampling_ratios=[2, 2],
@@ -446,9 +447,6 @@ def tiny_kyutai_stt(num_codebooks: int, seed: int = 0):
         vector_quantization_hidden_dimension=8,
         num_semantic_quantizers=1,
         num_quantizers=num_codebooks,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
         head_dim=8,
         intermediate_size=32,
         sliding_window=16,
@@ -458,10 +456,7 @@ def tiny_kyutai_stt(num_codebooks: int, seed: int = 0):
     config = KyutaiSpeechToTextConfig(
         codebook_vocab_size=card,
         vocab_size=vocab,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
+        **small,
         max_position_embeddings=64,
         ffn_dim=32,
         num_codebooks=num_codebooks,
