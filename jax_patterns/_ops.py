@@ -281,8 +281,7 @@ def _revert(
     n_batch, timesteps = lengths.ndim, pattern.timesteps
     at = pos  # where the example's own step sits in `s`
     if left:
-        pos = _varlen.right_align(pos, timesteps - lengths)
-        at = jnp.where(pos >= 0, pos + _varlen.expand(steps - jnp.asarray(ref), n_batch + 2), -1)
+        pos, at = _varlen.left_positions(pos, ref, lengths, steps)
     valid = pos >= 0
     codebooks = _varlen.grid(n_batch, n_q, 0)
     src = jnp.where(valid, codebooks * steps + at, -1).reshape(*lengths.shape, n_q * timesteps)
@@ -305,9 +304,7 @@ def _logit_steps(lengths, rows, *, pattern: Pattern, rule: tp.Any, keep_only_val
     else:
         ref, pos = rows
     if left:  # steps of the padded sequence, whose last S(L) steps are the example's
-        pos = _varlen.right_align(pos, pattern.timesteps - lengths)
-        steps = _indices.layout_length(pattern, keep_only_valid_steps)
-        pos = jnp.where(pos >= 0, pos + _varlen.expand(steps - jnp.asarray(ref), lengths.ndim + 2), -1)
+        _, pos = _varlen.left_positions(pos, ref, lengths, _indices.layout_length(pattern, keep_only_valid_steps))
     return pos, pos >= 0
 
 

@@ -51,6 +51,18 @@ def right_align(table: tp.Any, shift: jax.Array) -> jax.Array:
     return jnp.where(j >= 0, moved, -1)
 
 
+def left_positions(pos: tp.Any, ref: tp.Any, lengths: jax.Array, steps: int) -> tuple[jax.Array, jax.Array]:
+    """Left padding of a revert: each example's own positions `pos` `[...batch, K, T]` moved to its last `L` timesteps.
+
+    Returns `(own, at)`: the own positions (steps of the example's sequence,
+    -1 where none) at the moved timesteps, and where they sit in a padded
+    sequence of `steps` steps whose last `ref` steps are the example's.
+    """
+    own = right_align(pos, pos.shape[-1] - lengths)
+    shift = expand(steps - jnp.asarray(ref), lengths.ndim + 2)
+    return own, jnp.where(own >= 0, own + shift, -1)
+
+
 def _lookup(table: np.ndarray, lengths: jax.Array) -> jax.Array:
     return jnp.asarray(table)[lengths]
 
