@@ -91,16 +91,14 @@ class MusicGen:
     def loss(self, logits: tp.Any, codes: tp.Any, lengths: tp.Any = None) -> tuple[tp.Any, tp.Any]:
         """transformers' MusicGen loss from its logits `[B, K, S - 1, card]` on `input_ids`: `(loss, per_codebook)`.
 
-        The labels are per-step targets (the logits at step `s` predict label
-        `s`), so this is `lm.packed_cross_entropy` on them: audiocraft's
-        per-codebook averaging, no reverted logits, no copy of the logits.
+        `lm.pattern_cross_entropy` of the codes: each code reads the logits of
+        the step before its own, the mean per codebook, then over codebooks
+        (audiocraft's averaging, and transformers'); no reverted logits, no copy.
         """
-        import jax.numpy as jnp
-
         from jax_patterns import lm
 
-        targets = jnp.swapaxes(self.labels(codes, lengths), 1, 2)  # [B, K, S - 1]
-        return lm.packed_cross_entropy(logits, jnp.where(targets == IGNORE, -1, targets))
+        pattern = self.provider.get_pattern(np.shape(codes)[-1])
+        return lm.pattern_cross_entropy(logits, codes, pattern, keep_only_valid_steps=False, lengths=lengths)
 
     def decode(self, ids: tp.Any, timesteps: int, lengths: tp.Any = None) -> tp.Any:
         """Codes `[B, K, T]` from the model's delayed ids `[B, K, S]` (what `generate` returns, pads dropped)."""
@@ -149,6 +147,23 @@ class Moshi:
     def labels(self, codes: tp.Any, lengths: tp.Any = None) -> tp.Any:
         """The delayed audio labels `[B, K, T]` Moshi's forward builds from `audio_labels` (the first T steps)."""
         return self.sequence(codes, lengths=lengths)[..., : np.shape(codes)[-1]]
+
+    def loss(self, audio_logits: tp.Any, codes: tp.Any, lengths: tp.Any = None) -> tuple[tp.Any, tp.Any]:
+        """Moshi's depth loss from the depth decoder's logits `[B, K, T, V]`: `(loss, per_codebook)`.
+
+        transformers' `audio_logits` are `[B * T, K, V]`
+        (`.reshape(B, T, K, V).transpose(0, 2, 1, 3)` gives ours). The logits at
+        step `t` predict the delayed labels' step `t` (no shift: the depth
+        decoder reads step `t`'s hidden state), over the labels' `T` steps, so
+        the acoustic codes of the last frame are not scored; the mean is over
+        every scored code (`average="tokens"`, a `CrossEntropyLoss`).
+        """
+        from jax_patterns import lm
+
+        pattern = self.provider.get_pattern(np.shape(codes)[-1])
+        return lm.pattern_cross_entropy(
+            audio_logits, codes, pattern, keep_only_valid_steps=True, lengths=lengths, average="tokens"
+        )
 
     def decode(self, ids: tp.Any, timesteps: int, lengths: tp.Any = None) -> tp.Any:
         """Codes `[B, K, T]` from delayed ids `[B, K, T + 1]`."""
@@ -243,8 +258,7 @@ class Dia:
     - Training (`inputs`): the decoder inputs are the ids without their last
       step; the labels, `[B * C, S - 1]`, are the ids from step 1 on with bos and
       pad replaced by -100; the loss (`loss`) is the mean over labelled tokens,
-      through `lm.pattern_cross_entropy` (every channel has as many labels as
-      an example has frames, so the mean of the per-channel means is that mean).
+      `lm.pattern_cross_entropy(..., average="tokens")`.
     - `decode` is `batch_decode`'s undo, as codes: each example's frames from
       the first after channel 0's bos steps (or `audio_prompt_len`) up to its eos.
 
@@ -333,14 +347,15 @@ class Dia:
         """The model's loss from its logits `[B, C, S - 1, V]` on the training inputs: `(loss, per_channel)`.
 
         `lm.pattern_cross_entropy` of the framed codes (codes and eos) on their
-        left-padded pattern: no reverted logits, no copy of them.
+        left-padded pattern, averaged over every labelled token (`ForMaskedLMLoss`):
+        no reverted logits, no copy of them.
         """
         from jax_patterns import lm
 
         frames, framed = self.frames(codes, lengths)
         pattern = self.provider.get_pattern(frames.shape[-1])
         return lm.pattern_cross_entropy(
-            logits, frames, pattern, keep_only_valid_steps=False, lengths=framed, padding_side="left"
+            logits, frames, pattern, keep_only_valid_steps=False, lengths=framed, padding_side="left", average="tokens"
         )
 
     def decode(self, ids: tp.Any, audio_prompt_len: int | None = None) -> tuple[tp.Any, tp.Any]:

@@ -169,6 +169,27 @@ def test_cross_entropy_on_the_inputs_without_their_last_step(side):
         lm.pattern_cross_entropy(logits[:, :, :-2], codes, no_special, keep_only_valid_steps=False)
 
 
+def test_token_average_is_the_mean_over_scored_codes():
+    """`average="tokens"`: transformers' `CrossEntropyLoss` mean over every scored code, not per codebook first."""
+    provider = jp.DelayedPatternProvider(3, [0, 1, 1], empty_initial=-1)  # Moshi: codebooks with unequal counts
+    pattern = provider.get_pattern(6)
+    lengths = np.array([6, 2, 5])
+    codes = RNG.integers(0, CARD, (3, 3, 6)).astype(np.int32)
+    logits = RNG.standard_normal((3, 3, pattern.valid_steps, CARD)).astype(np.float32)
+    ce, per_codebook = lm.pattern_cross_entropy(logits, codes, pattern, lengths=lengths, average="tokens")
+    reverted, _, mask = pattern.revert_pattern_logits(logits, float("nan"), True, card_axis=-1, lengths=lengths)
+    logp = torch.log_softmax(torch.from_numpy(np.nan_to_num(np.asarray(reverted))), dim=-1)
+    nll = -torch.gather(logp, -1, torch.from_numpy(codes).long()[..., None])[..., 0].numpy()
+    m = np.asarray(mask)
+    np.testing.assert_allclose(ce, nll[m].mean(), rtol=1e-6)
+    np.testing.assert_allclose(per_codebook, [nll[:, q][m[:, q]].mean() for q in range(3)], rtol=1e-6)
+    assert len({int(m[:, q].sum()) for q in range(3)}) > 1  # unequal counts: the two averages differ
+    codebooks = lm.pattern_cross_entropy(logits, codes, pattern, lengths=lengths)[0]
+    assert abs(float(codebooks) - float(ce)) > 1e-4
+    with pytest.raises(ValueError, match=r'`average` must be "codebooks" or "tokens", got \'mean\''):
+        lm.pattern_cross_entropy(logits, codes, pattern, lengths=lengths, average="mean")
+
+
 def test_cross_entropy_errors():
     pattern = jp.DelayedPatternProvider(2).get_pattern(5)
     with pytest.raises(ValueError, match=r"`logits_seq` has K=2, S=7; the pattern needs K=2, S=6"):

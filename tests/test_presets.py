@@ -36,6 +36,7 @@ from torch_compat import lm as torch_lm
 
 CARD = 16
 RNG = np.random.default_rng(0)
+TINY = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2}
 
 
 def tiny_musicgen(num_codebooks: int, audio_channels: int = 1, seed: int = 0) -> MusicgenForCausalLM:
@@ -234,6 +235,71 @@ def test_moshi_variable_length_batches_equal_each_example_alone(k, lengths):
     back = np.asarray(preset.decode(full, codes.shape[-1], lengths=lengths))
     kept = np.arange(codes.shape[-1]) < lengths[:, None, None]
     assert_same(np.where(kept, back, -1), np.where(kept, codes, -1))
+
+
+def tiny_mimi(num_codebooks: int) -> MimiConfig:
+    """A tiny Mimi codec config (8 samples a frame, codebooks of 32)."""
+    return MimiConfig(
+        **TINY,
+        num_filters=4,
+        num_residual_layers=1,
+        upsampling_ratios=[2, 2],
+        codebook_size=32,
+        codebook_dim=8,
+        vector_quantization_hidden_dimension=8,
+        num_semantic_quantizers=1,
+        num_quantizers=num_codebooks,
+        head_dim=8,
+        intermediate_size=32,
+        sliding_window=16,
+        upsample_groups=16,
+    )
+
+
+@pytest.mark.parametrize(("k", "timesteps", "batch"), [(3, 5, 2), (2, 1, 1), (4, 7, 3)])
+def test_moshi_depth_loss_and_gradient_equal_the_model(k, timesteps, batch):
+    """`MoshiForConditionalGeneration(text_labels=, audio_labels=)`'s depth loss, from its `audio_logits`."""
+    torch.manual_seed(0)
+    depth = TINY | {"ffn_dim": 32, "max_position_embeddings": k + 1, "sliding_window": k + 1}
+    config = MoshiConfig(
+        vocab_size=20,
+        **TINY,
+        ffn_dim=32,
+        num_codebooks=k,
+        max_position_embeddings=64,
+        sliding_window=64,
+        audio_encoder_config=tiny_mimi(k).to_dict(),
+        depth_decoder_config=depth,
+    )
+    model = MoshiForConditionalGeneration(config).eval()
+    preset = presets.from_transformers(config)
+    assert isinstance(preset, presets.Moshi)
+    vocab = preset.audio_vocab_size
+    text = torch.from_numpy(RNG.integers(0, 20, (batch, timesteps)))
+    codes = RNG.integers(0, vocab, (batch, k, timesteps))
+    user = torch.from_numpy(RNG.integers(0, vocab, (batch, k, timesteps)))
+    with torch.no_grad():
+        out = model(
+            input_ids=text,
+            moshi_audio_codes=torch.from_numpy(codes),
+            user_audio_codes=user,
+            text_labels=text,
+            audio_labels=torch.from_numpy(codes),
+        )
+    logits = out.audio_logits.detach().requires_grad_(True)  # [B * T, K, V]
+    # the depth decoder's own loss on a copy of its logits, for the gradient: its labels are Moshi's delayed labels
+    labels = torch.from_numpy(np.asarray(preset.labels(codes)).astype(np.int64)).transpose(1, 2).reshape(-1, k)
+    expected = torch.nn.CrossEntropyLoss()(
+        logits.reshape(-1, vocab), labels.masked_fill(labels == vocab, -100).reshape(-1)
+    )
+    expected.backward()
+    np.testing.assert_allclose(float(expected.detach()), float(out.depth_loss), rtol=1e-6)
+    ours = logits.detach().numpy().reshape(batch, timesteps, k, vocab).transpose(0, 2, 1, 3)
+    loss, grad = jax.value_and_grad(lambda x: preset.loss(x, codes)[0])(ours)
+    np.testing.assert_allclose(float(loss), float(out.depth_loss), rtol=1e-5)
+    grad = np.asarray(grad).transpose(0, 2, 1, 3).reshape(logits.shape)
+    # the tiny depth decoder's logits span hundreds of nats, so most softmax terms are ~1e-8: float32 rounding there
+    np.testing.assert_allclose(grad, logits.grad.numpy(), rtol=1e-4, atol=1e-7)
 
 
 @pytest.mark.parametrize("k", [2, 4, 8])
@@ -436,27 +502,12 @@ def tiny_kyutai_stt(num_codebooks: int, seed: int = 0):
     vectors so the codes differ from frame to frame.
     """
     torch.manual_seed(seed)
-    small = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2}
-    codec = MimiConfig(
-        **small,
-        num_filters=4,
-        num_residual_layers=1,
-        upsampling_ratios=[2, 2],
-        codebook_size=32,
-        codebook_dim=8,
-        vector_quantization_hidden_dimension=8,
-        num_semantic_quantizers=1,
-        num_quantizers=num_codebooks,
-        head_dim=8,
-        intermediate_size=32,
-        sliding_window=16,
-        upsample_groups=16,
-    )
+    codec = tiny_mimi(num_codebooks)
     vocab, card = 40, 33
     config = KyutaiSpeechToTextConfig(
         codebook_vocab_size=card,
         vocab_size=vocab,
-        **small,
+        **TINY,
         max_position_embeddings=64,
         ffn_dim=32,
         num_codebooks=num_codebooks,

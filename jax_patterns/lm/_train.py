@@ -70,6 +70,7 @@ def pattern_cross_entropy(
     mask: jax.typing.ArrayLike | None = None,
     lengths: jax.typing.ArrayLike | None = None,
     padding_side: str = "right",
+    average: str = "codebooks",
 ) -> tuple[jax.Array, jax.Array]:
     """audiocraft's `MusicGenSolver._compute_cross_entropy`, computed in the pattern domain.
 
@@ -103,6 +104,11 @@ def pattern_cross_entropy(
       padding_side: with `lengths`, "right" or "left" (Dia's batches: example
         `b` is the last `lengths[b]` timesteps of `codes` and the last steps of
         `logits_seq`; codes at `t < T - lengths[b]` are ignored).
+      average: "codebooks" (audiocraft's, and MusicGen's in transformers: the
+        mean over each codebook's scored codes, then over codebooks) or
+        "tokens" (a `CrossEntropyLoss` over every scored code at once, as Moshi's
+        depth loss and Dia's loss in transformers). They differ when codebooks
+        have different numbers of scored codes.
 
     Returns:
       `(ce, ce_per_codebook [K])`, float32.
@@ -150,8 +156,10 @@ def pattern_cross_entropy(
     steps_of, valid = pattern.logit_steps(keep_only_valid_steps, lengths=lengths, padding_side=padding_side)
     if mask is not None and tuple(np.shape(mask)) != shapes[1]:
         raise ValueError(f"`mask` has shape {tuple(np.shape(mask))}; expected the codes' shape {shapes[1]}")
+    if not isinstance(average, str) or average not in ("codebooks", "tokens"):
+        raise ValueError(f'`average` must be "codebooks" or "tokens", got {average!r}')
     _check_targets(codes, card, valid, mask)
-    return _cross_entropy(logits_seq, codes, steps_of, valid, mask)
+    return _cross_entropy(logits_seq, codes, steps_of, valid, mask, average=average)
 
 
 def _check_targets(codes: tp.Any, card: int, valid: jax.Array, mask: tp.Any) -> None:
@@ -185,8 +193,8 @@ def _log_normalizer(logits: jax.Array) -> jax.Array:
     return jnp.log(jnp.sum(jnp.exp(logits.astype(jnp.float32) - top), axis=-1)) + top[..., 0]
 
 
-@jax.jit
-def _cross_entropy(logits_seq, codes, steps_of, valid, mask):
+@functools.partial(jax.jit, static_argnames=("average",))
+def _cross_entropy(logits_seq, codes, steps_of, valid, mask, *, average: str):
     """The loss, gathering per step and then per code: every index stays below K * S or card."""
     logits_seq, codes = jnp.asarray(logits_seq), jnp.asarray(codes)
     batch, n_q, _, card = logits_seq.shape
@@ -207,6 +215,9 @@ def _cross_entropy(logits_seq, codes, steps_of, valid, mask):
     count = jnp.sum(valid, axis=(0, 2)).astype(jnp.float32)
     per_codebook = jnp.sum(nll, axis=(0, 2)) / count
     per_codebook = jnp.where(jnp.any(bad, axis=(0, 2)), jnp.nan, per_codebook)
+    if average == "tokens":
+        total = jnp.sum(nll) / jnp.sum(count)
+        return jnp.where(jnp.any(bad), jnp.nan, total), per_codebook
     return jnp.mean(per_codebook), per_codebook
 
 
@@ -276,6 +287,9 @@ def _packed_cross_entropy(logits_seq, targets):
     bad = valid & ((targets < 0) | (targets >= logits_seq.shape[-1]))
     per_codebook = jnp.sum(nll, axis=(0, 2)) / jnp.sum(valid, axis=(0, 2)).astype(jnp.float32)
     per_codebook = jnp.where(jnp.any(bad, axis=(0, 2)), jnp.nan, per_codebook)
+    if average == "tokens":
+        total = jnp.sum(nll) / jnp.sum(count)
+        return jnp.where(jnp.any(bad), jnp.nan, total), per_codebook
     return jnp.mean(per_codebook), per_codebook
 
 
