@@ -287,9 +287,6 @@ def _packed_cross_entropy(logits_seq, targets):
     bad = valid & ((targets < 0) | (targets >= logits_seq.shape[-1]))
     per_codebook = jnp.sum(nll, axis=(0, 2)) / jnp.sum(valid, axis=(0, 2)).astype(jnp.float32)
     per_codebook = jnp.where(jnp.any(bad, axis=(0, 2)), jnp.nan, per_codebook)
-    if average == "tokens":
-        total = jnp.sum(nll) / jnp.sum(count)
-        return jnp.where(jnp.any(bad), jnp.nan, total), per_codebook
     return jnp.mean(per_codebook), per_codebook
 
 
