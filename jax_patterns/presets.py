@@ -173,13 +173,19 @@ class Moshi:
 
 @dataclasses.dataclass(frozen=True)
 class HiggsAudio:
-    """transformers' Higgs Audio v2 convention (`HiggsAudioV2Processor`).
+    """transformers' Higgs Audio v2 convention (`HiggsAudioV2Processor`, `HiggsAudioV2ForConditionalGeneration`).
 
     - Each example's codes are framed as `[bos, codes, eos]` (`L + 2` frames),
-      then delayed: codebook `k` by `k` steps, with no leading step; bos before a
-      codebook's first code, eos after its last (`build_delay_pattern`).
+      then delayed: codebook `k` by `k` steps; bos before a codebook's first
+      code, eos after its last (`build_delay_pattern`). Here the bos frame is
+      the pattern's leading special step: `provider.get_pattern(L + 1)` lays out
+      the codes and the eos frame after one all-bos step, `L + K + 1` steps, and
+      the logits at step `s` predict step `s + 1`, as the model's causal loss
+      does.
     - A batch is `[B, S, K]`, each example right-padded with eos, with its mask;
       the audio labels are the ids with bos and eos replaced by -100.
+    - The loss (`loss`) is each codebook's mean over its labels, summed over
+      codebooks: `K` times `lm.pattern_cross_entropy`'s mean.
 
     Example:
       >>> import numpy as np
@@ -194,26 +200,25 @@ class HiggsAudio:
 
     @property
     def provider(self) -> jp.DelayedPatternProvider:
-        """The pattern of the framed codes: `get_pattern(L + 2)` has `L + 2 + K - 1` steps."""
-        return jp.DelayedPatternProvider(self.num_codebooks, list(range(self.num_codebooks)), empty_initial=-1)
+        """The pattern: `get_pattern(L + 1)` (codes, then eos) after one bos step has `L + K + 1` steps."""
+        return jp.DelayedPatternProvider(self.num_codebooks, list(range(self.num_codebooks)))
 
-    def _framed(self, codes: tp.Any, lengths: tp.Any) -> tuple[tp.Any, tp.Any]:
+    def _framed(self, codes: tp.Any, lengths: tp.Any) -> tuple[tp.Any, tp.Any, tp.Any]:
+        """`(frames [B, K, T + 1], frame_lengths, lengths)`: each example's codes, then its eos frame."""
         import jax.numpy as jnp
 
         codes = jnp.asarray(codes)
-        batch, n_q, timesteps = codes.shape
+        batch, _, timesteps = codes.shape
         lengths = jnp.full((batch,), timesteps, jnp.int32) if lengths is None else jnp.asarray(lengths, jnp.int32)
-        t = jnp.arange(timesteps + 2)[None, None, :]
-        inside = jnp.take_along_axis(  # codes[t - 1] for 1 <= t <= L, bos at 0, eos at L + 1
-            jnp.pad(codes, ((0, 0), (0, 0), (1, 1))), jnp.broadcast_to(t, (batch, n_q, timesteps + 2)), axis=2
+        framed = jnp.pad(codes, ((0, 0), (0, 0), (0, 1)))
+        framed = jnp.where(
+            jnp.arange(timesteps + 1)[None, None, :] == lengths[:, None, None], self.audio_stream_eos_id, framed
         )
-        framed = jnp.where(t == 0, self.audio_stream_bos_id, inside)
-        framed = jnp.where(t == lengths[:, None, None] + 1, self.audio_stream_eos_id, framed)
-        return framed, lengths + 2
+        return framed, lengths + 1, lengths
 
     def sequence(self, codes: tp.Any, lengths: tp.Any = None) -> tp.Any:
         """The delayed ids `[B, K, S]` of codes `[B, K, T]` (example `b` has `lengths[b]` frames), eos-padded."""
-        framed, framed_lengths = self._framed(codes, lengths)
+        framed, framed_lengths, _ = self._framed(codes, lengths)
         pattern = self.provider.get_pattern(framed.shape[-1])
         return pattern.build_pattern_sequence(
             framed, self.audio_stream_bos_id, lengths=framed_lengths, fill_after=self.audio_stream_eos_id
@@ -227,18 +232,42 @@ class HiggsAudio:
         import jax.numpy as jnp
 
         seq = self.sequence(codes, lengths)
-        _, framed_lengths = self._framed(codes, lengths)
-        steps = framed_lengths + self.num_codebooks - 1
+        _, framed_lengths, _ = self._framed(codes, lengths)
+        steps = framed_lengths + self.num_codebooks
         longest = int(jnp.max(steps)) if steps.size else 0
         ids = jnp.swapaxes(seq, 1, 2)[:, :longest]
         mask = jnp.arange(longest)[None, :] < steps[:, None]
         special = (ids == self.audio_stream_bos_id) | (ids == self.audio_stream_eos_id)
         return ids, mask, jnp.where(special, IGNORE, ids)
 
+    def loss(self, audio_logits: tp.Any, codes: tp.Any, lengths: tp.Any = None) -> tuple[tp.Any, tp.Any]:
+        """The model's audio loss from its logits at the audio positions, `[B, K, S, V]`: `(loss, per_codebook)`.
+
+        `S = T + K + 1` (the whole delayed sequence; `S - 1` works too). The
+        eos frame is not a label (-100), so it is masked out of
+        `lm.pattern_cross_entropy`; the loss is the sum of the per-codebook means.
+        """
+        import jax.numpy as jnp
+
+        from jax_patterns import lm
+
+        framed, framed_lengths, lengths = self._framed(codes, lengths)
+        pattern = self.provider.get_pattern(framed.shape[-1])
+        codes_only = jnp.arange(framed.shape[-1])[None, None, :] < lengths[:, None, None]
+        mean, per_codebook = lm.pattern_cross_entropy(
+            audio_logits,
+            framed,
+            pattern,
+            keep_only_valid_steps=False,
+            mask=jnp.broadcast_to(codes_only, framed.shape),
+            lengths=framed_lengths,
+        )
+        return mean * self.num_codebooks, per_codebook
+
     def decode(self, ids: tp.Any, timesteps: int) -> tp.Any:
         """Codes `[B, K, T]` from framed examples' delayed ids `[B, K, T + K + 1]` (bos and eos frames dropped)."""
-        pattern = self.provider.get_pattern(timesteps + 2)
-        return pattern.revert_pattern_sequence(ids, self.audio_stream_eos_id)[0][..., 1 : timesteps + 1]
+        pattern = self.provider.get_pattern(timesteps + 1)
+        return pattern.revert_pattern_sequence(ids, self.audio_stream_eos_id)[0][..., :timesteps]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,6 +20,7 @@ from transformers import (
     DiaProcessor,
     DiaTokenizer,
     HiggsAudioV2Config,
+    HiggsAudioV2ForConditionalGeneration,
     HiggsAudioV2Processor,
     KyutaiSpeechToTextConfig,
     KyutaiSpeechToTextForConditionalGeneration,
@@ -333,6 +334,74 @@ def test_higgs_audio_batches_labels_and_revert_equal_the_processor(k):
         theirs = HiggsAudioV2Processor.revert_delay_pattern(holder, delayed[b][1:-1])
         assert_same(mine[0], theirs.transpose(0, 1)[:, : int(n)].numpy())
         assert_same(mine[0], codes[b, :, :n])
+
+
+@pytest.mark.parametrize(("k", "lengths"), [(3, [4, 2]), (2, [1]), (4, [3, 5, 2])])
+def test_higgs_audio_loss_and_gradient_equal_the_model(k, lengths):
+    """`HiggsAudioV2ForConditionalGeneration(audio_labels=...)`'s loss and its gradient, from its audio logits.
+
+    Each example is a text row with the audio placeholders in the middle; the
+    model puts the processor-layout ids there and scores the next audio token.
+    """
+    torch.manual_seed(0)
+    card, text_vocab = 16, 64
+    config = HiggsAudioV2Config(
+        vocab_size=text_vocab,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=8,
+        max_position_embeddings=64,
+        num_codebooks=k,
+        codebook_size=card + 2,  # the codes, then the stream's bos and eos
+        audio_token_id=60,
+        audio_bos_token_id=61,
+        audio_delay_token_id=62,
+        audio_stream_bos_id=card,
+        audio_stream_eos_id=card + 1,
+        pad_token_id=63,
+    )
+    model = HiggsAudioV2ForConditionalGeneration(config).eval()
+    preset = presets.from_transformers(config)
+    assert isinstance(preset, presets.HiggsAudio)
+    lengths = np.asarray(lengths)
+    codes = RNG.integers(0, card, (len(lengths), k, int(lengths.max())))
+    ids, mask, labels = (np.array(x) for x in preset.inputs(codes, lengths))
+    steps = mask.sum(1)
+    width = int(steps.max()) + 3
+    input_ids = np.full((len(lengths), width), 63)
+    for b, n in enumerate(steps):
+        input_ids[b, : n + 3] = [5, 6, *[60] * int(n), 7]  # text, the audio placeholders, text
+    captured = []
+
+    def keep(module, args, out):  # the logits, kept with their gradient (returns None: the output is unchanged)
+        out.retain_grad()
+        captured.append(out)
+
+    hook = model.audio_lm_head.register_forward_hook(keep)
+    try:
+        out = model(
+            input_ids=torch.from_numpy(input_ids),
+            attention_mask=torch.from_numpy((input_ids != 63).astype(np.int64)),
+            audio_input_ids=torch.from_numpy(ids.astype(np.int64)),
+            audio_input_ids_mask=torch.from_numpy(mask),
+            audio_labels=torch.from_numpy(labels.astype(np.int64)),
+        )
+        out.loss.backward()
+    finally:
+        hook.remove()
+    logits, grads = (
+        x.detach().numpy().reshape(len(lengths), width, k, card + 2) for x in (captured[0], captured[0].grad)
+    )
+    audio = np.arange(ids.shape[1])[None, :] + 2  # the audio positions of each row
+    ours = np.take_along_axis(logits, audio[..., None, None], axis=1).transpose(0, 2, 1, 3)  # [B, K, S, V]
+    loss, grad = jax.value_and_grad(lambda x: preset.loss(x, codes, lengths)[0])(ours)
+    np.testing.assert_allclose(float(loss), float(out.loss.detach()), rtol=1e-5)
+    expected = np.take_along_axis(grads, audio[..., None, None], axis=1).transpose(0, 2, 1, 3)
+    np.testing.assert_allclose(np.asarray(grad), expected, rtol=1e-4, atol=1e-9)
+    assert np.abs(grads).sum() == pytest.approx(np.abs(expected).sum(), rel=1e-6)  # nothing outside the audio
 
 
 DIA_DELAYS = [[0, 8, 9, 10, 11, 12, 13, 14, 15], [1, 3, 2], [2, 0, 1, 0]]
