@@ -264,10 +264,16 @@ class HiggsAudio:
         )
         return mean * self.num_codebooks, per_codebook
 
-    def decode(self, ids: tp.Any, timesteps: int) -> tp.Any:
-        """Codes `[B, K, T]` from framed examples' delayed ids `[B, K, T + K + 1]` (bos and eos frames dropped)."""
+    def decode(self, ids: tp.Any, timesteps: int, lengths: tp.Any = None) -> tp.Any:
+        """Codes `[B, K, T]` from framed examples' delayed ids `[B, K, T + K + 1]` (bos and eos frames dropped).
+
+        With `lengths`, example `b` has `lengths[b]` frames (eos past them).
+        """
+        import jax.numpy as jnp
+
+        framed = None if lengths is None else jnp.asarray(lengths, jnp.int32) + 1
         pattern = self.provider.get_pattern(timesteps + 1)
-        return pattern.revert_pattern_sequence(ids, self.audio_stream_eos_id)[0][..., :timesteps]
+        return pattern.revert_pattern_sequence(ids, self.audio_stream_eos_id, lengths=framed)[0][..., :timesteps]
 
 
 @dataclasses.dataclass(frozen=True)

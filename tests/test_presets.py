@@ -334,6 +334,10 @@ def test_higgs_audio_batches_labels_and_revert_equal_the_processor(k):
         theirs = HiggsAudioV2Processor.revert_delay_pattern(holder, delayed[b][1:-1])
         assert_same(mine[0], theirs.transpose(0, 1)[:, : int(n)].numpy())
         assert_same(mine[0], codes[b, :, :n])
+    batch = np.asarray(preset.decode(np.swapaxes(expected.numpy(), 1, 2), 6, lengths))  # the whole eos-padded batch
+    for b, n in enumerate(lengths):
+        assert_same(batch[b, :, :n], codes[b, :, :n])
+        assert (batch[b, :, n:] == CARD + 1).all()
 
 
 @pytest.mark.parametrize(("k", "lengths"), [(3, [4, 2]), (2, [1]), (4, [3, 5, 2])])
