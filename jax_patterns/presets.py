@@ -296,6 +296,11 @@ class Dia:
       `lm.pattern_cross_entropy(..., average="tokens")`.
     - `decode` is `batch_decode`'s undo, as codes: each example's frames from
       the first after channel 0's bos steps (or `audio_prompt_len`) up to its eos.
+    - Generation with `lm.generate`: `prompt, _ = frames(codes, lengths,
+      generation=True)` (left-padded with bos, one length for all), on
+      `provider.get_pattern(T + new)` with `special_token=bos_token_id`,
+      `fill_after=pad_token_id` (and `eos_token=eos_token_id`); the sequence it
+      decodes from is the processor's generation ids (tested).
 
     Our arrays are `[B, C, S]`; transformers' decoder ids are `[B, S, C]`
     (`jnp.swapaxes(ids, 1, 2)`) and its logits `[B * C, S - 1, V]`

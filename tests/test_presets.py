@@ -568,6 +568,45 @@ def test_dia_decode_with_a_first_delay_keeps_batch_decodes_window():
         )
 
 
+@pytest.mark.parametrize("delays", [DIA_DELAYS[0], [0, 2, 1]], ids=str)
+def test_dia_left_padded_prompts_through_lm_generate(delays):
+    """A Dia batch of audio prompts of different lengths, continued with `lm.generate`.
+
+    The prompt is `Dia.frames(..., generation=True)`: left-padded with bos, one
+    length for every example. The sequence `generate` decodes from equals the
+    processor's generation ids wherever those are known (all but the pads the
+    processor leaves for the model to predict), and `Dia.decode` gives each
+    prompt back, then the new frames.
+    """
+    processor, dac, _ = tiny_dia(delays)
+    preset = presets.Dia(tuple(delays), bos_token_id=1026, pad_token_id=1025, eos_token_id=1024)
+    frames = [3, 1, 5]
+    audio, codes, lengths = dia_batch(dac, frames)
+    expected = processor(text=["hi"] * 3, audio=audio, generation=True, delay_pattern=delays, padding="longest")
+    expected = np.swapaxes(expected["decoder_input_ids"].numpy(), 1, 2)  # [B, C, S0]
+    prompt, _ = preset.frames(codes, lengths, generation=True)
+    new = 4
+    pattern = preset.provider.get_pattern(prompt.shape[-1] + new)
+
+    def step_fn(state, tokens):  # a deterministic "model": predicts (position * 7) % 1024 in every channel
+        position = state + tokens.shape[-1]
+        logits = jax.nn.one_hot(position * 7 % 1024, 1027) * 10.0
+        return jnp.broadcast_to(logits, (*tokens.shape[:2], 1027)), position
+
+    out = lm.generate(step_fn, jnp.int32(0), pattern, prompt, special_token=1026, fill_after=1025)
+    seq, _, _ = pattern.build_pattern_sequence(out, 1026, fill_after=1025)  # what generate decoded from and wrote
+    known = expected != 1025  # the processor's pads are the positions the model predicts
+    assert_same(np.where(known, np.asarray(seq)[..., : expected.shape[-1]], -1), np.where(known, expected, -1))
+    decoded, decoded_lengths = preset.decode(seq)
+    left = prompt.shape[-1] - lengths
+    for b, n in enumerate(frames):  # batch_decode ends one frame early without an eos frame: the frame before pad
+        assert int(decoded_lengths[b]) == prompt.shape[-1] + new - 1 - left[b]
+        assert_same(decoded[b, :, :n], codes[b, :, :n])
+        assert_same(
+            decoded[b, :, n : n + new - 1], np.asarray(out)[b, :, prompt.shape[-1] : prompt.shape[-1] + new - 1]
+        )
+
+
 def tiny_kyutai_stt(num_codebooks: int, seed: int = 0):
     """A tiny random `KyutaiSpeechToTextForConditionalGeneration` over a tiny Mimi (8 samples a frame).
 
