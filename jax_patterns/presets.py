@@ -28,6 +28,14 @@ IGNORE = -100
 """transformers' ignored label."""
 
 
+def _lengths(codes: tp.Any, lengths: tp.Any) -> tp.Any:
+    """Each example's number of frames, int32 `[B]`: `lengths`, or every example's `T` when it is None."""
+    import jax.numpy as jnp
+
+    batch, _, timesteps = np.shape(codes)
+    return jnp.full((batch,), timesteps, jnp.int32) if lengths is None else jnp.asarray(lengths, jnp.int32)
+
+
 @dataclasses.dataclass(frozen=True)
 class MusicGen:
     """transformers' `MusicgenForCausalLM` convention (MusicGen, MusicGen Melody, mono or stereo).
@@ -208,8 +216,8 @@ class HiggsAudio:
         import jax.numpy as jnp
 
         codes = jnp.asarray(codes)
-        batch, _, timesteps = codes.shape
-        lengths = jnp.full((batch,), timesteps, jnp.int32) if lengths is None else jnp.asarray(lengths, jnp.int32)
+        timesteps = codes.shape[-1]
+        lengths = _lengths(codes, lengths)
         framed = jnp.pad(codes, ((0, 0), (0, 0), (0, 1)))
         framed = jnp.where(
             jnp.arange(timesteps + 1)[None, None, :] == lengths[:, None, None], self.audio_stream_eos_id, framed
@@ -232,8 +240,7 @@ class HiggsAudio:
         import jax.numpy as jnp
 
         seq = self.sequence(codes, lengths)
-        _, framed_lengths, _ = self._framed(codes, lengths)
-        steps = framed_lengths + self.num_codebooks
+        steps = _lengths(codes, lengths) + 1 + self.num_codebooks  # codes, eos, then K steps of delay and bos
         longest = int(jnp.max(steps)) if steps.size else 0
         ids = jnp.swapaxes(seq, 1, 2)[:, :longest]
         mask = jnp.arange(longest)[None, :] < steps[:, None]
@@ -338,7 +345,7 @@ class Dia:
 
         codes = jnp.asarray(codes)
         batch, channels, timesteps = codes.shape
-        lengths = jnp.full((batch,), timesteps, jnp.int32) if lengths is None else jnp.asarray(lengths, jnp.int32)
+        lengths = _lengths(codes, lengths)
         width = timesteps + (0 if generation else 1)
         framed = lengths + (0 if generation else 1)
         j = jnp.arange(width)[None, None, :] - (width - framed)[:, None, None]  # the frame within its example
@@ -372,7 +379,7 @@ class Dia:
 
         seq = self.sequence(codes, lengths, generation=generation)
         batch, channels, steps = seq.shape
-        _, framed = self.frames(codes, lengths, generation=generation)
+        framed = _lengths(codes, lengths) + (0 if generation else 1)
         own = framed + max(self.delay_pattern) + 1  # the example's steps, at the end of the row
         mask = (jnp.arange(steps)[None, :] >= steps - own[:, None]).astype(jnp.int32)
         ids = jnp.swapaxes(seq, 1, 2)
