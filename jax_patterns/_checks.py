@@ -59,47 +59,49 @@ def check_index_range(n_q: int, num_steps: int, timesteps: int) -> None:
 # ---------------------------------------------------------------------------
 # The special token
 # ---------------------------------------------------------------------------
-def _token_value(special_token: tp.Any) -> tp.Any:
+def _token_value(special_token: tp.Any, arg: str) -> tp.Any:
     import jax
 
     if isinstance(special_token, jax.core.Tracer):
         raise TypeError(
-            "`special_token` must be a concrete Python or numpy scalar, got a traced value; "
+            f"`{arg}` must be a concrete Python or numpy scalar, got a traced value; "
             "it is a compile-time constant of the operation"
         )
     if isinstance(special_token, (jax.Array, np.ndarray, np.generic)):
         if np.ndim(special_token) != 0:
-            raise ValueError(f"`special_token` must be a scalar, got shape {np.shape(special_token)}")
+            raise ValueError(f"`{arg}` must be a scalar, got shape {np.shape(special_token)}")
         return np.asarray(special_token).item()
     return special_token
 
 
-def special_token_key(special_token: tp.Any, dtype: np.dtype, name: str) -> Token:
-    """Checks that `special_token` is representable in `dtype`; returns its hashable key.
+def special_token_key(special_token: tp.Any, dtype: np.dtype, name: str, arg: str = "special_token") -> Token:
+    """Checks that the token `arg` (default `special_token`) is representable in `dtype`; returns its key.
 
-    The key is a static jit argument: NaN keys compare equal, so a NaN special
-    token does not retrigger compilation.
+    The one check of a token id (special token, `fill_after`, padding tokens):
+    `name` is the array whose dtype it must fit. The key is a static jit
+    argument: NaN keys compare equal, so a NaN special token does not retrigger
+    compilation.
 
     Raises:
-      TypeError: the token's kind does not fit the dtype (0.5 for int codes).
+      TypeError: the token's kind does not fit the dtype (0.5 for int codes), or None.
       ValueError: the token is outside the dtype's range (2**40 for int32).
     """
     import jax.numpy as jnp
 
-    value = _token_value(special_token)
+    value = _token_value(special_token, arg)
     if isinstance(value, bool) or dtype == np.bool_:
         if dtype == np.bool_ and isinstance(value, bool):
             return ("b", value)
-        raise TypeError(f"`special_token`={value!r} does not fit `{name}` of dtype {dtype}")
+        raise TypeError(f"`{arg}`={value!r} does not fit `{name}` of dtype {dtype}")
     if not isinstance(value, (int, float)):
-        raise TypeError(f"`special_token` must be a real number, got {value!r} of type {type(value).__name__}")
+        raise TypeError(f"`{arg}` must be a real number, got {value!r} of type {type(value).__name__}")
     if jnp.issubdtype(dtype, jnp.integer):
         if isinstance(value, float) and not value.is_integer():
-            raise TypeError(f"`special_token`={value!r} is not an integer, but `{name}` has integer dtype {dtype}")
+            raise TypeError(f"`{arg}`={value!r} is not an integer, but `{name}` has integer dtype {dtype}")
         info = jnp.iinfo(dtype)
         if not info.min <= int(value) <= info.max:
             raise ValueError(
-                f"`special_token`={int(value)} is not representable in `{name}`'s dtype {dtype} "
+                f"`{arg}`={int(value)} is not representable in `{name}`'s dtype {dtype} "
                 f"(range [{info.min}, {info.max}])"
             )
         return ("i", int(value))
@@ -107,11 +109,19 @@ def special_token_key(special_token: tp.Any, dtype: np.dtype, name: str) -> Toke
         value = float(value)
         limit = float(jnp.finfo(dtype).max)
         if math.isfinite(value) and abs(value) > limit:
-            raise ValueError(
-                f"`special_token`={value!r} is not representable in `{name}`'s dtype {dtype} (max {limit})"
-            )
+            raise ValueError(f"`{arg}`={value!r} is not representable in `{name}`'s dtype {dtype} (max {limit})")
         return ("f", value.hex())
     raise TypeError(f"`{name}` has dtype {dtype}; expected integer or floating values")
+
+
+def check_int_token(arg: str, value: tp.Any, name: str = "int32 codes") -> int:
+    """An integer token id (`special_token`, `fill_after`, ...) that int32 codes can hold, as an int.
+
+    Raises:
+      TypeError: None, a float that is not an integer (4.7), a bool, a string.
+      ValueError: outside int32 (`2**40`).
+    """
+    return int(special_token_key(value, np.dtype(np.int32), name, arg)[1])
 
 
 def token_fill(token: Token, dtype: tp.Any) -> tp.Any:

@@ -521,6 +521,8 @@ class Pattern:
         offsets: tp.Sequence[int],
         special_token: int,
         keep_only_valid_steps: bool = False,
+        *,
+        card: int | None = None,
     ) -> jax.Array:
         """Single-stream flattening: a built sequence `[..., K, S]` as one token stream `[..., S]`.
 
@@ -529,10 +531,30 @@ class Pattern:
         `c + offsets[q]`. Steps holding no code, and positions holding the special
         token (padding with `lengths=`), carry the special token itself.
 
+        Nothing is lost or wrapped: codes narrower than int32 (int8, int16) give
+        an int32 stream, so that `c + offsets[q]` fits. Codebook `q`'s tokens are
+        `[offsets[q], offsets[q] + card)` (without `card`: every token from
+        `offsets[q]` up), and the special token must lie outside all of them, or
+        a code would come back from `from_stream` as padding (special = card =
+        1024 with offsets `[0, 1024]` is refused; -1, or `card=1024` with special
+        2048, is fine). A code that has no token (negative, `>= card`, or past the
+        dtype's range once offset) raises for host (numpy) input; device and
+        traced input cannot be read without a sync, so such a position gets the
+        special token (never a wrapped value that another codebook would read).
+
+        Args:
+          seq: the built sequence `[..., K, S]`, integer codes.
+          offsets: one int per codebook.
+          special_token: padding and empty steps, in `seq` and in the stream.
+          keep_only_valid_steps: whether `seq` holds the valid steps only.
+          card: optional number of codes per codebook (bounds each range).
+
         Raises:
           ValueError: a step holding two codes, `offsets` not one int per
-            codebook, a sequence of the wrong shape, or a special token outside
-            its dtype.
+            codebook or not fitting the stream's dtype, a special token inside a
+            codebook's range or outside its dtype, a sequence of the wrong shape,
+            a host code without a token.
+          TypeError: non-integer codes, a non-integer `card` or special token.
 
         Example:
           >>> import numpy as np
@@ -544,7 +566,7 @@ class Pattern:
         """
         from jax_patterns import _ops
 
-        return _ops.to_stream(self, seq, offsets, special_token, keep_only_valid_steps)
+        return _ops.to_stream(self, seq, offsets, special_token, keep_only_valid_steps, card)
 
     def from_stream(
         self,
@@ -552,11 +574,16 @@ class Pattern:
         offsets: tp.Sequence[int],
         special_token: int,
         keep_only_valid_steps: bool = False,
+        *,
+        card: int | None = None,
     ) -> jax.Array:
         """The inverse of `to_stream`: a stream `[..., S]` back to `[..., K, S]` (the special token elsewhere).
 
+        A token outside its step's codebook range raises for host (numpy)
+        input and gives the special token for device or traced input.
+
         Raises:
-          ValueError: as for `to_stream`.
+          ValueError, TypeError: as for `to_stream`.
 
         Example:
           >>> import numpy as np
@@ -567,7 +594,7 @@ class Pattern:
         """
         from jax_patterns import _ops
 
-        return _ops.from_stream(self, stream, offsets, special_token, keep_only_valid_steps)
+        return _ops.from_stream(self, stream, offsets, special_token, keep_only_valid_steps, card)
 
     def logit_steps(
         self,

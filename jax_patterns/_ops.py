@@ -42,6 +42,7 @@ from jax_patterns import _indices, _varlen
 from jax_patterns._checks import (
     Token,
     check_flag,
+    check_int,
     check_padding_side,
     clip_lengths,
     normalize_card_axis,
@@ -86,10 +87,10 @@ def _dtype(x: tp.Any) -> np.dtype:
     return jax.dtypes.canonicalize_dtype(x.dtype)
 
 
-def _token(special_token: tp.Any, x: tp.Any, name: str) -> Token:
-    """The special token's key for `x`'s dtype as JAX will hold it, with the input's own dtype in errors."""
+def _token(special_token: tp.Any, x: tp.Any, name: str, arg: str = "special_token") -> Token:
+    """The key of token `arg` for `x`'s dtype as JAX will hold it, with the input's own dtype in errors."""
     try:
-        return special_token_key(special_token, _dtype(x), name)
+        return special_token_key(special_token, _dtype(x), name, arg)
     except (TypeError, ValueError) as err:
         given = np.dtype(x.dtype)
         if given != _dtype(x):
@@ -345,12 +346,7 @@ def build_pattern_sequence(
     if lengths is not None:
         full = ("z", "T", z.shape[-1], pattern.timesteps)
         lengths, rule, rows = _per_example(pattern, lengths, tuple(z.shape[:-2]), full, kovs, False)
-    after = None
-    if fill_after is not None:
-        try:
-            after = _token(fill_after, z, "z")
-        except (TypeError, ValueError) as err:  # the same checks as the special token's, under its own name
-            raise type(err)(str(err).replace("`special_token`", "`fill_after`")) from err
+    after = None if fill_after is None else _token(fill_after, z, "z", "fill_after")
     values, indexes, mask = _build(
         z, lengths, rows, pattern=pattern, rule=rule, token=token, keep_only_valid_steps=kovs, left=left
     )
@@ -452,10 +448,71 @@ def logit_steps(
 # Single-stream flattening (one code per step, per-codebook vocabulary offsets)
 # ---------------------------------------------------------------------------
 def _stream_offsets(pattern: Pattern, offsets: tp.Any) -> tuple[int, ...]:
-    array = np.asarray(offsets)
-    if array.shape != (pattern.n_q,) or not np.issubdtype(array.dtype, np.integer):
+    try:
+        array = np.asarray(offsets)
+    except Exception as err:  # noqa: BLE001 - re-raised with the argument's name
+        raise TypeError(f"`offsets` must be {pattern.n_q} ints (one per codebook), got {offsets!r}") from err
+    if array.shape != (pattern.n_q,) or array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
         raise ValueError(f"`offsets` must be {pattern.n_q} ints (one per codebook), got {offsets!r}")
     return tuple(int(o) for o in array)
+
+
+def _stream_dtype(dtype: np.dtype, name: str) -> np.dtype:
+    """The stream's dtype: integer codes narrower than 32 bits widen to int32, so code + offset fits."""
+    if dtype == np.bool_ or not np.issubdtype(dtype, np.integer):
+        raise TypeError(f"`{name}` must hold integer tokens, got dtype {dtype}")
+    return np.dtype(np.int32) if np.dtype(dtype).itemsize < 4 else np.dtype(dtype)
+
+
+def _stream_ranges(
+    offsets: tuple[int, ...], card: tp.Any, token: Token, dtype: np.dtype
+) -> tuple[tuple[int, int], ...]:
+    """Each codebook's token range `[low, high]` in the stream, checked against the dtype and the special token.
+
+    A code `c` of codebook `q` is the token `c + offsets[q]`, for `0 <= c < card`
+    (without `card`: every `c >= 0` the dtype can hold). The special token must
+    lie outside every range, or a code would come back as padding.
+    """
+    info = np.iinfo(dtype)
+    if card is not None:
+        card = check_int("card", card, minimum=1)
+    ranges = []
+    for q, offset in enumerate(offsets):
+        high = info.max if card is None else offset + card - 1
+        if not info.min <= offset <= info.max or high > info.max:
+            top = "" if card is None else f" + card - 1 = {high}"
+            raise ValueError(
+                f"`offsets`[{q}]={offset}{top} does not fit the stream's dtype {dtype} (range [{info.min}, {info.max}])"
+            )
+        ranges.append((offset, high))
+    special = token[1]
+    for q, (low, high) in enumerate(ranges):
+        if token[0] == "i" and low <= special <= high:
+            what = f"[{low}, {high}]" if card is not None else f"[{low}, ...) (no `card` given)"
+            raise ValueError(
+                f"`special_token`={special} is also codebook {q}'s token for code {special - low} "
+                f"(its tokens: offsets[{q}] + code, {what}): it would come back as padding. Use a special token "
+                "outside every codebook's range (e.g. -1), or pass `card` so that the ranges are known"
+            )
+    return tuple(ranges)
+
+
+def _host_codes_fit(name: str, values: np.ndarray, owners: np.ndarray, ranges: tuple, offsets: tuple, special: int):
+    """Host values are checked at once: a code (or token) that has no place in its codebook's range raises."""
+    low = np.asarray([r[0] for r in ranges], np.int64)[np.maximum(owners, 0)]
+    high = np.asarray([r[1] for r in ranges], np.int64)[np.maximum(owners, 0)]
+    shift = 0 if name == "stream" else np.asarray(offsets, np.int64)[np.maximum(owners, 0)]
+    wide = values.astype(np.int64) + shift
+    bad = (owners >= 0) & (values != special) & ((wide < low) | (wide > high))
+    if bad.any():
+        where = np.argwhere(bad)[0]
+        q = int(owners[tuple(where)])
+        value = int(values[tuple(where)])
+        what = f"token {value}" if name == "stream" else f"code {value} (as token {value + offsets[q]})"
+        raise ValueError(
+            f"`{name}` holds {what} of codebook {q} at {where.tolist()}, outside the codebook's tokens "
+            f"[{ranges[q][0]}, {ranges[q][1]}] (`offsets`[{q}]={offsets[q]}; codes are >= 0, below `card` if given)"
+        )
 
 
 def _lead(table: np.ndarray, ndim: int) -> jax.Array:
@@ -463,48 +520,84 @@ def _lead(table: np.ndarray, ndim: int) -> jax.Array:
     return jnp.asarray(table.reshape((1,) * (ndim - table.ndim) + table.shape))
 
 
-@functools.partial(jax.jit, static_argnames=("pattern", "offsets", "token", "keep_only_valid_steps"))
-def _to_stream(seq, *, pattern: Pattern, offsets: tuple, token: Token, keep_only_valid_steps: bool):
+@functools.partial(jax.jit, static_argnames=("pattern", "offsets", "ranges", "token", "keep_only_valid_steps"))
+def _to_stream(seq, *, pattern: Pattern, offsets: tuple, ranges: tuple, token: Token, keep_only_valid_steps: bool):
     owners = _indices.step_owners(pattern, keep_only_valid_steps)
-    add = np.asarray(offsets, np.int64)[np.maximum(owners, 0)]
-    special = token_fill(token, seq.dtype)
-    picked = seq[..., np.maximum(owners, 0), np.arange(owners.size)]  # [..., S]: the owning codebook's value
-    keep = _lead(owners >= 0, picked.ndim) & (picked != special)
-    return jnp.where(keep, picked + _lead(add, picked.ndim).astype(seq.dtype), special)
+    dtype = _stream_dtype(seq.dtype, "seq")
+    where = np.maximum(owners, 0)
+    add = np.asarray(offsets, np.int64)[where]
+    top = np.asarray([high for _, high in ranges], np.int64)[where] - add  # the largest code each step may hold
+    special = token_fill(token, dtype)
+    picked = seq[..., where, np.arange(owners.size)].astype(dtype)  # [..., S]: the owning codebook's value
+    fits = (picked >= 0) & (picked <= _lead(top, picked.ndim).astype(dtype))  # no wrap-around, no stray code
+    keep = _lead(owners >= 0, picked.ndim) & (picked != special) & fits
+    return jnp.where(keep, picked + _lead(add, picked.ndim).astype(dtype), special)
 
 
-@functools.partial(jax.jit, static_argnames=("pattern", "offsets", "token", "keep_only_valid_steps"))
-def _from_stream(stream, *, pattern: Pattern, offsets: tuple, token: Token, keep_only_valid_steps: bool):
+@functools.partial(jax.jit, static_argnames=("pattern", "offsets", "ranges", "token", "keep_only_valid_steps"))
+def _from_stream(stream, *, pattern: Pattern, offsets: tuple, ranges: tuple, token: Token, keep_only_valid_steps: bool):
     owners = _indices.step_owners(pattern, keep_only_valid_steps)
-    add = np.asarray(offsets, np.int64)[np.maximum(owners, 0)]
+    where = np.maximum(owners, 0)
+    add = np.asarray(offsets, np.int64)[where]
+    low = np.asarray([r[0] for r in ranges], np.int64)[where]
+    high = np.asarray([r[1] for r in ranges], np.int64)[where]
     special = token_fill(token, stream.dtype)
     mine = np.arange(pattern.n_q)[:, None] == owners[None, :]  # [K, S]
     spread = stream[..., None, :]  # [..., 1, S]
+    inside = (spread >= _lead(low, spread.ndim).astype(stream.dtype)) & (
+        spread <= _lead(high, spread.ndim).astype(stream.dtype)
+    )
     value = spread - _lead(add, spread.ndim).astype(stream.dtype)
-    return jnp.where(_lead(mine, spread.ndim) & (spread != special), value, special)
+    return jnp.where(_lead(mine, spread.ndim) & (spread != special) & inside, value, special)
 
 
-def to_stream(pattern: Pattern, seq: tp.Any, offsets: tp.Any, special_token: tp.Any, keep_only_valid_steps: bool):
+def to_stream(
+    pattern: Pattern,
+    seq: tp.Any,
+    offsets: tp.Any,
+    special_token: tp.Any,
+    keep_only_valid_steps: bool,
+    card: tp.Any = None,
+):
     """See `Pattern.to_stream`."""
-    seq = jnp.asarray(_as_array("seq", seq))
+    seq = _as_array("seq", seq)
     kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
-    steps = _indices.step_owners(pattern, kovs).size
-    if seq.ndim < 2 or seq.shape[-2:] != (pattern.n_q, steps):
-        raise ValueError(f"`seq` has shape {tuple(seq.shape)}; expected [..., K={pattern.n_q}, S={steps}]")
+    owners = _indices.step_owners(pattern, kovs)
+    if seq.ndim < 2 or tuple(seq.shape[-2:]) != (pattern.n_q, owners.size):
+        raise ValueError(f"`seq` has shape {tuple(seq.shape)}; expected [..., K={pattern.n_q}, S={owners.size}]")
+    dtype = _stream_dtype(_dtype(seq), "seq")
     token = _token(special_token, seq, "seq")
+    offsets = _stream_offsets(pattern, offsets)
+    ranges = _stream_ranges(offsets, card, token, dtype)
+    if isinstance(seq, np.ndarray):  # host values are checked here; device values write the special token
+        picked = seq[..., np.maximum(owners, 0), np.arange(owners.size)]
+        _host_codes_fit("seq", picked, np.broadcast_to(owners, picked.shape), ranges, offsets, token[1])
     return _to_stream(
-        seq, pattern=pattern, offsets=_stream_offsets(pattern, offsets), token=token, keep_only_valid_steps=kovs
+        jnp.asarray(seq), pattern=pattern, offsets=offsets, ranges=ranges, token=token, keep_only_valid_steps=kovs
     )
 
 
-def from_stream(pattern: Pattern, stream: tp.Any, offsets: tp.Any, special_token: tp.Any, keep_only_valid_steps: bool):
+def from_stream(
+    pattern: Pattern,
+    stream: tp.Any,
+    offsets: tp.Any,
+    special_token: tp.Any,
+    keep_only_valid_steps: bool,
+    card: tp.Any = None,
+):
     """See `Pattern.from_stream`."""
-    stream = jnp.asarray(_as_array("stream", stream))
+    stream = _as_array("stream", stream)
     kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
-    steps = _indices.step_owners(pattern, kovs).size
-    if stream.ndim < 1 or stream.shape[-1] != steps:
-        raise ValueError(f"`stream` has shape {tuple(stream.shape)}; expected [..., S={steps}]")
+    owners = _indices.step_owners(pattern, kovs)
+    if stream.ndim < 1 or stream.shape[-1] != owners.size:
+        raise ValueError(f"`stream` has shape {tuple(stream.shape)}; expected [..., S={owners.size}]")
+    _stream_dtype(_dtype(stream), "stream")
+    dtype = np.dtype(_dtype(stream))  # the stream's own: the codes come back in it
     token = _token(special_token, stream, "stream")
+    offsets = _stream_offsets(pattern, offsets)
+    ranges = _stream_ranges(offsets, card, token, dtype)
+    if isinstance(stream, np.ndarray):
+        _host_codes_fit("stream", stream, np.broadcast_to(owners, stream.shape), ranges, offsets, token[1])
     return _from_stream(
-        stream, pattern=pattern, offsets=_stream_offsets(pattern, offsets), token=token, keep_only_valid_steps=kovs
+        jnp.asarray(stream), pattern=pattern, offsets=offsets, ranges=ranges, token=token, keep_only_valid_steps=kovs
     )

@@ -26,7 +26,7 @@ import typing as tp
 import numpy as np
 
 from jax_patterns import _indices
-from jax_patterns._checks import check_flag, check_int
+from jax_patterns._checks import check_flag, check_int, check_int_token
 
 METHODS = ("first-fit", "best-fit")
 
@@ -66,6 +66,7 @@ def segment(
       ([[9, 1, 2, 3, 9], [9, 9, 4, 5, 6]], [[1, 2, 3, -1, -1], [-1, 4, 5, 6, -1]])
     """
     kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
+    special_token = check_int_token("special_token", special_token)
     codes = _codes("codes", codes, provider.n_q)
     n_q, length = codes.shape
     pattern = provider.get_pattern(length)
@@ -87,7 +88,8 @@ def plan_rows(steps: tp.Sequence[int], row_steps: int, method: str = "first-fit"
     room.
 
     Raises:
-      ValueError: an item longer than a row, or an unknown method.
+      ValueError: an item longer than a row or shorter than one step, or an unknown method.
+      TypeError: an item that is not an int.
 
     Example:
       >>> plan_rows([4, 5, 3, 3], 8)
@@ -101,6 +103,7 @@ def plan_rows(steps: tp.Sequence[int], row_steps: int, method: str = "first-fit"
     rows: list[list[int]] = []
     room: list[int] = []
     for i, size in enumerate(steps):
+        size = check_int(f"steps[{i}]", size, minimum=1)
         if size > row_steps:
             raise ValueError(f"example {i} takes {size} sequence steps, more than a row's row_steps={row_steps}")
         fits = [r for r, free in enumerate(room) if free >= size]
@@ -172,8 +175,9 @@ def pack(
 
     Raises:
       ValueError: an example longer than a row, a row size too small for any
-        pattern, mismatched K, or more rows needed than `rows`.
-      TypeError: non-integer codes.
+        pattern, mismatched K, more rows needed than `rows`, or a special
+        token outside int32.
+      TypeError: non-integer codes or special token (0.5, None).
 
     Example:
       >>> import numpy as np
@@ -185,6 +189,7 @@ def pack(
     """
     row_steps = check_int("row_steps", row_steps, minimum=1)
     kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
+    special_token = check_int_token("special_token", special_token)
     if max_segments is not None:
         max_segments = check_int("max_segments", max_segments, minimum=1)
     arrays = [_codes(f"examples[{i}]", codes, provider.n_q) for i, codes in enumerate(examples)]
@@ -233,18 +238,41 @@ def _plan(sizes: list[int], row_steps: int, method: str, max_segments: int | Non
 
 
 def unpack(
-    sequence: tp.Any, packed: Packed, special_token: tp.Any = -1, model_output: bool = False
-) -> list[np.ndarray]:
+    sequence: tp.Any,
+    packed: Packed,
+    special_token: tp.Any = -1,
+    model_output: bool = False,
+    *,
+    return_mask: bool = False,
+) -> list[tp.Any]:
     """Reverts each segment of a packed `[B, K, S_row, ...]` sequence to `[K, L_i, ...]`, with its own pattern.
 
-    The inverse of `pack` on its tokens: `unpack(packed.tokens, packed)[i]` is
-    example `i`'s codes. Per-step values with trailing axes (logits
-    `[B, K, S_row, card]`) work too; with `model_output=True` the value of a code
-    is read at the step whose logits predict it (as `revert_pattern_logits`).
-    Positions no step holds get `special_token`.
+    The inverse of `pack` on its tokens. With `keep_only_valid_steps=False`,
+    `unpack(packed.tokens, packed)[i]` is example `i`'s codes, every one. With
+    `pack`'s default `keep_only_valid_steps=True` (audiocraft's training
+    layout) a segment holds its pattern's valid steps only, and the codes of
+    the trailing partial steps are in no row (for a delayed pattern, the last
+    `max_delay - delay[q]` frames of codebook `q`): they come back as
+    `special_token`, and `return_mask=True` says which positions a row holds.
+    Per-step values with trailing axes (logits `[B, K, S_row, card]`) work
+    too; with `model_output=True` the value of a code is read at the step whose
+    logits predict it (as `revert_pattern_logits`).
+
+    Args:
+      sequence: `[B, K, S_row, ...]`, the packed batch's shape first.
+      packed: what `pack` returned.
+      special_token: the value of positions no step holds (fits `sequence`'s dtype).
+      model_output: read each code at the step whose logits predict it.
+      return_mask: also return, per example, bool `[K, L_i]`: True where the
+        rows hold the position.
+
+    Returns:
+      per example, `[K, L_i, ...]`; with `return_mask`, `(values, mask)` pairs.
 
     Raises:
-      ValueError: a sequence whose leading shape is not the packed batch's.
+      ValueError: a sequence whose leading shape is not the packed batch's, or
+        a special token outside its dtype.
+      TypeError: a special token of the wrong kind.
 
     Example:
       >>> import numpy as np
@@ -253,18 +281,27 @@ def unpack(
       >>> p = pack(examples, DelayedPatternProvider(2), row_steps=8, special_token=9, keep_only_valid_steps=False)
       >>> [e.tolist() for e in unpack(p.tokens, p)]
       [[[1, 2], [3, 4]], [[5], [6]]]
+      >>> valid = pack(examples, DelayedPatternProvider(2), row_steps=8, special_token=9)
+      >>> [(e.tolist(), m.tolist()) for e, m in unpack(valid.tokens, valid, return_mask=True)][0]
+      ([[1, 2], [3, -1]], [[True, True], [True, False]])
     """
+    from jax_patterns._checks import special_token_key
+
     sequence = np.asarray(sequence)
     if sequence.shape[:3] != packed.tokens.shape:
         raise ValueError(f"`sequence` has shape {sequence.shape}; expected the packed {packed.tokens.shape} first")
+    special_token_key(special_token, sequence.dtype, "sequence")
+    model_output = check_flag("model_output", model_output)
+    return_mask = check_flag("return_mask", return_mask)
     kovs = packed.keep_only_valid_steps
     n_q, rest = packed.provider.n_q, sequence.shape[3:]
-    out = []
+    out: list[tp.Any] = []
     for row, start, steps, length in packed.placements:
         pattern = packed.provider.get_pattern(length)
-        indexes, mask = _indices.revert_indexes(pattern, steps, kovs, check_flag("model_output", model_output))
+        indexes, mask = _indices.revert_indexes(pattern, steps, kovs, model_output)
         flat = sequence[row, :, start : start + steps].reshape(n_q * steps, *rest)
         values = flat[np.minimum(indexes, n_q * steps - 1)]  # [K, L, ...]
         fill = np.asarray(special_token, dtype=sequence.dtype)
-        out.append(np.where(mask.reshape(*mask.shape, *([1] * len(rest))), values, fill))
+        values = np.where(mask.reshape(*mask.shape, *([1] * len(rest))), values, fill)
+        out.append((values, np.asarray(mask, bool)) if return_mask else values)
     return out

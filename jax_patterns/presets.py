@@ -23,17 +23,54 @@ import typing as tp
 import numpy as np
 
 import jax_patterns as jp
+from jax_patterns._checks import check_flag, check_int, clip_lengths, validate_lengths
 
 IGNORE = -100
 """transformers' ignored label."""
 
 
-def _lengths(codes: tp.Any, lengths: tp.Any) -> tp.Any:
-    """Each example's number of frames, int32 `[B]`: `lengths`, or every example's `T` when it is None."""
+def _codes(codes: tp.Any, num_codebooks: int, below: int, name: str = "codes") -> tp.Any:
+    """Codes `[B, K, T]` checked: rank, K, an integer dtype, and (host values) every code in `[0, below)`.
+
+    `below` is the smallest special id of the preset (its ids sit above the
+    codes): a code equal to one would be read back as that id. Device values
+    are not read back (no sync), as for `lengths`.
+    """
+    import jax
+
+    if codes is None:
+        raise TypeError(f"`{name}` is None; expected codes [B, K, T]")
+    host = not isinstance(codes, (jax.Array, jax.core.Tracer))
+    array = np.asarray(codes) if host else codes
+    if array.ndim != 3 or array.shape[1] != num_codebooks:
+        raise ValueError(f"`{name}` must be codes [B, K={num_codebooks}, T], got shape {tuple(array.shape)}")
+    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"`{name}` must hold integer codes, got dtype {array.dtype}")
+    if host and array.size and (array.min() < 0 or array.max() >= below):
+        bad = int(array.min()) if array.min() < 0 else int(array.max())
+        raise ValueError(
+            f"`{name}` holds the code {bad}; codes must lie in [0, {below}) (the preset's special ids start at {below})"
+        )
+    return array
+
+
+def _lengths(shape: tuple[int, ...], lengths: tp.Any) -> tp.Any:
+    """Each example's number of frames, int32 `[B]`: `lengths` (checked, the library's policy), or `T` for all.
+
+    Host values outside `[0, T]` raise; device or traced values are clipped.
+    """
     import jax.numpy as jnp
 
-    batch, _, timesteps = np.shape(codes)
-    return jnp.full((batch,), timesteps, jnp.int32) if lengths is None else jnp.asarray(lengths, jnp.int32)
+    batch, _, timesteps = shape
+    if lengths is None:
+        return jnp.full((batch,), timesteps, jnp.int32)
+    return clip_lengths(validate_lengths(lengths, (batch,), timesteps), timesteps)
+
+
+def _ids(preset: tp.Any, *names: str) -> None:
+    """The preset's sizes and token ids checked: ints >= 0 (sizes >= 1), ids distinct where the convention needs it."""
+    for name in names:
+        check_int(name, getattr(preset, name), minimum=1 if name.startswith("num_") else 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +105,8 @@ class MusicGen:
     audio_channels: int = 1
 
     def __post_init__(self):
+        _ids(self, "num_codebooks", "pad_token_id")
+        check_int("audio_channels", self.audio_channels)
         if self.audio_channels not in (1, 2):
             raise ValueError(f"`audio_channels` must be 1 or 2, got {self.audio_channels}")
         if self.audio_channels == 2 and self.num_codebooks % 2:
@@ -81,7 +120,7 @@ class MusicGen:
 
     def sequence(self, codes: tp.Any, lengths: tp.Any = None) -> tp.Any:
         """The delayed sequence `[B, K, S]` of codes `[B, K, T]`: transformers' `delay_pattern_mask`, filled."""
-        codes = np.asarray(codes) if not hasattr(codes, "shape") else codes
+        codes = _codes(codes, self.num_codebooks, self.pad_token_id)
         pattern = self.provider.get_pattern(codes.shape[-1])
         return pattern.build_pattern_sequence(codes, self.pad_token_id, lengths=lengths)[0]
 
@@ -105,12 +144,13 @@ class MusicGen:
         """
         from jax_patterns import lm
 
+        codes = _codes(codes, self.num_codebooks, self.pad_token_id)
         pattern = self.provider.get_pattern(np.shape(codes)[-1])
         return lm.pattern_cross_entropy(logits, codes, pattern, keep_only_valid_steps=False, lengths=lengths)
 
     def decode(self, ids: tp.Any, timesteps: int, lengths: tp.Any = None) -> tp.Any:
         """Codes `[B, K, T]` from the model's delayed ids `[B, K, S]` (what `generate` returns, pads dropped)."""
-        pattern = self.provider.get_pattern(timesteps)
+        pattern = self.provider.get_pattern(check_int("timesteps", timesteps, minimum=0))
         return pattern.revert_pattern_sequence(ids, self.pad_token_id, lengths=lengths)[0]
 
 
@@ -134,6 +174,9 @@ class Moshi:
     num_codebooks: int
     audio_vocab_size: int
 
+    def __post_init__(self):
+        _ids(self, "num_codebooks", "audio_vocab_size")
+
     @property
     def provider(self) -> jp.DelayedPatternProvider:
         """The pattern: `get_pattern(T)` has `T + 1` steps."""
@@ -143,8 +186,8 @@ class Moshi:
         """The delayed sequence `[B, K, T' + 1]` of codes `[B, K, T]` (`T' = timesteps`, default `T`; -1 past `T`)."""
         import jax.numpy as jnp
 
-        codes = jnp.asarray(codes)
-        total = codes.shape[-1] if timesteps is None else timesteps
+        codes = jnp.asarray(_codes(codes, self.num_codebooks, self.audio_vocab_size))
+        total = codes.shape[-1] if timesteps is None else check_int("timesteps", timesteps, minimum=0)
         if total < codes.shape[-1]:
             raise ValueError(f"`timesteps`={total} is shorter than the codes' T={codes.shape[-1]}")
         unknown = jnp.full((*codes.shape[:-1], total - codes.shape[-1]), -1, codes.dtype)
@@ -153,8 +196,20 @@ class Moshi:
         return pattern.build_pattern_sequence(filled, self.audio_vocab_size, lengths=lengths)[0]
 
     def labels(self, codes: tp.Any, lengths: tp.Any = None) -> tp.Any:
-        """The delayed audio labels `[B, K, T]` Moshi's forward builds from `audio_labels` (the first T steps)."""
-        return self.sequence(codes, lengths=lengths)[..., : np.shape(codes)[-1]]
+        """The delayed audio labels `[B, K, T]` Moshi's forward builds from `audio_labels` (the first T steps).
+
+        With `lengths`, example `b`'s labels are its own first `lengths[b]`
+        steps, then pad (`audio_vocab_size`): the acoustic codes of its last
+        frame, at step `lengths[b]`, are not labels, as for the example alone
+        (and `loss` does not score them).
+        """
+        import jax.numpy as jnp
+
+        labels = self.sequence(codes, lengths=lengths)[..., : np.shape(codes)[-1]]
+        if lengths is None:
+            return labels
+        past = jnp.arange(labels.shape[-1])[None, None, :] >= _lengths(np.shape(codes), lengths)[:, None, None]
+        return jnp.where(past, jnp.asarray(self.audio_vocab_size, labels.dtype), labels)
 
     def loss(self, audio_logits: tp.Any, codes: tp.Any, lengths: tp.Any = None) -> tuple[tp.Any, tp.Any]:
         """Moshi's depth loss from the depth decoder's logits `[B, K, T, V]`: `(loss, per_codebook)`.
@@ -168,6 +223,7 @@ class Moshi:
         """
         from jax_patterns import lm
 
+        codes = _codes(codes, self.num_codebooks, self.audio_vocab_size)
         pattern = self.provider.get_pattern(np.shape(codes)[-1])
         return lm.pattern_cross_entropy(
             audio_logits, codes, pattern, keep_only_valid_steps=True, lengths=lengths, average="tokens"
@@ -175,7 +231,7 @@ class Moshi:
 
     def decode(self, ids: tp.Any, timesteps: int, lengths: tp.Any = None) -> tp.Any:
         """Codes `[B, K, T]` from delayed ids `[B, K, T + 1]`."""
-        pattern = self.provider.get_pattern(timesteps)
+        pattern = self.provider.get_pattern(check_int("timesteps", timesteps, minimum=0))
         return pattern.revert_pattern_sequence(ids, self.audio_vocab_size, lengths=lengths)[0]
 
 
@@ -206,6 +262,11 @@ class HiggsAudio:
     audio_stream_bos_id: int
     audio_stream_eos_id: int
 
+    def __post_init__(self):
+        _ids(self, "num_codebooks", "audio_stream_bos_id", "audio_stream_eos_id")
+        if self.audio_stream_bos_id == self.audio_stream_eos_id:
+            raise ValueError(f"`audio_stream_bos_id` and `audio_stream_eos_id` are both {self.audio_stream_eos_id}")
+
     @property
     def provider(self) -> jp.DelayedPatternProvider:
         """The pattern: `get_pattern(L + 1)` (codes, then eos) after one bos step has `L + K + 1` steps."""
@@ -215,9 +276,10 @@ class HiggsAudio:
         """`(frames [B, K, T + 1], frame_lengths, lengths)`: each example's codes, then its eos frame."""
         import jax.numpy as jnp
 
-        codes = jnp.asarray(codes)
+        low = min(self.audio_stream_bos_id, self.audio_stream_eos_id)
+        codes = jnp.asarray(_codes(codes, self.num_codebooks, low))
         timesteps = codes.shape[-1]
-        lengths = _lengths(codes, lengths)
+        lengths = _lengths(np.shape(codes), lengths)
         framed = jnp.pad(codes, ((0, 0), (0, 0), (0, 1)))
         framed = jnp.where(
             jnp.arange(timesteps + 1)[None, None, :] == lengths[:, None, None], self.audio_stream_eos_id, framed
@@ -240,7 +302,7 @@ class HiggsAudio:
         import jax.numpy as jnp
 
         seq = self.sequence(codes, lengths)
-        steps = _lengths(codes, lengths) + 1 + self.num_codebooks  # codes, eos, then K steps of delay and bos
+        steps = _lengths(np.shape(codes), lengths) + 1 + self.num_codebooks  # codes, eos, then K steps of delay and bos
         longest = int(jnp.max(steps)) if steps.size else 0
         ids = jnp.swapaxes(seq, 1, 2)[:, :longest]
         mask = jnp.arange(longest)[None, :] < steps[:, None]
@@ -278,7 +340,9 @@ class HiggsAudio:
         """
         import jax.numpy as jnp
 
-        framed = None if lengths is None else jnp.asarray(lengths, jnp.int32) + 1
+        timesteps = check_int("timesteps", timesteps, minimum=0)
+        batch = np.shape(ids)[:-2]
+        framed = None if lengths is None else _lengths((*batch, 0, timesteps), lengths) + 1
         pattern = self.provider.get_pattern(timesteps + 1)
         return pattern.revert_pattern_sequence(ids, self.audio_stream_eos_id, lengths=framed)[0][..., :timesteps]
 
@@ -326,7 +390,18 @@ class Dia:
     eos_token_id: int
 
     def __post_init__(self):
-        object.__setattr__(self, "delay_pattern", tuple(int(d) for d in self.delay_pattern))
+        if isinstance(self.delay_pattern, (str, bytes)) or not hasattr(self.delay_pattern, "__len__"):
+            raise TypeError(f"`delay_pattern` must be a sequence of ints, got {self.delay_pattern!r}")
+        delays = tuple(check_int(f"delay_pattern[{c}]", d, minimum=0) for c, d in enumerate(self.delay_pattern))
+        if not delays:
+            raise ValueError("`delay_pattern` is empty; Dia needs one delay per channel")
+        object.__setattr__(self, "delay_pattern", delays)
+        _ids(self, "bos_token_id", "pad_token_id", "eos_token_id")
+        if len({self.bos_token_id, self.pad_token_id, self.eos_token_id}) < 3:
+            raise ValueError(
+                f"`bos_token_id`={self.bos_token_id}, `pad_token_id`={self.pad_token_id} and "
+                f"`eos_token_id`={self.eos_token_id} must be three different ids"
+            )
 
     @property
     def provider(self) -> jp.DelayedPatternProvider:
@@ -343,9 +418,11 @@ class Dia:
         """
         import jax.numpy as jnp
 
-        codes = jnp.asarray(codes)
+        low = min(self.bos_token_id, self.pad_token_id, self.eos_token_id)
+        codes = jnp.asarray(_codes(codes, len(self.delay_pattern), low))
         batch, channels, timesteps = codes.shape
-        lengths = _lengths(codes, lengths)
+        lengths = _lengths(np.shape(codes), lengths)
+        check_flag("generation", generation)
         width = timesteps + (0 if generation else 1)
         framed = lengths + (0 if generation else 1)
         j = jnp.arange(width)[None, None, :] - (width - framed)[:, None, None]  # the frame within its example
@@ -379,7 +456,7 @@ class Dia:
 
         seq = self.sequence(codes, lengths, generation=generation)
         batch, channels, steps = seq.shape
-        framed = _lengths(codes, lengths) + (0 if generation else 1)
+        framed = _lengths(np.shape(codes), lengths) + (0 if generation else 1)
         own = framed + max(self.delay_pattern) + 1  # the example's steps, at the end of the row
         mask = (jnp.arange(steps)[None, :] >= steps - own[:, None]).astype(jnp.int32)
         ids = jnp.swapaxes(seq, 1, 2)
@@ -426,7 +503,7 @@ class Dia:
         if audio_prompt_len is None:
             start = jnp.sum(first == self.bos_token_id, axis=-1)
         else:
-            start = jnp.full((batch,), int(audio_prompt_len))
+            start = jnp.full((batch,), check_int("audio_prompt_len", audio_prompt_len, minimum=0))
         end = steps - jnp.sum(first == self.pad_token_id, axis=-1) - 1
         start, end = jnp.maximum(start - 1, 0), end - 1  # transformers' frame 0 is the bos step
         length = jnp.clip(end - start, 0, timesteps).astype(jnp.int32)
@@ -456,6 +533,11 @@ class BarkCoarse:
     codebook_size: int = 1024
     semantic_vocab_size: int = 10_000
 
+    def __post_init__(self):
+        check_int("n_coarse_codebooks", self.n_coarse_codebooks, minimum=1)
+        check_int("codebook_size", self.codebook_size, minimum=1)
+        check_int("semantic_vocab_size", self.semantic_vocab_size, minimum=0)
+
     @property
     def provider(self) -> jp.DelayedPatternProvider:
         """Every frame flattened, one codebook per step, no special step: `get_pattern(T)` has `K * T` steps."""
@@ -468,16 +550,17 @@ class BarkCoarse:
 
     def stream(self, codes: tp.Any) -> tp.Any:
         """Codes `[B, K, T]` as Bark's coarse token stream `[B, K * T]`."""
-        codes = np.asarray(codes) if not hasattr(codes, "shape") else codes
+        codes = _codes(codes, self.n_coarse_codebooks, self.codebook_size)
         pattern = self.provider.get_pattern(codes.shape[-1])
         seq, _, _ = pattern.build_pattern_sequence(codes, -1)
-        return pattern.to_stream(seq, self.offsets, -1)
+        return pattern.to_stream(seq, self.offsets, -1, card=self.codebook_size)
 
     def codes(self, stream: tp.Any) -> tp.Any:
         """Bark's coarse token stream `[B, K * T]` back to codes `[B, K, T]`."""
         timesteps = np.shape(stream)[-1] // self.n_coarse_codebooks
         pattern = self.provider.get_pattern(timesteps)
-        return pattern.revert_pattern_sequence(pattern.from_stream(stream, self.offsets, -1), -1)[0]
+        stream = pattern.from_stream(stream, self.offsets, -1, card=self.codebook_size)
+        return pattern.revert_pattern_sequence(stream, -1)[0]
 
     def history(
         self, coarse_prompt: tp.Any, semantic_length: int, max_coarse_history: int, semantic_to_coarse_ratio: float
@@ -529,6 +612,11 @@ class KyutaiSTT:
     audio_bos_token_id: int
     audio_pad_token_id: int
 
+    def __post_init__(self):
+        _ids(self, "num_codebooks", "codebook_vocab_size", "vocab_size", "audio_bos_token_id", "audio_pad_token_id")
+        if self.audio_bos_token_id == self.audio_pad_token_id:
+            raise ValueError(f"`audio_bos_token_id` and `audio_pad_token_id` are both {self.audio_pad_token_id}")
+
     @property
     def provider(self) -> jp.ParallelPatternProvider:
         """The pattern: `get_pattern(T)` is an all-bos step, then frame `t` at step `t + 1`."""
@@ -541,14 +629,17 @@ class KyutaiSTT:
 
     def audio_ids(self, codes: tp.Any, lengths: tp.Any = None) -> tp.Any:
         """The audio inputs `[B, K, T + 1]` of codes `[B, K, T]`: bos, then the frames (`audio_pad` past `lengths`)."""
-        codes = np.asarray(codes) if not hasattr(codes, "shape") else codes
+        low = min(self.audio_bos_token_id, self.audio_pad_token_id)
+        codes = _codes(codes, self.num_codebooks, low)
         pattern = self.provider.get_pattern(codes.shape[-1])
         ids, _, _ = pattern.build_pattern_sequence(codes, self.audio_bos_token_id, lengths=lengths)
         if lengths is None:
             return ids
         import jax.numpy as jnp
 
-        past = jnp.arange(ids.shape[-1])[None, None, :] > jnp.asarray(lengths)[:, None, None]  # steps after L
+        past = (
+            jnp.arange(ids.shape[-1])[None, None, :] > _lengths(np.shape(codes), lengths)[:, None, None]
+        )  # steps after L
         return jnp.where(past, self.audio_pad_token_id, ids)
 
     def input_ids(self, text: tp.Any, codes: tp.Any, lengths: tp.Any = None) -> tp.Any:
@@ -591,56 +682,80 @@ PRESETS: dict[str, type] = {
 """transformers `model_type` -> preset class."""
 
 
-def _field(config: tp.Any, name: str, model_type: str) -> tp.Any:
-    value = getattr(config, name, None)
+def _get(config: tp.Any, name: str) -> tp.Any:
+    """A config's field, from a config object (attributes) or a mapping (a loaded config.json); None if absent."""
+    if isinstance(config, tp.Mapping):
+        return config.get(name)
+    return getattr(config, name, None)
+
+
+def _field(config: tp.Any, name: str, model_type: str, *fallbacks: tuple[str, ...]) -> tp.Any:
+    """A field the preset needs, or its documented fallback (a path of sub-config names), else a clear error."""
+    value = _get(config, name)
+    for path in fallbacks:
+        if value is not None:
+            break
+        value = config
+        for part in path:
+            value = None if value is None else _get(value, part)
     if value is None:
-        raise ValueError(f"the {model_type} config has no `{name}`; a preset needs it")
+        tried = "".join(f" nor `{'.'.join(path)}`" for path in fallbacks)
+        raise ValueError(f"the {model_type} config has no `{name}`{tried}; a preset needs it")
     return value
 
 
 def from_transformers(config: tp.Any) -> MusicGen | Moshi | HiggsAudio | Dia | KyutaiSTT:
-    """The preset of a transformers config, read by its attributes (no transformers import).
+    """The preset of a transformers config, read by its attributes or keys (no transformers import).
 
-    A composite config (`MusicgenConfig`) is read through its `decoder`.
+    `config` is a transformers config object or a mapping with the same fields
+    (a loaded `config.json`, `config.to_dict()`). A composite config
+    (`MusicgenConfig`) is read through its `decoder`, Dia's through its
+    `decoder_config`. Moshi's `audio_vocab_size`, when unset (a freshly built
+    `MoshiConfig`), falls back to its audio encoder's `codebook_size`, as
+    `MoshiConfig` documents and does itself once an encoder config is given.
 
     Raises:
       ValueError: an unknown `model_type`, or a config missing a field the preset needs.
+      TypeError: a field of the wrong type (through the preset's checks).
     """
-    model_type = getattr(config, "model_type", None)
-    if model_type not in PRESETS:
+    model_type = _get(config, "model_type")
+    if not isinstance(model_type, str) or model_type not in PRESETS:
         known = ", ".join(sorted(PRESETS))
-        raise ValueError(f"no preset for model_type={model_type!r}; known: {known}")
+        raise ValueError(
+            f"no preset for model_type={model_type!r}; known: {known} "
+            "(pass a transformers config, or a mapping such as a loaded config.json)"
+        )
     if PRESETS[model_type] is Dia:
-        decoder = getattr(config, "decoder_config", None) or config
+        decoder = _get(config, "decoder_config") or config
         return Dia(
             delay_pattern=tuple(_field(config, "delay_pattern", model_type)),
-            bos_token_id=int(_field(decoder, "bos_token_id", model_type)),
-            pad_token_id=int(_field(decoder, "pad_token_id", model_type)),
-            eos_token_id=int(_field(decoder, "eos_token_id", model_type)),
+            bos_token_id=_field(decoder, "bos_token_id", model_type),
+            pad_token_id=_field(decoder, "pad_token_id", model_type),
+            eos_token_id=_field(decoder, "eos_token_id", model_type),
         )
     if PRESETS[model_type] is KyutaiSTT:
         return KyutaiSTT(
-            num_codebooks=int(_field(config, "num_codebooks", model_type)),
-            codebook_vocab_size=int(_field(config, "codebook_vocab_size", model_type)),
-            vocab_size=int(_field(config, "vocab_size", model_type)),
-            audio_bos_token_id=int(_field(config, "audio_bos_token_id", model_type)),
-            audio_pad_token_id=int(_field(config, "audio_pad_token_id", model_type)),
+            num_codebooks=_field(config, "num_codebooks", model_type),
+            codebook_vocab_size=_field(config, "codebook_vocab_size", model_type),
+            vocab_size=_field(config, "vocab_size", model_type),
+            audio_bos_token_id=_field(config, "audio_bos_token_id", model_type),
+            audio_pad_token_id=_field(config, "audio_pad_token_id", model_type),
         )
     if PRESETS[model_type] is HiggsAudio:
         return HiggsAudio(
-            num_codebooks=int(_field(config, "num_codebooks", model_type)),
-            audio_stream_bos_id=int(_field(config, "audio_stream_bos_id", model_type)),
-            audio_stream_eos_id=int(_field(config, "audio_stream_eos_id", model_type)),
+            num_codebooks=_field(config, "num_codebooks", model_type),
+            audio_stream_bos_id=_field(config, "audio_stream_bos_id", model_type),
+            audio_stream_eos_id=_field(config, "audio_stream_eos_id", model_type),
         )
     if PRESETS[model_type] is Moshi:
         return Moshi(
-            num_codebooks=int(_field(config, "num_codebooks", model_type)),
-            audio_vocab_size=int(_field(config, "audio_vocab_size", model_type)),
+            num_codebooks=_field(config, "num_codebooks", model_type),
+            audio_vocab_size=_field(config, "audio_vocab_size", model_type, ("audio_encoder_config", "codebook_size")),
         )
-    decoder = getattr(config, "decoder", None)
-    source = decoder if decoder is not None and hasattr(decoder, "num_codebooks") else config
+    decoder = _get(config, "decoder")
+    source = decoder if decoder is not None and _get(decoder, "num_codebooks") is not None else config
     return MusicGen(
-        num_codebooks=int(_field(source, "num_codebooks", model_type)),
-        pad_token_id=int(_field(source, "pad_token_id", model_type)),
-        audio_channels=int(getattr(source, "audio_channels", 1) or 1),
+        num_codebooks=_field(source, "num_codebooks", model_type),
+        pad_token_id=_field(source, "pad_token_id", model_type),
+        audio_channels=_get(source, "audio_channels") or 1,
     )

@@ -143,7 +143,7 @@ def test_per_example_prompts_equal_generating_each_example_alone(provider, times
 
 def _final_carry(step, state, pattern, prompt, **options) -> _decode.Carry:
     """The loop's state after `generate`'s whole loop (the first call, then steps until it stops)."""
-    fn, prompt, lengths, cfg = lm._generate._prepare(
+    fn, prompt, lengths, values, cfg = lm._generate._prepare(
         step,
         pattern,
         prompt,
@@ -156,7 +156,7 @@ def _final_carry(step, state, pattern, prompt, **options) -> _decode.Carry:
         cfg_coef=None,
         **{"prompt_lengths": None, "step_info": False, "step_returns": "logits", **options},
     )
-    carry = _decode.run_first(fn, state, prompt, lengths, None, cfg=cfg)[0]
+    carry = _decode.run_first(fn, state, prompt, lengths, None, values, cfg=cfg)[0]
     return _decode.run_chunk(fn, carry, cfg=cfg, chunk_steps=len(pattern))[0]
 
 

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_patterns import Pattern
-from jax_patterns.lm._sampling import sample_next_token
+from jax_patterns.lm._sampling import Sampling, sample_next_token
 
 UNKNOWN = -1
 """The token of not-yet-generated positions (audiocraft's `unknown_token`)."""
@@ -72,20 +72,23 @@ class Carry(tp.NamedTuple):
     prompt_lengths: jax.Array  # [B] int32
     needed: jax.Array  # [B, T + 1] int32: `_needed_steps`, the countdown of each example by length
     key: jax.Array
+    sampling: Sampling  # [B] arrays: temperature, top-k, top-p, guidance (traced: new values compile nothing)
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Everything the decode programs read besides arrays (their static key)."""
+    """Everything the decode programs read besides arrays (their static key).
+
+    The sampling values (temperature, top-k, top-p, guidance coefficient) are
+    not here: they are traced arrays of the carry, so a new value compiles
+    nothing; only greedy vs sampling and guidance on/off are static.
+    """
 
     pattern: Pattern
     special_token: int
     start: int  # the step written by the first call; it is fed `seq[..., :start]`
     use_sampling: bool = False
-    temp: float = 1.0
-    top_k: int = 0
-    top_p: float = 0.0
-    cfg_coef: float | None = None
+    guidance: bool = False
     eos_token: int | None = None
     step_info: bool = False
     step_returns: str = "logits"
@@ -130,18 +133,18 @@ def _needed_steps(cfg: Config, prompt_lengths: jax.Array) -> jax.Array:
     return jnp.concatenate([jnp.full((prompt_lengths.shape[0], 1), -1, jnp.int32), running], axis=1)
 
 
-def _call(step_fn: tp.Callable, cfg: Config, state: tp.Any, tokens: jax.Array, info: StepInfo) -> tuple:
+def _call(step_fn: tp.Callable, cfg: Config, state: tp.Any, tokens: jax.Array, info: StepInfo, coef: tp.Any) -> tuple:
     """One call of the step function: classifier-free guidance doubles the batch; info is passed if asked."""
     batch = tokens.shape[0]
-    if cfg.cfg_coef is not None:
+    if cfg.guidance:
         tokens = jnp.concatenate([tokens, tokens], axis=0)
         info = info._replace(
             special=jnp.concatenate([info.special, info.special]), known=jnp.concatenate([info.known, info.known])
         )
     out, state = step_fn(state, tokens, info) if cfg.step_info else step_fn(state, tokens)
-    if cfg.cfg_coef is not None:
+    if cfg.guidance:
         cond, uncond = out[:batch], out[batch:]
-        out = uncond + (cond - uncond) * cfg.cfg_coef
+        out = uncond + (cond - uncond) * coef.astype(out.dtype)[:, None, None]
     return out, state
 
 
@@ -171,12 +174,13 @@ def _step(step_fn: tp.Callable, cfg: Config, carry: Carry, first: bool) -> Carry
     special = (timestep[None, :] < 0) | (timestep[None, :] >= lengths[:, None])
     key = jax.random.fold_in(carry.key, offset)
     tokens = seq[..., : cfg.start] if first else jax.lax.dynamic_slice_in_dim(seq, offset - 1, 1, axis=2)
-    out, state = _call(step_fn, cfg, carry.state, tokens, StepInfo(offset, special, known, key))
+    settings = carry.sampling
+    out, state = _call(step_fn, cfg, carry.state, tokens, StepInfo(offset, special, known, key), settings.cfg_coef)
     _check_output(out, cfg, batch, n_q)
     if cfg.step_returns == "tokens":
         token = out.astype(jnp.int32)
     else:
-        token = sample_next_token(out, key, cfg.use_sampling, cfg.temp, cfg.top_k, cfg.top_p)
+        token = sample_next_token(out, key, cfg.use_sampling, settings.temp, settings.top_k, settings.top_p)
     if cfg.eos_token is not None:
         # a generated codebook-0 code (a prompt code is one below the prompt length): read from the
         # carry, not from `seq`, so that XLA updates the sequence in place instead of copying it
@@ -213,7 +217,9 @@ def _codes(cfg: Config, carry: Carry) -> tuple[jax.Array, jax.Array]:
     return codes, ready
 
 
-def _initial(cfg: Config, prompt: jax.Array, prompt_lengths: jax.Array | None, state: tp.Any, key: tp.Any) -> Carry:
+def _initial(
+    cfg: Config, prompt: jax.Array, prompt_lengths: jax.Array | None, state: tp.Any, key: tp.Any, sampling: Sampling
+) -> Carry:
     """The sequence built from the prompt (codes past each prompt length unknown), before any call."""
     batch, n_q, prompt_len = prompt.shape
     given = prompt.astype(jnp.int32)
@@ -231,7 +237,7 @@ def _initial(cfg: Config, prompt: jax.Array, prompt_lengths: jax.Array | None, s
     key = jax.random.key(0) if key is None else key
     lengths = jnp.full((batch,), cfg.pattern.timesteps, jnp.int32)
     needed = _needed_steps(cfg, prompt_lengths) if cfg.eos_token is not None else jnp.zeros((batch, 0), jnp.int32)
-    return Carry(seq, state, jnp.int32(cfg.start), lengths, prompt_lengths, needed, key)
+    return Carry(seq, state, jnp.int32(cfg.start), lengths, prompt_lengths, needed, key, sampling)
 
 
 def _advance(step_fn: tp.Callable, cfg: Config, carry: Carry, limit: tp.Any) -> Carry:
@@ -245,18 +251,18 @@ def _advance(step_fn: tp.Callable, cfg: Config, carry: Carry, limit: tp.Any) -> 
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
-def run_all(step_fn, state, prompt, prompt_lengths, key, *, cfg: Config) -> tuple[jax.Array, jax.Array]:
+def run_all(step_fn, state, prompt, prompt_lengths, key, sampling, *, cfg: Config) -> tuple[jax.Array, jax.Array]:
     """`generate`'s program: the first call, every step, then the codes and lengths."""
-    carry = _step(step_fn, cfg, _initial(cfg, prompt, prompt_lengths, state, key), True)
+    carry = _step(step_fn, cfg, _initial(cfg, prompt, prompt_lengths, state, key, sampling), True)
     carry = _advance(step_fn, cfg, carry, len(cfg.pattern))
     codes, _ = _codes(cfg, carry)
     return codes, carry.lengths
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
-def run_first(step_fn, state, prompt, prompt_lengths, key, *, cfg: Config) -> tuple:
+def run_first(step_fn, state, prompt, prompt_lengths, key, sampling, *, cfg: Config) -> tuple:
     """`stream`'s first program: the first call; returns the carry and what is complete."""
-    carry = _step(step_fn, cfg, _initial(cfg, prompt, prompt_lengths, state, key), True)
+    carry = _step(step_fn, cfg, _initial(cfg, prompt, prompt_lengths, state, key, sampling), True)
     return (carry, *_codes(cfg, carry), all_finished(cfg, carry) | (carry.offset >= len(cfg.pattern)))
 
 

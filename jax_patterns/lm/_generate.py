@@ -15,8 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_patterns import Pattern
+from jax_patterns._checks import check_flag, check_int_token
 from jax_patterns.lm import _decode
 from jax_patterns.lm._decode import Config
+from jax_patterns.lm._sampling import Sampling, settings
 
 StepFn = tp.Callable[..., tuple[jax.Array, tp.Any]]
 
@@ -68,14 +70,37 @@ def _prompt_lengths(prompt_lengths: tp.Any, batch: int, prompt_len: int) -> tupl
     return array.astype(np.int32), tuple(int(n) for n in array)
 
 
-def _start_step(pattern: Pattern, prompt_len: int, host_lengths: tuple[int, ...] | None, per_example: bool) -> int:
-    """The first step to decode: the earliest one any example needs (its first unknown code's step)."""
-    if not per_example:
-        candidates = {prompt_len}
-    elif host_lengths is not None:
-        candidates = set(host_lengths) or {prompt_len}
-    else:  # traced: any length in [0, T0]
-        candidates = set(range(prompt_len + 1))
+def _sampling(
+    sampling: Sampling | None, batch: int, temp: tp.Any, top_k: tp.Any, top_p: tp.Any, cfg_coef: tp.Any
+) -> Sampling:
+    """The sampling settings from `sampling=` or the keyword arguments (not both), checked, as `[B]` arrays."""
+    if sampling is None:
+        return settings(Sampling(temp, top_k, top_p, cfg_coef), batch)
+    defaults = Sampling()
+    given = [
+        name
+        for name, value, default in zip(Sampling._fields, (temp, top_k, top_p, cfg_coef), defaults)
+        if not (
+            value is default or (type(value) in (int, float) and type(default) in (int, float) and value == default)
+        )
+    ]
+    if given:
+        raise ValueError(
+            f"pass the sampling settings either as `sampling=` or as keywords, not both (got {', '.join(given)} too)"
+        )
+    return settings(sampling, batch)
+
+
+def _start_step(pattern: Pattern, prompt_len: int, per_example: bool) -> int:
+    """The first step to decode: the earliest one any example may need (its first unknown code's step).
+
+    With per-example prompts it is the earliest over every prompt length in
+    `[0, T0]`, whatever the values: one program per (pattern, T0, options)
+    serves every request. Decoding from an earlier step changes no token (prompt
+    positions are kept, and a causal step function sees the same prefix); it
+    only feeds the prompt steps one at a time instead of in the first call.
+    """
+    candidates = set(range(prompt_len + 1)) if per_example else {prompt_len}
     starts = [pattern.get_first_step_with_timesteps(n) for n in sorted(candidates)]
     if any(s is None or s == 0 for s in starts):
         bad = next(n for n, s in zip(sorted(candidates), starts) if s is None or s == 0)
@@ -95,16 +120,17 @@ def _prepare(
     special_token: int,
     key: tp.Any,
     use_sampling: bool,
-    temp: float,
-    top_k: int,
-    top_p: float,
-    cfg_coef: float | None,
+    temp: tp.Any,
+    top_k: tp.Any,
+    top_p: tp.Any,
+    cfg_coef: tp.Any,
     prompt_lengths: tp.Any,
     eos_token: int | None,
     step_info: bool,
     step_returns: str,
     fill_after: int | None = None,
-) -> tuple[jax.tree_util.Partial, jax.Array, tp.Any, Config]:
+    sampling: Sampling | None = None,
+) -> tuple[jax.tree_util.Partial, jax.Array, tp.Any, Sampling, Config]:
     """Every check of `generate` and `stream`, before tracing; returns what the programs take."""
     if not isinstance(pattern, Pattern):
         raise TypeError(f"`pattern` must be a Pattern, got {type(pattern).__name__}")
@@ -114,23 +140,30 @@ def _prepare(
         prompt = np.asarray(prompt)  # moved to the device by the program's call, not here
     if prompt.ndim != 3 or prompt.shape[1] != pattern.n_q:
         raise ValueError(f"`prompt` must be [B, K={pattern.n_q}, T0], got shape {prompt.shape}")
+    if prompt.dtype == np.bool_ or not jnp.issubdtype(prompt.dtype, jnp.integer):
+        raise TypeError(f"`prompt` must hold integer codes, got dtype {prompt.dtype}")
     batch, _, prompt_len = prompt.shape
     if prompt_len >= pattern.timesteps:
         raise ValueError(f"`prompt` has T0={prompt_len} timesteps; expected fewer than timesteps={pattern.timesteps}")
+    special_token = check_int_token("special_token", special_token)
+    use_sampling = check_flag("use_sampling", use_sampling)
     if step_returns not in ("logits", "tokens"):
         raise ValueError(f"`step_returns` must be 'logits' or 'tokens', got {step_returns!r}")
-    if step_returns == "tokens" and cfg_coef is not None:
+    values = _sampling(sampling, batch, temp, top_k, top_p, cfg_coef)
+    if step_returns == "tokens" and values.cfg_coef is not None:
         raise ValueError("`cfg_coef` mixes logits; a step function with step_returns='tokens' applies guidance itself")
-    if step_returns == "logits" and use_sampling and temp > 0.0 and key is None:
-        raise ValueError("sampling (`use_sampling=True`, `temp > 0`) needs a PRNG `key`")
+    if step_returns == "logits" and use_sampling and key is None:
+        given = (sampling or Sampling(temp, top_k, top_p, cfg_coef)).temp
+        if not (isinstance(given, (int, float, np.ndarray, np.generic)) and np.all(np.asarray(given) <= 0)):
+            raise ValueError("sampling (`use_sampling=True`, `temp > 0`) needs a PRNG `key`")
     if eos_token is not None:
         if isinstance(eos_token, bool) or not isinstance(eos_token, (int, np.integer)) or eos_token < 0:
             raise ValueError(f"`eos_token` must be a non-negative int (a code of codebook 0), got {eos_token!r}")
+        eos_token = check_int_token("eos_token", eos_token)
         if eos_token == special_token:
             raise ValueError(f"`eos_token`={eos_token} equals `special_token`; EOS must be a code the model samples")
-        eos_token = int(eos_token)
-    if fill_after is not None and (isinstance(fill_after, bool) or not isinstance(fill_after, (int, np.integer))):
-        raise TypeError(f"`fill_after` must be an int token, got {fill_after!r}")
+    if fill_after is not None:
+        fill_after = check_int_token("fill_after", fill_after)
     fn = _as_pytree(step_fn)
     limit = _max_len(fn)
     if limit is not None and len(pattern) - 1 > limit:
@@ -138,23 +171,20 @@ def _prepare(
             f"the pattern has {len(pattern)} steps, so the step function is fed {len(pattern) - 1} of them, more "
             f"than its max_len={limit}; build the model with max_len >= {len(pattern) - 1}"
         )
-    lengths, host_lengths = _prompt_lengths(prompt_lengths, batch, prompt_len)
+    lengths, _ = _prompt_lengths(prompt_lengths, batch, prompt_len)
     cfg = Config(
         pattern=pattern,
-        special_token=int(special_token),
-        start=_start_step(pattern, prompt_len, host_lengths, prompt_lengths is not None),
-        use_sampling=bool(use_sampling),
-        temp=float(temp),
-        top_k=int(top_k),
-        top_p=float(top_p),
-        cfg_coef=None if cfg_coef is None else float(cfg_coef),
+        special_token=special_token,
+        start=_start_step(pattern, prompt_len, prompt_lengths is not None),
+        use_sampling=use_sampling,
+        guidance=values.cfg_coef is not None,
         eos_token=eos_token,
-        step_info=bool(step_info),
+        step_info=check_flag("step_info", step_info),
         step_returns=step_returns,
         per_example_prompts=prompt_lengths is not None,
-        fill_after=None if fill_after is None else int(fill_after),
+        fill_after=fill_after,
     )
-    return fn, prompt, lengths, cfg
+    return fn, prompt, lengths, values, cfg
 
 
 def generate(
@@ -166,15 +196,16 @@ def generate(
     special_token: int,
     key: jax.Array | None = None,
     use_sampling: bool = False,
-    temp: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 0.0,
-    cfg_coef: float | None = None,
+    temp: tp.Any = 1.0,
+    top_k: tp.Any = 0,
+    top_p: tp.Any = 0.0,
+    cfg_coef: tp.Any = None,
     prompt_lengths: jax.typing.ArrayLike | None = None,
     eos_token: int | None = None,
     step_info: bool = False,
     step_returns: str = "logits",
     fill_after: int | None = None,
+    sampling: Sampling | None = None,
 ) -> tp.Any:
     """Generates `pattern.timesteps` timesteps of codes, audiocraft's `LMModel.generate` step for step.
 
@@ -191,11 +222,11 @@ def generate(
 
     Per-example prompts (`prompt_lengths`): example `b` continues from
     `prompt[b, :, :prompt_lengths[b]]`; its codes past that are ignored. The
-    batch decodes from the earliest step any example needs (with traced
-    lengths, from the step of a prompt of length 0); an example whose prompt
-    reaches further keeps its prompt tokens there and the step function sees
-    them, so for a causal step function each example equals audiocraft's loop
-    run on that example alone.
+    batch decodes from the step a prompt of length 0 needs, whatever the
+    values (one program for every request); an example whose prompt reaches
+    further keeps its prompt tokens there and the step function sees them, so
+    for a causal step function each example equals audiocraft's loop run on
+    that example alone.
 
     EOS (`eos_token`): when codebook 0 samples `eos_token` at timestep `t_e`
     (a generated position, never the prompt), the example's length becomes
@@ -234,10 +265,20 @@ def generate(
       prompt: `[B, K, T0]` codes, `0 <= T0 < timesteps`.
       special_token: the special token id (audiocraft: `card`).
       key: PRNG key, needed when sampling.
-      use_sampling, temp, top_k, top_p: as in audiocraft (greedy by default).
-      cfg_coef: classifier-free guidance: `uncond + (cond - uncond) * cfg_coef`.
+      use_sampling: sample (static) rather than take the argmax (greedy, the default).
+      temp, top_k, top_p: as in audiocraft, each a number or `[B]` (one per
+        example), host or traced: new values compile nothing. `top_k >= card`
+        keeps every code (audiocraft's `torch.topk` raises there).
+      cfg_coef: classifier-free guidance, `uncond + (cond - uncond) * cfg_coef`,
+        a number or `[B]`; None (static) turns guidance off.
+      sampling: the four settings above as one `lm.Sampling` (instead of the
+        keywords, not with them).
       prompt_lengths: optional `[B]` ints in `[0, T0]`, host or traced
         (traced values are clipped into range, the library's `lengths` policy).
+        One program serves every value: decoding starts at the earliest step
+        a prompt of length 0 needs (tokens are the same as from each
+        example's own start; longer prompts are fed step by step after the
+        first call).
       eos_token: optional codebook-0 code that ends an example.
       step_info: call `step_fn(state, tokens, info)`.
       step_returns: `"logits"` (default) or `"tokens"`.
@@ -255,10 +296,12 @@ def generate(
       ValueError: a prompt that does not fit, bad `prompt_lengths`, a pattern
         that does not start with a special token (nothing to predict the first
         step from), sampling without a key, a step function whose `max_len` is
-        shorter than the pattern, or a bad `eos_token` / `step_returns`.
-      TypeError: a `prompt_lengths` of the wrong type, a non-callable `step_fn`.
+        shorter than the pattern, a bad `eos_token` / `step_returns`, a token id
+        outside int32, a sampling setting out of range or of the wrong shape.
+      TypeError: a `prompt_lengths` of the wrong type, a non-callable `step_fn`,
+        a token id that is not an int (4.7, None), non-integer prompt codes.
     """
-    fn, prompt, lengths, cfg = _prepare(
+    fn, prompt, lengths, values, cfg = _prepare(
         step_fn,
         pattern,
         prompt,
@@ -274,8 +317,9 @@ def generate(
         step_info=step_info,
         step_returns=step_returns,
         fill_after=fill_after,
+        sampling=sampling,
     )
-    codes, out_lengths = _decode.run_all(fn, state, prompt, lengths, key, cfg=cfg)
+    codes, out_lengths = _decode.run_all(fn, state, prompt, lengths, key, values, cfg=cfg)
     return codes if eos_token is None else (codes, out_lengths)
 
 
@@ -308,8 +352,8 @@ class Stream:
     def _dispatch(self) -> tuple:
         """Queues the next program (the first call, then chunks); returns its (codes, ready, done, lengths)."""
         if self._carry is None:
-            state, prompt, lengths, key = self._args
-            carry, *out = _decode.run_first(self._fn, state, prompt, lengths, key, cfg=self._cfg)
+            state, prompt, lengths, key, values = self._args
+            carry, *out = _decode.run_first(self._fn, state, prompt, lengths, key, values, cfg=self._cfg)
         else:
             carry, *out = _decode.run_chunk(self._fn, self._carry, cfg=self._cfg, chunk_steps=self._chunk_steps)
         self._carry = carry
@@ -364,15 +408,16 @@ def stream(
     chunk_steps: int,
     key: jax.Array | None = None,
     use_sampling: bool = False,
-    temp: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 0.0,
-    cfg_coef: float | None = None,
+    temp: tp.Any = 1.0,
+    top_k: tp.Any = 0,
+    top_p: tp.Any = 0.0,
+    cfg_coef: tp.Any = None,
     prompt_lengths: jax.typing.ArrayLike | None = None,
     eos_token: int | None = None,
     step_info: bool = False,
     step_returns: str = "logits",
     fill_after: int | None = None,
+    sampling: Sampling | None = None,
     progress: bool | Progress = False,
 ) -> Stream:
     """`generate`, yielding complete frames as it goes: an iterator of int32 numpy `[B, K, n]`.
@@ -393,7 +438,7 @@ def stream(
     Args:
       step_fn, state, pattern, prompt, special_token, key, use_sampling, temp,
         top_k, top_p, cfg_coef, prompt_lengths, eos_token, step_info,
-        step_returns, fill_after: as for `generate`.
+        step_returns, fill_after, sampling: as for `generate`.
       chunk_steps: decode steps per chunk (>= 1): small chunks give frames
         sooner, large chunks fewer host round trips.
       progress: `True` for a tqdm bar over frames (stderr), or a callable
@@ -418,7 +463,7 @@ def stream(
     """
     if isinstance(chunk_steps, bool) or not isinstance(chunk_steps, (int, np.integer)) or chunk_steps < 1:
         raise ValueError(f"`chunk_steps` must be a positive int, got {chunk_steps!r}")
-    fn, prompt, lengths, cfg = _prepare(
+    fn, prompt, lengths, values, cfg = _prepare(
         step_fn,
         pattern,
         prompt,
@@ -434,6 +479,7 @@ def stream(
         step_info=step_info,
         step_returns=step_returns,
         fill_after=fill_after,
+        sampling=sampling,
     )
     callback: tp.Any = None
     if progress is True:
@@ -442,7 +488,7 @@ def stream(
         callback = progress
     elif progress is not False and progress is not None:
         raise TypeError(f"`progress` must be a bool or a callable (ready, total), got {progress!r}")
-    args = jax.device_put((state, prompt, lengths, key))  # explicit: nothing moves implicitly afterwards
+    args = jax.device_put((state, prompt, lengths, key, values))  # explicit: nothing moves implicitly afterwards
     chunks = Stream(fn, cfg, int(chunk_steps), args, callback)
     chunks._pending = chunks._dispatch()  # trace errors surface here, and the first call starts at once
     return chunks
