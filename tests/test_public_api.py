@@ -38,6 +38,7 @@ def test_public_names():
         "UNKNOWN",
         "CodecLM",
         "ModelStep",
+        "Sampling",
         "StepInfo",
         "Stream",
         "compute_predictions",

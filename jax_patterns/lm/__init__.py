@@ -8,6 +8,7 @@ from jax_patterns.lm._generate import stream as stream
 from jax_patterns.lm._model import CodecLM as CodecLM
 from jax_patterns.lm._model import ModelStep as ModelStep
 from jax_patterns.lm._model import step_fn_of as step_fn_of
+from jax_patterns.lm._sampling import Sampling as Sampling
 from jax_patterns.lm._sampling import sample_next_token as sample_next_token
 from jax_patterns.lm._train import compute_predictions as compute_predictions
 from jax_patterns.lm._train import packed_cross_entropy as packed_cross_entropy
@@ -18,6 +19,7 @@ __all__ = (
     "UNKNOWN",
     "CodecLM",
     "ModelStep",
+    "Sampling",
     "StepInfo",
     "Stream",
     "compute_predictions",
