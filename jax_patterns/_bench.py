@@ -615,9 +615,43 @@ def _progress(total: int) -> tp.Any:
     return tqdm(total=total, desc="bench", unit="row group", file=sys.stderr, leave=False)
 
 
+def check_arguments(args: tp.Any) -> None:
+    """Every flag checked before anything is timed, the output folder included (a run takes minutes).
+
+    Raises:
+      ValueError: a size or count below 1, a non-positive `--max-gb`, an output
+        file whose folder does not exist, or a missing `bench` extra.
+    """
+    import math
+    import os
+
+    from jax_patterns.train._command import importable
+
+    missing = [m for m in ("torch", "tqdm") if not importable(m)]
+    if missing:
+        raise ValueError(f"`bench` needs {', '.join(missing)}; install them with: pip install 'jax_patterns[bench]'")
+    for name in ("k", "t"):
+        for value in getattr(args, name):
+            if value < 1:
+                raise ValueError(f"`--{name}` values must be >= 1, got {value}")
+    for name in ("batch", "card", "repeats", "construct_t", "generate_steps", "train_steps"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"`--{name.replace('_', '-')}` must be >= 1, got {getattr(args, name)}")
+    if not (math.isfinite(args.max_gb) and args.max_gb > 0):
+        raise ValueError(f"`--max-gb` must be a positive number, got {args.max_gb}")
+    if args.json_out:
+        folder = os.path.dirname(os.path.abspath(args.json_out))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            raise ValueError(f"`--json-out` {args.json_out!r}: the folder {folder!r} does not exist or is not writable")
+    if args.audiocraft_source and not os.path.isfile(args.audiocraft_source):
+        raise ValueError(f"`--audiocraft-source` {args.audiocraft_source!r}: no such file")
+
+
 def run(args: tp.Any) -> int:
+    check_arguments(args)
     budget = args.max_gb * 2**30
     rows: list[Row] = []
+    printed = 0  # rows already printed as they were measured: the closing table holds the others
     if not args.json:
         print(device_line(), flush=True)
     variants = [(False, "right"), (True, "right"), (True, "left")] if args.lengths else [(False, "right")]
@@ -636,7 +670,8 @@ def run(args: tp.Any) -> int:
                     if ops:
                         rows += bench_ops(k, t, args.batch, args.card, dtype, args.repeats, with_lengths, ops, side)
                         if not args.json:
-                            print(format_rows(rows[-len(ops) :]).split("\n", 1)[1], flush=True)
+                            print(format_rows(rows[-len(ops) :]), flush=True)
+                            printed = len(rows)
                     if bar is not None:
                         bar.update()
     rows += bench_construction(args.construct_t, args.repeats, args.audiocraft_source)
@@ -662,8 +697,9 @@ def run(args: tp.Any) -> int:
     if args.json:
         print(json.dumps(document, indent=1))
     else:
-        print()
-        print(format_rows(rows))
+        if len(rows) > printed:  # the rows measured after the operations (construction, loss, generation)
+            print()
+            print(format_rows(rows[printed:]))
         for r in rows:
             if r.extra:
                 print(

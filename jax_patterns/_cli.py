@@ -101,7 +101,11 @@ def _show(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             raise UserError(f"cannot write the PNG {args.png!r}: the folder {folder!r} does not exist")
     grid = _plot.pattern_grid(pattern, args.valid_only)
     title = f"{provider!r}, T={args.timesteps}" + (" (valid steps)" if args.valid_only else "")
-    print(f"{title}: K={pattern.n_q} codebooks x S={grid.shape[1]} sequence steps, max_delay={pattern.max_delay}")
+    steps = f"{grid.shape[1]} {'valid ' if args.valid_only else ''}steps"
+    print(
+        f"{title}: K={pattern.n_q} codebooks x {steps} (num_sequence_steps={pattern.num_sequence_steps}, "
+        f"audiocraft's count, leaves out step 0), max_delay={pattern.max_delay}"
+    )
     print("(cell = timestep of the code placed there, S = special token)")
     limit = None if args.all_steps else SHOW_MAX_STEPS
     print(_plot.format_grid(grid, limit))
@@ -195,7 +199,10 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
             except ValueError as err:
                 raise UserError(str(err)) from err
         elif args.command == "bench":
-            code = _bench.run(args)
+            try:
+                code = _bench.run(args)
+            except ValueError as err:
+                raise UserError(str(err)) from err
         else:
             code = _show(args, show) if args.command == "show" else _check(args, check)
         sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit

@@ -160,3 +160,57 @@ def test_long_grids_are_cut_with_a_note(capsys):
     assert _cli.main(["show", "delayed", "--n-q", "2", "--timesteps", "200"]) == 0
     out = capsys.readouterr().out
     assert "(first 80 of 202 steps; --all-steps prints them all)" in out and ", ...]" in out
+
+
+# --- issue 17: bench and train user errors, extras, N/A rows, the show header ----------------------------------------
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--repeats", "0"], "`--repeats` must be >= 1, got 0"),
+        (["--k", "0"], "`--k` values must be >= 1, got 0"),
+        (["--t", "4", "-3"], "`--t` values must be >= 1, got -3"),
+        (["--max-gb", "nan"], "`--max-gb` must be a positive number, got nan"),
+        (["--json-out", "/nonexistent/x.json"], "`--json-out` '/nonexistent/x.json': the folder '/nonexistent'"),
+        (["--audiocraft-source", "missing.py"], "`--audiocraft-source` 'missing.py': no such file"),
+    ],
+)
+def test_bad_bench_flags_are_one_line_before_anything_is_timed(flags, message, capsys):
+    assert _cli.main(["bench", *flags]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # refused before the device line: nothing was run
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+BLOCK = "import sys; sys.modules.update({{m: None for m in {modules}}}); from jax_patterns._cli import main; "
+
+
+@pytest.mark.parametrize(
+    ("modules", "argv", "message"),
+    [
+        (["grain"], ["train", "--steps", "1", "--batch-size", "1"], "pip install 'jax_patterns[train]'"),
+        (["torch"], ["bench"], "`bench` needs torch; install them with: pip install 'jax_patterns[bench]'"),
+        (["torch"], ["check", "delayed"], "pip install 'jax_patterns[torch]'"),
+    ],
+)
+def test_each_command_names_the_extra_it_needs(modules, argv, message):
+    code = BLOCK.format(modules=modules) + f"raise SystemExit(main({argv!r}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_check_reports_audiocrafts_t0_as_not_applicable(tmp_path):
+    source = tmp_path / "codebooks_patterns.py"
+    source.write_text(FAKE_AUDIOCRAFT)
+    done = run("check", "coarse-first", "--n-q", "2", "--timesteps", "0", "--audiocraft-source", str(source))
+    assert done.returncode == 0, done.stderr
+    assert "T=0  vs audiocraft       N/A (audiocraft crashes on T=0)" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "8 passed, 0 failed, 8 skipped"
+
+
+def test_show_header_says_which_step_count_is_which(capsys):
+    assert _cli.main(["show", "delayed", "--n-q", "4", "--timesteps", "8"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert "K=4 codebooks x 12 steps (num_sequence_steps=11, audiocraft's count, leaves out step 0)" in header

@@ -176,3 +176,92 @@ def test_bad_flags_exit_with_a_message():
     argv, env = command("--steps", "2", "--batch-size", "3", devices=2)
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "`--batch-size`=3 must be a multiple of the 2 devices" in done.stderr
+
+
+# --- issue 17: every valid command line trains on a finite loss; user errors are one line, exit 2 -------------------
+@pytest.mark.parametrize("max_frames", [8, 4])
+def test_batches_with_an_empty_codebook_train_on_a_finite_loss(max_frames):
+    records = train(Options(steps=6, batch_size=2, dim=8, max_frames=max_frames, log_every=1))
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6]
+    assert all(np.isfinite(r["loss"]) for r in records), records
+    json.loads(json.dumps(records, allow_nan=False))  # strict JSON
+
+
+def test_the_skip_empty_loss_is_the_mean_over_codebooks_with_targets_and_its_gradient_is_finite():
+    import jax
+    import jax.numpy as jnp
+
+    from jax_patterns import lm
+
+    logits = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3, 4, 5)), jnp.float32)
+    targets = np.full((2, 3, 4), -1, np.int32)
+    targets[0, 0, :2] = [1, 2]
+    targets[1, 2, 3] = 4  # codebook 1 has no target
+    plain, per = lm.packed_cross_entropy(logits, targets)
+    assert np.isnan(float(plain)) and np.isnan(float(per[1]))
+    loss, per = lm.packed_cross_entropy(logits, targets, skip_empty=True)
+    np.testing.assert_allclose(float(loss), (float(per[0]) + float(per[2])) / 2, rtol=1e-6)
+    grad = jax.grad(lambda x: lm.packed_cross_entropy(x, targets, skip_empty=True)[0])(logits)
+    assert np.isfinite(np.asarray(grad)).all()
+    none = np.full((2, 3, 4), -1, np.int32)
+    assert float(lm.packed_cross_entropy(logits, none, skip_empty=True)[0]) == 0.0
+
+
+def test_a_checkpoint_dir_that_is_a_file_is_refused_before_training(tmp_path):
+    path = tmp_path / "a_file"
+    path.write_text("")
+    for extra in ([], ["--local-processes", "2"]):
+        argv, env = command("--steps", "2", "--batch-size", "2", "--checkpoint-dir", str(path), *extra, devices=1)
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert done.stderr.strip().splitlines() == [
+            f"python -m jax_patterns: error: `--checkpoint-dir` {str(path)!r} is a file; expected a directory "
+            "(it is created if missing)"
+        ]
+
+
+def test_a_failing_checkpoint_write_ends_promptly_with_an_error():
+    """orbax logs a worker thread's failure and may leave `save` waiting: the guard raises instead of hanging."""
+    import logging
+    import threading
+
+    from jax_patterns.train import _loop
+
+    def save_that_hangs():
+        def worker():
+            logging.getLogger("absl").error("_SignalingThread.run() raised an exception: [Errno 20] Not a directory")
+
+        threading.Thread(target=worker).start()
+        threading.Event().wait()  # what CheckpointManager.save does after such a failure: wait forever
+
+    began = time.monotonic()
+    with pytest.raises(_loop.CheckpointError, match=r"saving step 3 failed: .*Not a directory"):
+        _loop._guarded("saving step 3", save_that_hangs)
+    assert time.monotonic() - began < 30
+    with pytest.raises(_loop.CheckpointError, match=r"restoring failed: OSError: disk full"):
+        _loop._guarded("restoring", lambda: (_ for _ in ()).throw(OSError("disk full")))
+
+
+def test_resuming_with_other_model_flags_names_them(tmp_path):
+    run_train(checkpoint_dir=str(tmp_path), steps=4, dim=8)
+    with pytest.raises(ValueError, match=r"holds a run made with --dim 8 \(now 16\); resume with the same flags"):
+        run_train(checkpoint_dir=str(tmp_path), steps=8, dim=16)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--coordinator", "foo"], "`--coordinator` must be HOST:PORT with a port in [1, 65535], got 'foo'"),
+        (["--coordinator", "host:0"], "`--coordinator` must be HOST:PORT"),
+        (["--dim", "6"], "`--dim`=6 must be a multiple of the model's 4 attention heads"),
+        (["--seed", "-1"], "`--seed` must be >= 0, got -1"),
+        (["--stop-after", "9"], "`--stop-after`=9 must lie in [1, --steps=2]"),
+        (["--local-processes", "2", "--dim", "6"], "`--dim`=6 must be a multiple"),
+    ],
+)
+def test_bad_train_flags_are_one_line_before_anything_runs(flags, message, capsys):
+    from jax_patterns import _cli
+
+    assert _cli.main(["train", "--steps", "2", "--batch-size", "2", *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err

@@ -125,7 +125,8 @@ def compare(
     `audiocraft` is given (its `codebooks_patterns` module or an equivalent
     audiocraft provider), in the genuine audiocraft code too. Lengths that
     audiocraft cannot handle (T=0 or an empty sequence) are compared with the
-    reference path only.
+    reference path only, and reported against audiocraft as `N/A` rows
+    (counted as skipped).
 
     Returns:
       One `CheckResult` per comparison; `mismatch` names the first differing
@@ -155,7 +156,10 @@ def compare(
                 results.append(CheckResult(name, t, op, kovs, "torch reference", _diff(ours, theirs)))
                 if audiocraft is not None and ac_error is not None and t > 0:
                     results.append(CheckResult(name, t, op, kovs, "audiocraft", None, ac_error))
-                elif ac_pattern is not None and steps > 0:
+                elif audiocraft is not None and (t == 0 or steps == 0):  # reported, never dropped
+                    why = "audiocraft crashes on T=0" if t == 0 else "audiocraft crashes on an empty sequence"
+                    results.append(CheckResult(name, t, op, kovs, "audiocraft", None, why))
+                elif ac_pattern is not None:
                     try:
                         theirs = run_torch(ac_pattern, _PatternMethods)
                     except Exception as err:  # noqa: BLE001 - as above

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_patterns import Pattern
+from jax_patterns._checks import check_flag
 
 NAN = float("nan")
 
@@ -222,7 +223,7 @@ def _cross_entropy(logits_seq, codes, steps_of, valid, mask, *, average: str):
 
 
 def packed_cross_entropy(
-    logits_seq: jax.typing.ArrayLike, targets: jax.typing.ArrayLike
+    logits_seq: jax.typing.ArrayLike, targets: jax.typing.ArrayLike, *, skip_empty: bool = False
 ) -> tuple[jax.Array, jax.Array]:
     """The pattern cross entropy of packed rows (`jax_patterns.pack`), with audiocraft's averaging.
 
@@ -235,9 +236,15 @@ def packed_cross_entropy(
     `lengths=` (tested, with the gradient). Targets outside `[0, card)` other
     than -1 make that codebook's loss NaN (host targets raise).
 
+    A codebook with no target in the batch has a NaN loss, audiocraft's mean of
+    nothing; with `skip_empty=True` (a training objective, what `python -m
+    jax_patterns train` uses) the mean is over the codebooks that have targets,
+    with a finite gradient, and a batch with no target at all gives 0.
+
     Args:
       logits_seq: `[B, K, S, card]` logits on the packed tokens.
       targets: `[B, K, S]` int targets (`Packed.targets`).
+      skip_empty: leave codebooks without targets out of the mean.
 
     Returns:
       `(ce, ce_per_codebook [K])`, float32.
@@ -269,7 +276,7 @@ def packed_cross_entropy(
             raise ValueError(
                 f"`targets`[{b}, {q}, {s}] = {int(host[b, q, s])}; expected -1 or a code in [0, card={card})"
             )
-    return _packed_cross_entropy(logits_seq, targets)
+    return _packed_cross_entropy(logits_seq, targets, skip_empty=check_flag("skip_empty", skip_empty))
 
 
 def _target_nll(logits_seq: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -280,13 +287,19 @@ def _target_nll(logits_seq: jax.Array, targets: jax.Array) -> tuple[jax.Array, j
     return jnp.where(valid, _log_normalizer(logits_seq) - picked.astype(jnp.float32), 0.0), valid
 
 
-@jax.jit
-def _packed_cross_entropy(logits_seq, targets):
+@functools.partial(jax.jit, static_argnames=("skip_empty",))
+def _packed_cross_entropy(logits_seq, targets, *, skip_empty: bool = False):
     logits_seq, targets = jnp.asarray(logits_seq), jnp.asarray(targets)
     nll, valid = _target_nll(logits_seq, targets)
-    bad = valid & ((targets < 0) | (targets >= logits_seq.shape[-1]))
-    per_codebook = jnp.sum(nll, axis=(0, 2)) / jnp.sum(valid, axis=(0, 2)).astype(jnp.float32)
-    per_codebook = jnp.where(jnp.any(bad, axis=(0, 2)), jnp.nan, per_codebook)
+    bad = jnp.any(valid & ((targets < 0) | (targets >= logits_seq.shape[-1])), axis=(0, 2))
+    count = jnp.sum(valid, axis=(0, 2)).astype(jnp.float32)
+    if skip_empty:  # no 0 / 0 anywhere, so the gradient stays finite too
+        safe = jnp.sum(nll, axis=(0, 2)) / jnp.maximum(count, 1.0)
+        scored = count > 0
+        mean = jnp.sum(jnp.where(scored, safe, 0.0)) / jnp.maximum(jnp.sum(scored), 1).astype(jnp.float32)
+        per_codebook = jnp.where(bad | ~scored, jnp.nan, safe)
+        return jnp.where(jnp.any(bad), jnp.nan, mean), per_codebook
+    per_codebook = jnp.where(bad, jnp.nan, jnp.sum(nll, axis=(0, 2)) / count)
     return jnp.mean(per_codebook), per_codebook
 
 

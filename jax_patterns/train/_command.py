@@ -20,7 +20,10 @@ import threading
 import time
 import typing as tp
 
-from jax_patterns.train._loop import Options, print_record, train
+from jax_patterns.train._loop import CheckpointError, Options, print_record, train
+
+NUM_HEADS = 4
+"""The example model's attention heads: `--dim` must be a multiple of it."""
 
 
 def add_arguments(parser: tp.Any) -> None:
@@ -33,7 +36,7 @@ def add_arguments(parser: tp.Any) -> None:
     parser.add_argument("--log-every", type=int, default=10, help="steps between JSON lines (and the last step)")
     parser.add_argument("--save-every", type=int, default=50, help="steps between checkpoints (and the last step)")
     parser.add_argument("--max-frames", type=int, default=64, help="longest example (timesteps)")
-    parser.add_argument("--dim", type=int, default=64, help="model width (2 layers, 4 heads)")
+    parser.add_argument("--dim", type=int, default=64, help="model width, a multiple of 4 (2 layers, 4 heads)")
     many = parser.add_mutually_exclusive_group()
     many.add_argument("--local-processes", type=int, metavar="P", help="run P local processes (jax.distributed)")
     many.add_argument("--coordinator", metavar="HOST:PORT", help="the coordinator of a multi-process run")
@@ -45,6 +48,14 @@ def options_of(args: tp.Any) -> Options:
     for name in ("steps", "batch_size", "log_every", "save_every", "max_frames", "dim", "num_processes"):
         if getattr(args, name) < 1:
             raise ValueError(f"`--{name.replace('_', '-')}` must be >= 1, got {getattr(args, name)}")
+    if args.seed < 0:
+        raise ValueError(f"`--seed` must be >= 0, got {args.seed}")
+    if args.dim % NUM_HEADS:
+        raise ValueError(f"`--dim`={args.dim} must be a multiple of the model's {NUM_HEADS} attention heads")
+    if args.stop_after is not None and not 1 <= args.stop_after <= args.steps:
+        raise ValueError(f"`--stop-after`={args.stop_after} must lie in [1, --steps={args.steps}]")
+    if args.coordinator is not None:
+        check_coordinator(args.coordinator)
     if args.coordinator is None and (args.num_processes != 1 or args.process_id != 0):
         raise ValueError("`--num-processes` and `--process-id` go with `--coordinator HOST:PORT`")
     if not 0 <= args.process_id < args.num_processes:
@@ -66,11 +77,59 @@ def options_of(args: tp.Any) -> Options:
     )
 
 
+def check_coordinator(address: tp.Any) -> None:
+    """`--coordinator` must be HOST:PORT with a port in [1, 65535] (jax.distributed's own error is a traceback)."""
+    host, colon, port = str(address).rpartition(":")
+    if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"`--coordinator` must be HOST:PORT with a port in [1, 65535], got {address!r}")
+
+
+def importable(module: str) -> bool:
+    """Whether `module` imports (a missing optional dependency is named, never a traceback)."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def missing_extra() -> str | None:
+    """The message naming the `train` extra when one of its packages is missing, else None."""
+    missing = [m for m in ("grain", "optax", "orbax.checkpoint") if not importable(m)]
+    if not missing:
+        return None
+    return f"`train` needs {', '.join(missing)}; install them with: pip install 'jax_patterns[train]'"
+
+
 def run(args: tp.Any, argv: tp.Sequence[str]) -> int:
-    """Runs the command; returns the exit code."""
+    """Runs the command; returns the exit code.
+
+    Raises:
+      ValueError: a user error (a bad flag or checkpoint directory): one line, exit 2.
+    """
+    message = missing_extra()
+    if message is not None:
+        raise ValueError(message)
+    try:
+        return _run(args, argv)
+    except CheckpointError as err:
+        # orbax may leave non-daemon threads waiting on the failed write: leave at once, with the error
+        print(f"python -m jax_patterns train: error: {err}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(1)
+
+
+def _run(args: tp.Any, argv: tp.Sequence[str]) -> int:
     if args.local_processes is not None:
         if args.local_processes < 1:
             raise ValueError(f"`--local-processes` must be >= 1, got {args.local_processes}")
+        options_of(args)  # every flag checked here, before any process starts
+        if args.checkpoint_dir is not None:
+            from jax_patterns.train._loop import check_checkpoint_dir
+
+            check_checkpoint_dir(args.checkpoint_dir)
         return launch(args.local_processes, _without_local_processes(argv))
     options = options_of(args)
     if options.coordinator is None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import sys
 import time
 import typing as tp
@@ -70,8 +71,12 @@ def train(options: Options, emit: tp.Callable[[dict], None] | None = None) -> li
     """Trains the NNX `CodecLM` on `MarkovCodes`; returns the logged records (also printed as JSON by process 0).
 
     Raises:
-      ValueError: a batch size that the devices do not divide, or bad step numbers.
+      ValueError: a batch size that the devices do not divide, bad step numbers, a
+        checkpoint directory that is a file or not writable, or one made with other flags.
+      CheckpointError: a checkpoint that could not be saved or restored (raised promptly).
     """
+    if options.checkpoint_dir is not None:
+        check_checkpoint_dir(options.checkpoint_dir)
     _distributed(options)
     import jax
     import optax
@@ -123,7 +128,8 @@ def train(options: Options, emit: tp.Callable[[dict], None] | None = None) -> li
     def step(state, batch):
         def loss_fn(params):
             logits = nnx.merge(graphdef, params)(batch["tokens"], batch["segment_ids"], batch["positions"])
-            return lm.packed_cross_entropy(logits, batch["targets"])[0]
+            # codebooks without a target in this batch (short rows, delayed codebooks) are left out of the mean
+            return lm.packed_cross_entropy(logits, batch["targets"], skip_empty=True)[0]
 
         loss, grads = jax.value_and_grad(loss_fn)(state["params"])
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
@@ -152,6 +158,8 @@ def train(options: Options, emit: tp.Callable[[dict], None] | None = None) -> li
                 "padding_fraction": padded / seen,
             }
             records.append(record)
+            if not np.isfinite(value):
+                raise FloatingPointError(f"the loss of step {number} is {value}; the run cannot go on")
             if emit is not None and jax.process_index() == 0:
                 emit(record)
             _say(f"step {number}/{options.steps}  loss {value:.4f}  {record['tokens_per_s']:.0f} tokens/s")
@@ -162,16 +170,70 @@ def train(options: Options, emit: tp.Callable[[dict], None] | None = None) -> li
             import grain
             import orbax.checkpoint as ocp
 
-            manager.save(
-                number,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardSave(state), data=grain.checkpoint.CheckpointSave(iterator)
+            _guarded(
+                f"saving the checkpoint of step {number} to {options.checkpoint_dir!r}",
+                lambda: manager.save(
+                    number,
+                    args=ocp.args.Composite(
+                        state=ocp.args.StandardSave(state), data=grain.checkpoint.CheckpointSave(iterator)
+                    ),
                 ),
             )
     if manager is not None:
-        manager.wait_until_finished()
+        _guarded(f"finishing the checkpoints in {options.checkpoint_dir!r}", manager.wait_until_finished)
         manager.close()
     return records
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be saved or restored; the run must end (orbax may leave threads waiting)."""
+
+
+class _Collect(logging.Handler):
+    """Collects the errors orbax's worker threads log (they are logged there, not raised to the caller)."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _guarded(what: str, action: tp.Callable[[], tp.Any]) -> tp.Any:
+    """Runs a checkpoint `action` so that a failure ends it promptly: raises `CheckpointError`, never hangs.
+
+    orbax runs its writes in worker threads; when one fails, it logs the error
+    and `save` may wait for a signal that never comes. The action runs in a
+    daemon thread, watched together with the errors those threads log.
+    """
+    import threading
+
+    failures = _Collect()
+    loggers = [logging.getLogger(name) for name in ("absl", "orbax")]
+    for logger in loggers:
+        logger.addHandler(failures)
+    outcome: dict[str, tp.Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = action()
+        except BaseException as err:  # noqa: BLE001 - handed to the caller
+            outcome["error"] = err
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive() and not failures.messages:
+            worker.join(0.05)
+    finally:
+        for logger in loggers:
+            logger.removeHandler(failures)
+    if "error" in outcome or failures.messages:
+        cause = outcome.get("error")
+        detail = f"{type(cause).__name__}: {cause}" if cause is not None else failures.messages[0]
+        raise CheckpointError(f"{what} failed: {detail.splitlines()[0]}") from cause
+    return outcome.get("value")
 
 
 def _restore(options: Options, state: tp.Any, iterator: tp.Any) -> tuple[tp.Any, tp.Any, int]:
@@ -184,23 +246,67 @@ def _restore(options: Options, state: tp.Any, iterator: tp.Any) -> tuple[tp.Any,
     import jax
     import orbax.checkpoint as ocp
 
-    manager = ocp.CheckpointManager(
-        os.path.abspath(options.checkpoint_dir),
-        options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True),
-    )
+    folder = os.path.abspath(options.checkpoint_dir)
+    made_with = _made_with(options)
+    recorded = os.path.join(folder, FLAGS_FILE)
+    if os.path.exists(recorded):  # a checkpoint made with other model or data flags cannot be resumed
+        with open(recorded) as f:
+            before = json.load(f)
+        changed = [f"--{k.replace('_', '-')} {before[k]} (now {v})" for k, v in made_with.items() if before.get(k) != v]
+        if changed:
+            raise ValueError(
+                f"`--checkpoint-dir` {options.checkpoint_dir!r} holds a run made with "
+                + ", ".join(changed)
+                + "; resume with the same flags, or use another directory"
+            )
+    manager = ocp.CheckpointManager(folder, options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
     latest = manager.latest_step()
     if latest is None:
+        if jax.process_index() == 0:
+            with open(recorded, "w") as f:
+                json.dump(made_with, f)
         return manager, state, 1
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    restored = manager.restore(
-        latest,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract), data=grain.checkpoint.CheckpointRestore(iterator)
+    restored = _guarded(
+        f"restoring the checkpoint of step {latest} from {options.checkpoint_dir!r}",
+        lambda: manager.restore(
+            latest,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract), data=grain.checkpoint.CheckpointRestore(iterator)
+            ),
         ),
     )
     return manager, restored["state"], latest + 1
 
 
+FLAGS_FILE = "jax_patterns_train.json"
+"""The flags a checkpoint directory's run was made with (model shape and data order), checked on resume."""
+
+
+def _made_with(options: Options) -> dict:
+    keys = ("dim", "max_frames", "n_q", "card", "pack", "seed", "batch_size")
+    return {k: getattr(options, k) for k in keys}
+
+
+def check_checkpoint_dir(path: str) -> None:
+    """Refuses a `--checkpoint-dir` that is not a writable directory (or cannot become one), before training.
+
+    Raises:
+      ValueError: naming the flag and the reason.
+    """
+    import os
+    import tempfile
+
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"`--checkpoint-dir` {path!r} is a file; expected a directory (it is created if missing)")
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise ValueError(f"`--checkpoint-dir` {path!r} is not a writable directory: {err.strerror or err}") from err
+
+
 def print_record(record: dict) -> None:
-    """One JSON line on stdout per logged step."""
-    print(json.dumps(record), flush=True)
+    """One JSON line on stdout per logged step (strict JSON: no NaN or Infinity)."""
+    print(json.dumps(record, allow_nan=False), flush=True)
