@@ -338,7 +338,6 @@ class HiggsAudio:
 
         With `lengths`, example `b` has `lengths[b]` frames (eos past them).
         """
-        import jax.numpy as jnp
 
         timesteps = check_int("timesteps", timesteps, minimum=0)
         batch = np.shape(ids)[:-2]

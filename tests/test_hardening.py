@@ -120,7 +120,7 @@ def test_a_special_token_inside_a_codebook_range_is_refused():
     assert_same(pattern.from_stream(stream, [0, 1024], 2048, card=1024), seq)
 
 
-# --- 5, 6, 9. packing: the valid-steps contract, the special token, plan_rows ------------------------------------------
+# --- 5, 6, 9. packing: the valid-steps contract, the special token, plan_rows -----------------------------------------
 def test_unpack_says_which_codes_a_valid_steps_row_cannot_hold():
     examples = [np.array([[1, 2, 3], [4, 5, 6]]), np.array([[7], [8]])]
     packed = jp.pack(examples, jp.DelayedPatternProvider(2), row_steps=8, special_token=SPECIAL)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_patterns import Pattern
-from jax_patterns._checks import check_flag
+from jax_patterns._checks import check_flag, validate_lengths
 
 NAN = float("nan")
 
@@ -154,6 +154,8 @@ def pattern_cross_entropy(
     code_dtype = codes.dtype if hasattr(codes, "dtype") else np.asarray(codes).dtype
     if not jnp.issubdtype(code_dtype, jnp.integer):
         raise TypeError(f"`codes` must hold integer codes, got dtype {code_dtype}")
+    if lengths is not None:  # one length per example of this batch (the pattern alone would take any batch shape)
+        validate_lengths(lengths, (batch,), pattern.timesteps)
     steps_of, valid = pattern.logit_steps(keep_only_valid_steps, lengths=lengths, padding_side=padding_side)
     if mask is not None and tuple(np.shape(mask)) != shapes[1]:
         raise ValueError(f"`mask` has shape {tuple(np.shape(mask))}; expected the codes' shape {shapes[1]}")

@@ -17,6 +17,7 @@ the last one, and its losses are those of a run that never stopped.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import sys
@@ -170,14 +171,12 @@ def train(options: Options, emit: tp.Callable[[dict], None] | None = None) -> li
             import grain
             import orbax.checkpoint as ocp
 
+            args = ocp.args.Composite(
+                state=ocp.args.StandardSave(state), data=grain.checkpoint.CheckpointSave(iterator)
+            )
             _guarded(
                 f"saving the checkpoint of step {number} to {options.checkpoint_dir!r}",
-                lambda: manager.save(
-                    number,
-                    args=ocp.args.Composite(
-                        state=ocp.args.StandardSave(state), data=grain.checkpoint.CheckpointSave(iterator)
-                    ),
-                ),
+                functools.partial(manager.save, number, args=args),
             )
     if manager is not None:
         _guarded(f"finishing the checkpoints in {options.checkpoint_dir!r}", manager.wait_until_finished)

@@ -1,0 +1,139 @@
+"""The public API with bad values: every entry point raises ValueError/TypeError naming the argument (issue 17).
+
+Each row is (entry point, the argument it gets wrong, a call that puts the bad value there); every bad value of
+the row's kind (None, floats, bools, out-of-range ints, negative sizes, wrong shapes) must raise `ValueError` or
+`TypeError` whose message names the argument. The command line's rows are in `test_cli.py` and `test_train.py`
+(one line on stderr, exit 2).
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+import jax_patterns as jp
+from jax_patterns import lm, presets
+
+P = jp.DelayedPatternProvider(2)
+PAT = P.get_pattern(4)
+FLAT = jp.DelayedPatternProvider(2, [0, 0], flatten_first=1 << 20, empty_initial=-1).get_pattern(3)
+CODES = np.zeros((1, 2, 4), np.int32)
+SEQ = np.asarray(PAT.build_pattern_sequence(CODES, 8)[0])
+LOGITS = np.zeros((1, 2, len(PAT), 8), np.float32)
+
+
+def step_fn(state, tokens):
+    return jax.nn.one_hot(tokens[:, :, -1] % 8, 8), state
+
+
+def generate(**options):
+    base = dict(special_token=8, key=jax.random.key(0))
+    return lm.generate(step_fn, 0, PAT, np.zeros((1, 2, 1), np.int32), **{**base, **options})
+
+
+TOKEN = [None, 4.7, True, 2**40, "8"]  # a token id: an int that int32 codes hold
+LENGTHS = [None, 2.5, True, -1, 5, [1, 2], np.array([1.0])]  # one length per example, in [0, T]
+SIZE = [None, 2.5, True, -1, 0]  # a positive int
+FLAG = [None, 1, "yes"]
+
+ROWS = [
+    # the operations
+    ("build_pattern_sequence", "special_token", TOKEN, lambda v: PAT.build_pattern_sequence(CODES, v)),
+    ("build_pattern_sequence", "fill_after", TOKEN[1:], lambda v: PAT.build_pattern_sequence(CODES, 8, fill_after=v)),
+    ("build_pattern_sequence", "lengths", LENGTHS[1:], lambda v: PAT.build_pattern_sequence(CODES, 8, lengths=v)),
+    ("build_pattern_sequence", "keep_only_valid_steps", FLAG, lambda v: PAT.build_pattern_sequence(CODES, 8, v)),
+    ("revert_pattern_sequence", "special_token", TOKEN, lambda v: PAT.revert_pattern_sequence(SEQ, v)),
+    ("revert_pattern_sequence", "lengths", LENGTHS[1:], lambda v: PAT.revert_pattern_sequence(SEQ, 8, lengths=v)),
+    ("revert_pattern_logits", "card_axis", [None, 1.0, True, 7], lambda v: PAT.revert_pattern_logits(LOGITS, 0.0,
+                                                                                                    card_axis=v)),
+    ("to_stream", "special_token", TOKEN, lambda v: FLAT.to_stream(np.zeros((2, 6), np.int32), [0, 100], v)),
+    ("to_stream", "offsets", [None, [0], [0.5, 1], [0, 2**40]], lambda v: FLAT.to_stream(np.zeros((2, 6), np.int32),
+                                                                                        v, -1)),
+    ("to_stream", "card", SIZE[1:], lambda v: FLAT.to_stream(np.zeros((2, 6), np.int32), [0, 100], -1, card=v)),
+    ("from_stream", "offsets", [None, [0], [0.5, 1]], lambda v: FLAT.from_stream(np.zeros(6, np.int32), v, -1)),
+    # providers
+    ("DelayedPatternProvider", "n_q", SIZE, lambda v: jp.DelayedPatternProvider(v)),
+    ("DelayedPatternProvider", "delays", [[0, -1], [0.5, 1], [0]], lambda v: jp.DelayedPatternProvider(2, v)),
+    ("get_pattern", "timesteps", [None, 2.5, True, -1], lambda v: P.get_pattern(v)),
+    # packing
+    ("pack", "special_token", TOKEN, lambda v: jp.pack([CODES[0]], P, row_steps=8, special_token=v)),
+    ("pack", "row_steps", SIZE, lambda v: jp.pack([CODES[0]], P, row_steps=v, special_token=8)),
+    ("pack", "max_segments", SIZE[1:], lambda v: jp.pack([CODES[0]], P, row_steps=8, special_token=8,
+                                                        max_segments=v)),
+    ("pack", "rows", [2.5, True, -1], lambda v: jp.pack([CODES[0]], P, row_steps=8, special_token=8, rows=v)),
+    ("segment", "special_token", TOKEN, lambda v: jp.segment(CODES[0], P, v)),
+    ("plan_rows", "steps[0]", [None, 2.5, True, -1, 0], lambda v: jp.plan_rows([v], 8)),
+    ("plan_rows", "row_steps", SIZE, lambda v: jp.plan_rows([1], v)),
+    ("unpack", "special_token", [None, 4.7, 2**40], lambda v: jp.unpack(jp.pack([CODES[0]], P, row_steps=8,
+                                                                                special_token=8).tokens,
+                                                                        jp.pack([CODES[0]], P, row_steps=8,
+                                                                                special_token=8), v)),
+    # lm
+    ("generate", "special_token", TOKEN, lambda v: generate(special_token=v)),
+    ("generate", "fill_after", TOKEN[1:], lambda v: generate(fill_after=v)),
+    ("generate", "eos_token", [4.7, True, -1, 2**40], lambda v: generate(eos_token=v)),
+    ("generate", "prompt_lengths", LENGTHS[1:], lambda v: generate(prompt_lengths=v)),
+    ("generate", "temp", [None, True, -1.0, float("inf"), [1.0, 2.0], "1"], lambda v: generate(temp=v)),
+    ("generate", "top_k", [None, 2.5, True, -1, [1, 2]], lambda v: generate(top_k=v)),
+    ("generate", "top_p", [None, True, -0.1, 1.5, [0.5, 0.5]], lambda v: generate(top_p=v)),
+    ("generate", "cfg_coef", [True, float("nan"), [1.0, 2.0]], lambda v: generate(cfg_coef=v)),
+    ("generate", "use_sampling", FLAG, lambda v: generate(use_sampling=v)),
+    ("generate", "step_info", FLAG, lambda v: generate(step_info=v)),
+    ("generate", "sampling", [(1.0, 0, 0.0, None), 3], lambda v: generate(sampling=v)),
+    ("stream", "chunk_steps", SIZE, lambda v: lm.stream(step_fn, 0, PAT, np.zeros((1, 2, 1), np.int32),
+                                                        special_token=8, chunk_steps=v)),
+    ("pattern_cross_entropy", "lengths", LENGTHS[1:], lambda v: lm.pattern_cross_entropy(LOGITS, CODES, PAT, keep_only_valid_steps=False,
+                                                                                         lengths=v)),
+    ("packed_cross_entropy", "skip_empty", FLAG, lambda v: lm.packed_cross_entropy(LOGITS, SEQ * 0 - 1,
+                                                                                       skip_empty=v)),
+    ("sample_next_token", "top_k", [], lambda v: None),
+    # presets
+    ("MusicGen", "num_codebooks", SIZE, lambda v: presets.MusicGen(v, 8)),
+    ("MusicGen", "pad_token_id", [None, 4.7, True, -1], lambda v: presets.MusicGen(2, v)),
+    ("MusicGen", "audio_channels", [None, 1.0, 3], lambda v: presets.MusicGen(2, 8, v)),
+    ("MusicGen.labels", "lengths", LENGTHS[1:], lambda v: presets.MusicGen(2, 8).labels(CODES, v)),
+    ("MusicGen.decode", "timesteps", [None, 2.5, -1], lambda v: presets.MusicGen(2, 8).decode(SEQ, v)),
+    ("MusicGen.sequence", "codes", [None, np.zeros((2, 4)), np.zeros((1, 3, 4), np.int32), np.full((1, 2, 4), 8),
+                                    np.zeros((1, 2, 4))], lambda v: presets.MusicGen(2, 8).sequence(v)),
+    ("Moshi", "audio_vocab_size", [None, 2.5, -1], lambda v: presets.Moshi(2, v)),
+    ("Moshi.labels", "lengths", LENGTHS[1:], lambda v: presets.Moshi(2, 8).labels(CODES, v)),
+    ("Moshi.sequence", "timesteps", [2.5, -1, 2], lambda v: presets.Moshi(2, 8).sequence(CODES, v)),
+    ("HiggsAudio", "audio_stream_eos_id", [None, 2.5, -1, 8], lambda v: presets.HiggsAudio(2, 8, v)),
+    ("HiggsAudio.sequence", "lengths", LENGTHS[1:], lambda v: presets.HiggsAudio(2, 8, 9).sequence(CODES, v)),
+    ("HiggsAudio.decode", "lengths", LENGTHS[1:], lambda v: presets.HiggsAudio(2, 8, 9).decode(
+        np.zeros((1, 2, 7), np.int32), 4, v)),
+    ("Dia", "delay_pattern", [None, [], [0, -1], [0.5], "01"], lambda v: presets.Dia(v, 8, 9, 7)),
+    ("Dia", "eos_token_id", [None, 2.5, -1, 8], lambda v: presets.Dia((0, 1), 8, 9, v)),
+    ("Dia.sequence", "lengths", LENGTHS[1:], lambda v: presets.Dia((0, 1), 8, 9, 7).sequence(CODES, v)),
+    ("Dia.frames", "generation", FLAG, lambda v: presets.Dia((0, 1), 8, 9, 7).frames(CODES, generation=v)),
+    ("Dia.decode", "audio_prompt_len", [2.5, -1, True], lambda v: presets.Dia((0, 1), 8, 9, 7).decode(
+        np.zeros((1, 2, 6), np.int32), v)),
+    ("KyutaiSTT", "audio_pad_token_id", [None, 2.5, -1, 8], lambda v: presets.KyutaiSTT(2, 9, 5, 8, v)),
+    ("KyutaiSTT.audio_ids", "lengths", LENGTHS[1:], lambda v: presets.KyutaiSTT(2, 9, 5, 8, 23).audio_ids(CODES, v)),
+    ("BarkCoarse", "codebook_size", SIZE, lambda v: presets.BarkCoarse(codebook_size=v)),
+    ("from_transformers", "model_type", [None, {}, {"model_type": 3}], lambda v: presets.from_transformers(v)),
+    ("from_transformers", "num_codebooks", [{"model_type": "moshi", "audio_vocab_size": 8}],
+     lambda v: presets.from_transformers(v)),
+]  # fmt: skip
+
+
+CASES = [
+    pytest.param(call, argument, value, id=f"{entry}-{argument}-{value!r:.30}")
+    for entry, argument, values, call in ROWS
+    for value in values
+]
+
+
+@pytest.mark.parametrize(("call", "argument", "value"), CASES)
+def test_a_bad_value_raises_naming_its_argument(call, argument, value):
+    with pytest.raises((ValueError, TypeError)) as info:
+        call(value)
+    message = str(info.value)
+    name = argument.split("[")[0]
+    assert f"`{name}" in message or f"{name}=" in message, f"{argument}={value!r}: {message}"
+
+
+def test_every_row_has_bad_values_or_is_a_known_placeholder():
+    empty = [entry for entry, _, values, _ in ROWS if not values]
+    assert empty == ["sample_next_token"]  # a traced helper: its values are checked by generate's settings
