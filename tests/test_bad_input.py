@@ -8,6 +8,8 @@ the row's kind (None, floats, bools, out-of-range ints, negative sizes, wrong sh
 
 from __future__ import annotations
 
+import typing as tp
+
 import jax
 import numpy as np
 import pytest
@@ -37,7 +39,7 @@ LENGTHS = [None, 2.5, True, -1, 5, [1, 2], np.array([1.0])]  # one length per ex
 SIZE = [None, 2.5, True, -1, 0]  # a positive int
 FLAG = [None, 1, "yes"]
 
-ROWS = [
+ROWS: list[tuple[str, str, list, tp.Callable]] = [
     # the operations
     ("build_pattern_sequence", "special_token", TOKEN, lambda v: PAT.build_pattern_sequence(CODES, v)),
     ("build_pattern_sequence", "fill_after", TOKEN[1:], lambda v: PAT.build_pattern_sequence(CODES, 8, fill_after=v)),
@@ -83,8 +85,8 @@ ROWS = [
     ("generate", "sampling", [(1.0, 0, 0.0, None), 3], lambda v: generate(sampling=v)),
     ("stream", "chunk_steps", SIZE, lambda v: lm.stream(step_fn, 0, PAT, np.zeros((1, 2, 1), np.int32),
                                                         special_token=8, chunk_steps=v)),
-    ("pattern_cross_entropy", "lengths", LENGTHS[1:], lambda v: lm.pattern_cross_entropy(LOGITS, CODES, PAT, keep_only_valid_steps=False,
-                                                                                         lengths=v)),
+    ("pattern_cross_entropy", "lengths", LENGTHS[1:],
+     lambda v: lm.pattern_cross_entropy(LOGITS, CODES, PAT, keep_only_valid_steps=False, lengths=v)),
     ("packed_cross_entropy", "skip_empty", FLAG, lambda v: lm.packed_cross_entropy(LOGITS, SEQ * 0 - 1,
                                                                                        skip_empty=v)),
     ("sample_next_token", "top_k", [], lambda v: None),

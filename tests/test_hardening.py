@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import types
+import typing as tp
 
 import jax
 import jax.numpy as jnp
@@ -273,10 +274,10 @@ def test_sampling_settings_are_traced_per_example_values():
     ]
     assert decode_compilations(lambda: [run(**s).block_until_ready() for s in settings]) == []
     # per-example values: each example equals the batch run with that example's settings for all
-    mixed = np.asarray(run(**settings[2]))
+    temps, top_ks, top_ps = np.array([0.5, 1.0, 2.0]), np.array([0, 2, 250]), np.array([0.8, 0.0, 0.0])
+    mixed = np.asarray(run(temp=temps, top_k=top_ks, top_p=top_ps))
     for b in range(3):
-        alone = run(temp=float(settings[2]["temp"][b]), top_k=int(settings[2]["top_k"][b]),
-                    top_p=float(settings[2]["top_p"][b]))  # fmt: skip
+        alone = run(temp=float(temps[b]), top_k=int(top_ks[b]), top_p=float(top_ps[b]))
         assert_same(mixed[b], np.asarray(alone)[b], f"example {b}")
     # a temperature of 0 is greedy for that example (audiocraft's `temp > 0` test)
     greedy = np.asarray(run(temp=np.array([0.0, 1.0, 0.0])))
@@ -348,7 +349,8 @@ def test_from_transformers_reads_a_fresh_moshi_config():
     from transformers import MoshiConfig
 
     config = MoshiConfig(num_codebooks=8)  # audio_vocab_size is None until a save/load round trip
-    assert presets.from_transformers(config) == presets.Moshi(8, config.audio_encoder_config.codebook_size)
+    encoder: tp.Any = config.audio_encoder_config
+    assert presets.from_transformers(config) == presets.Moshi(8, encoder.codebook_size)
 
 
 # --- the families still agree end to end ---------------------------------------------------------------------------
@@ -361,3 +363,19 @@ def test_per_example_prompts_equal_each_example_alone_from_the_earliest_start(pr
     for b, n in enumerate(lengths):
         alone = lm.generate(step_fn, 0, pattern, prompt[b : b + 1, :, :n], special_token=SPECIAL)
         assert_same(out[b : b + 1], alone, f"b={b}")
+
+
+# --- 20. the notebook's extra installs what the notebook imports ------------------------------------------------------
+def test_the_notebooks_extra_carries_the_pinned_cpu_torch_the_tour_imports():
+    import json
+    import os
+
+    import tomllib
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "pyproject.toml"), "rb") as f:
+        extras = tomllib.load(f)["project"]["optional-dependencies"]
+    with open(os.path.join(root, "notebooks", "tour.ipynb")) as f:
+        source = "".join("".join(cell["source"]) for cell in json.load(f)["cells"])
+    assert "import torch_compat" in source and "import optax" in source
+    assert "torch>=2.1,<=2.13.0" in extras["notebooks"] and any(d.startswith("optax") for d in extras["notebooks"])
