@@ -311,6 +311,87 @@ def bench_cross_entropy(batch: int, k: int, t: int, card: int, repeats: int) -> 
     ]
 
 
+def bench_fused(
+    batch: int = 8,
+    ks: tp.Sequence[int] = (4, 8),
+    t: int = 1500,
+    dims: tp.Sequence[int] = (512, 1024),
+    card: int = 2048,
+    dtypes: tp.Sequence[str] = ("float32", "bfloat16"),
+    repeats: int = 3,
+    budget_bytes: int = 2**30,
+) -> list[Row]:
+    """The loss through the K heads, value and gradients, fused against unfused, for every shape given.
+
+    Fused is `lm.fused_pattern_cross_entropy(hidden, heads, codes, pattern, bias=)`;
+    unfused is `pattern_cross_entropy(einsum(hidden, heads) + bias, ...)`. Side
+    by side: time, XLA temp memory, and the largest batch whose program fits
+    `budget_bytes` of temp memory each way (compiled, not run).
+    """
+    return [
+        _fused_row(batch, k, t, dim, card, dtype, repeats, budget_bytes) for k in ks for dim in dims for dtype in dtypes
+    ]
+
+
+def _fused_row(batch: int, k: int, t: int, dim: int, card: int, dtype: str, repeats: int, budget: int) -> Row:
+    from jax_patterns import lm
+
+    pattern = jp.DelayedPatternProvider(k).get_pattern(t)
+    steps = pattern.valid_steps
+
+    def args_of(b: int) -> tuple:
+        keys = jax.random.split(jax.random.key(0), 3)
+        hidden = jax.random.normal(keys[0], (b, steps, dim), dtype)
+        heads = (jax.random.normal(keys[1], (k, dim, card), jnp.float32) / np.sqrt(dim)).astype(dtype)
+        codes = jax.random.randint(keys[2], (b, k, t), 0, card, jnp.int32)
+        return hidden, heads, jnp.zeros((k, card), dtype), codes
+
+    def fused(h, w, b, codes):
+        return lm.fused_pattern_cross_entropy(h, w, codes, pattern, bias=b)[0]
+
+    def unfused(h, w, b, codes):
+        return lm.pattern_cross_entropy(jnp.einsum("bsd,kdc->bksc", h, w) + b[None, :, None, :], codes, pattern)[0]
+
+    programs = {"fused": fused, "unfused": unfused}
+    programs = {n: jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2))) for n, f in programs.items()}
+    args = args_of(batch)
+    ms = {n: timeit(functools.partial(_blocking, p, *args), repeats) for n, p in programs.items()}
+    temp = {n: _temp_bytes(p, *args) for n, p in programs.items()}
+
+    def fits(name: str, b: int) -> bool:
+        return _temp_bytes(programs[name], *args_of(b)) <= budget
+
+    def largest(name: str) -> int:
+        """The largest batch (doubling, then bisection) whose program's temp memory fits the budget."""
+        low, high = 0, 1
+        while high <= 4096 and fits(name, high):
+            low, high = high, high * 2
+        while high - low > 1:
+            mid = (low + high) // 2
+            low, high = (mid, high) if fits(name, mid) else (low, mid)
+        return low
+
+    return Row(
+        "fused heads+CE fwd+bwd (vs unfused)",
+        f"B={batch} K={k} T={t} D={dim} card={card}",
+        dtype,
+        ms["fused"],
+        None,
+        None,
+        None,
+        0,
+        extra={
+            "baseline_ms": ms["unfused"],
+            "temp_MB": temp["fused"] / 2**20,
+            "baseline_temp_MB": temp["unfused"] / 2**20,
+            "temp_ratio": temp["unfused"] / max(temp["fused"], 1),
+            "largest_batch_in_budget": largest("fused"),
+            "baseline_largest_batch_in_budget": largest("unfused"),
+            "budget_MB": budget / 2**20,
+        },
+    )
+
+
 def _blocking(fn: tp.Callable, *args: tp.Any) -> tp.Any:
     return jax.block_until_ready(fn(*args))
 
@@ -655,7 +736,15 @@ def run(args: tp.Any) -> int:
     if not args.json:
         print(device_line(), flush=True)
     variants = [(False, "right"), (True, "right"), (True, "left")] if args.lengths else [(False, "right")]
-    groups = len(args.k) * len(args.t) * len(args.dtype) * len(variants) + 1 + (0 if args.skip_lm else 4)
+    if args.fused_only:
+        rows = bench_fused(repeats=args.repeats)
+        document = {"device": device_line(), "rows": [r.as_dict() for r in rows]}
+        print(json.dumps(document, indent=1) if args.json else format_extras(rows))
+        if args.json_out:
+            with open(args.json_out, "w") as f:
+                json.dump(document, f, indent=1)
+        return 0
+    groups = len(args.k) * len(args.t) * len(args.dtype) * len(variants) + 1 + (0 if args.skip_lm else 5)
     bar = _progress(groups)
     for k in args.k:
         for t in args.t:
@@ -688,6 +777,9 @@ def run(args: tp.Any) -> int:
         if bar is not None:
             bar.update()
         rows += bench_training(args.train_steps)
+        if bar is not None:
+            bar.update()
+        rows += bench_fused(repeats=max(1, min(args.repeats, 3)))
     if bar is not None:
         bar.close()
     document = {"device": device_line(), "rows": [r.as_dict() for r in rows]}
@@ -700,14 +792,19 @@ def run(args: tp.Any) -> int:
         if len(rows) > printed:  # the rows measured after the operations (construction, loss, generation)
             print()
             print(format_rows(rows[printed:]))
-        for r in rows:
-            if r.extra:
-                print(
-                    f"{r.op}: jax {r.jax_ms:.2f} ms; "
-                    + ", ".join(f"{k} {v:.3f}" for k, v in r.extra.items())
-                    + (f"; jax/baseline {r.jax_ms / r.extra['baseline_ms']:.3f}x" if "baseline_ms" in r.extra else "")
-                )
+        print(format_extras(rows))
     return 0
+
+
+def format_extras(rows: tp.Sequence[Row]) -> str:
+    """One line per row with extra figures (baselines, memory, batches), and the time ratio to its baseline."""
+    return "\n".join(
+        f"{r.op} [{r.shape} {r.dtype}]: jax {r.jax_ms:.2f} ms; "
+        + ", ".join(f"{k} {v:.3f}" for k, v in r.extra.items())
+        + (f"; jax/baseline {r.jax_ms / r.extra['baseline_ms']:.3f}x" if "baseline_ms" in r.extra else "")
+        for r in rows
+        if r.extra
+    )
 
 
 def add_arguments(parser: tp.Any) -> None:
@@ -726,5 +823,10 @@ def add_arguments(parser: tp.Any) -> None:
     parser.add_argument("--skip-lm", action="store_true", help="skip the cross-entropy and generation rows")
     parser.add_argument("--generate-steps", type=int, default=1000, help="decoded steps of the generation row")
     parser.add_argument("--train-steps", type=int, default=100, help="optimizer steps of the training rows")
+    parser.add_argument(
+        "--fused-only",
+        action="store_true",
+        help="only the fused heads+loss rows (B=8, K 4 and 8, T=1500, D 512 and 1024, card 2048, both dtypes)",
+    )
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     parser.add_argument("--json-out", metavar="PATH", help="also write the rows as JSON to PATH")

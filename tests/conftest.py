@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, settings
 sys.path.insert(0, os.path.dirname(__file__))  # golden_grid and helpers
 
 # a script run in a subprocess with 8 host devices: importing it (doctest collection) would give this process 8 too
-collect_ignore = ["sharding_check.py"]
+collect_ignore = ["sharding_check.py", "fused_sharding_check.py"]
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")

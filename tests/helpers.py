@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+import jax
 import numpy as np
 
 import jax_patterns as jp
@@ -59,3 +62,26 @@ def loop_revert(
             if t < pattern.timesteps:
                 out[..., q, t] = seq[..., q, s]
     return out
+
+
+class _Compiles(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.names: list[str] = []
+
+    def emit(self, record):
+        if record.getMessage().startswith("Compiling "):
+            self.names.append(record.getMessage().split(" with ")[0])
+
+
+def compilations(fn) -> list[str]:
+    """The programs XLA compiles while `fn` runs."""
+    handler = _Compiles()
+    logger = logging.getLogger("jax")
+    logger.addHandler(handler)
+    try:
+        with jax.log_compiles():
+            fn()
+    finally:
+        logger.removeHandler(handler)
+    return handler.names

@@ -59,7 +59,7 @@ def test_fill_after_must_fit_the_dtype():
         pattern.build_pattern_sequence(np.zeros((2, 3), np.int32), 8, fill_after=0.5)
     with pytest.raises(ValueError, match=r"`fill_after`=40000 is not representable in `z`'s dtype int16"):
         pattern.build_pattern_sequence(np.zeros((2, 3), np.int16), 8, fill_after=40000)
-    with pytest.raises(TypeError, match=r"`fill_after` must be an int token, got 'pad'"):
+    with pytest.raises(TypeError, match=r"`fill_after` must be a real number, got 'pad' of type str"):
         lm.generate(
             lambda s, t: (jnp.zeros((1, 2, 4)), s),
             0,

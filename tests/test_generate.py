@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
 from flax import nnx
-from helpers import FAMILIES, assert_same
+from helpers import FAMILIES, assert_same, compilations
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from strategies import providers
@@ -315,29 +313,6 @@ def test_stream_shows_a_tqdm_bar(capsys):
 
 
 # --- one compilation ----------------------------------------------------------------------------------------------
-class _Compiles(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.names: list[str] = []
-
-    def emit(self, record):
-        if record.getMessage().startswith("Compiling "):
-            self.names.append(record.getMessage().split(" with ")[0])
-
-
-def compilations(fn) -> list[str]:
-    """The programs XLA compiles while `fn` runs."""
-    handler = _Compiles()
-    logger = logging.getLogger("jax")
-    logger.addHandler(handler)
-    try:
-        with jax.log_compiles():
-            fn()
-    finally:
-        logger.removeHandler(handler)
-    return handler.names
-
-
 def test_a_second_identical_eager_generate_compiles_nothing():
     pattern = jp.DelayedPatternProvider(2).get_pattern(12)
     model = lm.CodecLM(2, CARD, dim=16, num_layers=1, num_heads=2, max_len=16, rngs=nnx.Rngs(0))

@@ -6,7 +6,6 @@ and `test_train.py`, the table-driven sweep of the public API in `test_bad_input
 
 from __future__ import annotations
 
-import logging
 import types
 import typing as tp
 
@@ -14,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import FAMILIES, assert_same
+from helpers import FAMILIES, assert_same, compilations
 
 import jax_patterns as jp
 from jax_patterns import lm, presets
@@ -212,27 +211,9 @@ def test_top_k_larger_than_the_vocabulary_keeps_every_code():
 
 
 # --- 11, 12. one program per workload --------------------------------------------------------------------------------
-class _Compiles(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.names: list[str] = []
-
-    def emit(self, record):
-        if record.getMessage().startswith("Compiling "):
-            self.names.append(record.getMessage().split(" with ")[0])
-
-
 def decode_compilations(fn) -> list[str]:
     """The decode programs (`run_all`, `run_first`, `run_chunk`) XLA compiles while `fn` runs."""
-    handler = _Compiles()
-    logger = logging.getLogger("jax")
-    logger.addHandler(handler)
-    try:
-        with jax.log_compiles():
-            fn()
-    finally:
-        logger.removeHandler(handler)
-    return [n for n in handler.names if "run_" in n]
+    return [name for name in compilations(fn) if "run_" in name]
 
 
 def test_host_prompt_lengths_share_one_program_and_give_the_same_tokens():

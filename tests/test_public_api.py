@@ -42,6 +42,8 @@ def test_public_names():
         "StepInfo",
         "Stream",
         "compute_predictions",
+        "fused_packed_cross_entropy",
+        "fused_pattern_cross_entropy",
         "generate",
         "packed_cross_entropy",
         "packed_segment_cross_entropy",

@@ -265,3 +265,11 @@ def test_bad_train_flags_are_one_line_before_anything_runs(flags, message, capsy
     assert _cli.main(["train", "--steps", "2", "--batch-size", "2", *flags]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+def test_the_fused_and_unfused_training_losses_agree():
+    fused = run_train(pack=True, steps=8, log_every=2, loss="fused")
+    unfused = run_train(pack=True, steps=8, log_every=2, loss="unfused")
+    np.testing.assert_allclose([r["loss"] for r in fused], [r["loss"] for r in unfused], rtol=2e-4)
+    with pytest.raises(ValueError, match=r'`--loss` must be "fused" or "unfused", got \'other\''):
+        run_train(loss="other")

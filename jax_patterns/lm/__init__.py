@@ -2,6 +2,8 @@
 
 from jax_patterns.lm._decode import UNKNOWN as UNKNOWN
 from jax_patterns.lm._decode import StepInfo as StepInfo
+from jax_patterns.lm._fused import fused_packed_cross_entropy as fused_packed_cross_entropy
+from jax_patterns.lm._fused import fused_pattern_cross_entropy as fused_pattern_cross_entropy
 from jax_patterns.lm._generate import Stream as Stream
 from jax_patterns.lm._generate import generate as generate
 from jax_patterns.lm._generate import stream as stream
@@ -23,6 +25,8 @@ __all__ = (
     "StepInfo",
     "Stream",
     "compute_predictions",
+    "fused_packed_cross_entropy",
+    "fused_pattern_cross_entropy",
     "generate",
     "packed_cross_entropy",
     "packed_segment_cross_entropy",

@@ -8,6 +8,7 @@ for two-level (depth) decoders, tokens.
 
 from __future__ import annotations
 
+import functools
 import typing as tp
 
 import jax
@@ -91,6 +92,7 @@ def _sampling(
     return settings(sampling, batch)
 
 
+@functools.lru_cache(maxsize=256)
 def _start_step(pattern: Pattern, prompt_len: int, per_example: bool) -> int:
     """The first step to decode: the earliest one any example may need (its first unknown code's step).
 

@@ -99,9 +99,10 @@ class CodecLM(nnx.Module):
             "index": jnp.zeros((), jnp.int32),
         }
 
-    def _run(
+    def _trunk(
         self, tokens: jax.Array, cache: Cache, segments: jax.Array | None = None, positions: jax.Array | None = None
     ) -> tuple[jax.Array, Cache]:
+        """The normed hidden state `[B, n, dim]` the heads read, and the cache."""
         batch, n_q, n = tokens.shape
         if n_q != self.n_q:
             raise ValueError(f"`tokens` has {n_q} codebooks; the model has n_q={self.n_q}")
@@ -121,11 +122,19 @@ class CodecLM(nnx.Module):
             x, k, v = block(x, k, v, index, segments)
             keys.append(k)
             values.append(v)
-        logits = self.heads(self.norm(x)).reshape(batch, n, n_q, self.card).transpose(0, 2, 1, 3)
+        return self.norm(x), {"keys": keys, "values": values, "index": index + n}
+
+    def _run(
+        self, tokens: jax.Array, cache: Cache, segments: jax.Array | None = None, positions: jax.Array | None = None
+    ) -> tuple[jax.Array, Cache]:
+        batch, _, n = tokens.shape
+        index = cache["index"]
+        x, cache = self._trunk(tokens, cache, segments, positions)
+        logits = self.heads(x).reshape(batch, n, self.n_q, self.card).transpose(0, 2, 1, 3)
         # a traced position past max_len cannot raise: its logits are NaN, never a plausible number
         inside = (index + jnp.arange(n)) < self.max_len
         logits = jnp.where(inside[None, None, :, None], logits, jnp.nan)
-        return logits, {"keys": keys, "values": values, "index": index + n}
+        return logits, cache
 
     def __call__(
         self, seq: jax.Array, segment_ids: jax.Array | None = None, positions: jax.Array | None = None
@@ -140,6 +149,33 @@ class CodecLM(nnx.Module):
         Raises:
           ValueError: `segment_ids` or `positions` not of shape `[B, S]`, or one without the other.
         """
+        self._check_rows(seq, segment_ids, positions)
+        return self._run(seq, self.init_cache(seq.shape[0]), segment_ids, positions)[0]
+
+    def hidden(
+        self, seq: jax.Array, segment_ids: jax.Array | None = None, positions: jax.Array | None = None
+    ) -> jax.Array:
+        """The trunk's output `[B, S, dim]`: what the heads read, for `lm.fused_pattern_cross_entropy`.
+
+        `einsum("bsd,kdc->bksc", model.hidden(seq), *model.head_weights())` (plus
+        the bias) is `model(seq)`; the fused loss takes the two without making
+        the logits. Arguments as for `__call__`.
+        """
+        self._check_rows(seq, segment_ids, positions)
+        return self._trunk(seq, self.init_cache(seq.shape[0]), segment_ids, positions)[0]
+
+    def head_weights(self) -> tuple[jax.Array, jax.Array]:
+        """The K output heads as `(heads [K, dim, card], bias [K, card])`, the fused loss's layout.
+
+        `self.heads` is one `Linear(dim, K * card)`; this is its kernel and bias
+        split per codebook (a view for the loss: gradients flow back to them).
+        """
+        if self.heads.bias is None:  # the model builds its heads with a bias; a changed model must keep it
+            raise ValueError("the model's heads have no bias")
+        kernel = self.heads.kernel[...].reshape(self.dim, self.n_q, self.card).transpose(1, 0, 2)
+        return kernel, self.heads.bias[...].reshape(self.n_q, self.card)
+
+    def _check_rows(self, seq: jax.Array, segment_ids: tp.Any, positions: tp.Any) -> None:
         if (segment_ids is None) != (positions is None):
             raise ValueError("packed rows need both `segment_ids` and `positions` (`Packed.segment_ids`, `.positions`)")
         for name, value in (("segment_ids", segment_ids), ("positions", positions)):
@@ -147,7 +183,6 @@ class CodecLM(nnx.Module):
                 raise ValueError(
                     f"`{name}` has shape {tuple(value.shape)}; expected [B, S] = {(seq.shape[0], seq.shape[-1])}"
                 )
-        return self._run(seq, self.init_cache(seq.shape[0]), segment_ids, positions)[0]
 
     def decode(self, cache: Cache, tokens: jax.Array) -> tuple[jax.Array, Cache]:
         """Runs new steps `tokens [B, K, n]` against the cache; returns the last step's logits `[B, K, card]`."""

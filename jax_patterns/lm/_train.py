@@ -295,13 +295,22 @@ def _packed_cross_entropy(logits_seq, targets, *, skip_empty: bool = False):
     nll, valid = _target_nll(logits_seq, targets)
     bad = jnp.any(valid & ((targets < 0) | (targets >= logits_seq.shape[-1])), axis=(0, 2))
     count = jnp.sum(valid, axis=(0, 2)).astype(jnp.float32)
-    if skip_empty:  # no 0 / 0 anywhere, so the gradient stays finite too
-        safe = jnp.sum(nll, axis=(0, 2)) / jnp.maximum(count, 1.0)
+    return codebook_means(jnp.sum(nll, axis=(0, 2)), count, bad, skip_empty)
+
+
+def codebook_means(sums: jax.Array, count: jax.Array, bad: jax.Array, skip_empty: bool) -> tuple[jax.Array, jax.Array]:
+    """`(mean, per_codebook)` from per-codebook sums and counts: audiocraft's averaging (the packed losses').
+
+    `bad` codebooks are NaN. An empty codebook is NaN too (a mean of nothing),
+    or, with `skip_empty`, left out of the mean with no 0 / 0 anywhere, so the
+    gradient stays finite (a batch with nothing to score gives 0).
+    """
+    if skip_empty:
+        safe = sums / jnp.maximum(count, 1.0)
         scored = count > 0
         mean = jnp.sum(jnp.where(scored, safe, 0.0)) / jnp.maximum(jnp.sum(scored), 1).astype(jnp.float32)
-        per_codebook = jnp.where(bad | ~scored, jnp.nan, safe)
-        return jnp.where(jnp.any(bad), jnp.nan, mean), per_codebook
-    per_codebook = jnp.where(bad, jnp.nan, jnp.sum(nll, axis=(0, 2)) / count)
+        return jnp.where(jnp.any(bad), jnp.nan, mean), jnp.where(bad | ~scored, jnp.nan, safe)
+    per_codebook = jnp.where(bad, jnp.nan, sums / count)
     return jnp.mean(per_codebook), per_codebook
 
 

@@ -36,6 +36,12 @@ def add_arguments(parser: tp.Any) -> None:
     parser.add_argument("--log-every", type=int, default=10, help="steps between JSON lines (and the last step)")
     parser.add_argument("--save-every", type=int, default=50, help="steps between checkpoints (and the last step)")
     parser.add_argument("--max-frames", type=int, default=64, help="longest example (timesteps)")
+    parser.add_argument(
+        "--loss",
+        choices=("fused", "unfused"),
+        default="fused",
+        help="fused: the loss through the heads, without the logits (default); unfused: on the logits",
+    )
     parser.add_argument("--dim", type=int, default=64, help="model width, a multiple of 4 (2 layers, 4 heads)")
     many = parser.add_mutually_exclusive_group()
     many.add_argument("--local-processes", type=int, metavar="P", help="run P local processes (jax.distributed)")
@@ -74,6 +80,7 @@ def options_of(args: tp.Any) -> Options:
         save_every=args.save_every,
         max_frames=args.max_frames,
         dim=args.dim,
+        loss=args.loss,
     )
 
 

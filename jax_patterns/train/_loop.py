@@ -6,8 +6,10 @@ axis, and feeds its own rows of each global batch
 (`jax.make_array_from_process_local_data`). Every process runs the same grain
 pipeline and keeps its slice of the global batch, so the batches, and so the
 losses, are those of a single process with all the devices. Parameters and
-optimizer state are replicated; the loss is `lm.packed_cross_entropy` on
-`CodecLM` run with segment ids and positions (packed or padded rows alike).
+optimizer state are replicated; the loss is `lm.fused_packed_cross_entropy` on
+`CodecLM`'s trunk and heads run with segment ids and positions (packed or
+padded rows alike; `--loss unfused` computes `lm.packed_cross_entropy` on the
+logits instead).
 
 Checkpoints (orbax) hold the model, the optimizer state and the grain
 iterator's state: a run started again with the same directory continues from
@@ -51,6 +53,7 @@ class Options:
     min_frames: int | None = None
     dim: int = 64
     learning_rate: float = 1e-2
+    loss: str = "fused"  # "fused": lm.fused_packed_cross_entropy on the trunk and heads; "unfused": on the logits
 
 
 def _distributed(options: Options) -> None:
@@ -87,6 +90,8 @@ def train(options: Options, emit: tp.Callable[[dict], None] | None = None) -> li
 
     from jax_patterns import lm
 
+    if options.loss not in ("fused", "unfused"):
+        raise ValueError(f'`--loss` must be "fused" or "unfused", got {options.loss!r}')
     devices, processes = jax.device_count(), jax.process_count()
     if options.batch_size % devices:
         raise ValueError(f"`--batch-size`={options.batch_size} must be a multiple of the {devices} devices")
@@ -128,9 +133,14 @@ def train(options: Options, emit: tp.Callable[[dict], None] | None = None) -> li
     @jax.jit
     def step(state, batch):
         def loss_fn(params):
-            logits = nnx.merge(graphdef, params)(batch["tokens"], batch["segment_ids"], batch["positions"])
+            model = nnx.merge(graphdef, params)
+            rows = (batch["tokens"], batch["segment_ids"], batch["positions"])
             # codebooks without a target in this batch (short rows, delayed codebooks) are left out of the mean
-            return lm.packed_cross_entropy(logits, batch["targets"], skip_empty=True)[0]
+            if options.loss == "fused":  # the logits [B, K, S, card] are never made whole
+                heads, bias = model.head_weights()
+                hidden = model.hidden(*rows)
+                return lm.fused_packed_cross_entropy(hidden, heads, batch["targets"], bias=bias, skip_empty=True)[0]
+            return lm.packed_cross_entropy(model(*rows), batch["targets"], skip_empty=True)[0]
 
         loss, grads = jax.value_and_grad(loss_fn)(state["params"])
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])

@@ -1,0 +1,333 @@
+"""The pattern cross entropy fused with the K output heads: the logits `[B, K, S, card]` never exist whole.
+
+`fused_pattern_cross_entropy(hidden, heads, codes, pattern)` equals
+`pattern_cross_entropy(einsum("bsd,kdc->bksc", hidden, heads) + bias, codes,
+pattern)`, value and gradients, for every option of the unfused loss. How:
+
+1. The codes become per-step targets `[B, K, S]` (the code the logits at step
+   `s` of codebook `k` predict, -1 where none): `Pattern.logit_steps` gives each
+   code its step, and a step predicts at most one code of its codebook, so one
+   scatter of int32 codes places them (the same targets `pack` makes).
+2. A custom VJP walks the steps in blocks of `block_steps`: per block it makes
+   the block's logits `[B, K, block, card]` in float32, keeps only the per-step
+   log-normaliser `[B, K, block]`, and sums the negative log-likelihoods per
+   codebook. The backward pass makes each block's logits again, and from them
+   the softmax minus the one-hot target, then the gradients of `hidden`,
+   `heads` and `bias`. The largest buffer is one block's logits.
+3. The target logit is read by compare-and-sum over the vocabulary (no gather
+   on the vocabulary axis), so `heads` sharded on `card` (vocabulary
+   parallel) or on `K` needs only `[B, K, block]`-sized reductions across
+   devices for the loss.
+
+`block_steps=None` takes `max(1, 2**21 // (B * K * card))` steps (at most 2M
+float32 logits, 8 MB, per block), capped at `S`.
+"""
+
+from __future__ import annotations
+
+import functools
+import typing as tp
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jax_patterns import Pattern
+from jax_patterns._checks import check_flag, check_int, check_padding_side, validate_lengths
+
+BLOCK_ELEMENTS = 2**21
+"""Float32 logits per block when `block_steps` is None (8 MB)."""
+
+
+def default_block_steps(batch: int, n_q: int, card: int, steps: int) -> int:
+    """The block of steps `block_steps=None` picks: at most `BLOCK_ELEMENTS` logits, at least 1, at most `S`."""
+    return max(1, min(max(steps, 1), BLOCK_ELEMENTS // max(batch * n_q * card, 1)))
+
+
+def _check_heads(hidden: tp.Any, heads: tp.Any, bias: tp.Any) -> tuple[int, int, int, int]:
+    """Shapes and dtypes of `hidden [B, S, D]`, `heads [K, D, card]` and `bias [K, card]`; returns (B, S, K, card)."""
+    for name, value in (("hidden", hidden), ("heads", heads)):
+        if value is None:
+            raise TypeError(f"`{name}` is None; expected an array")
+    h_shape, w_shape = tuple(np.shape(hidden)), tuple(np.shape(heads))
+    if len(h_shape) != 3:
+        raise ValueError(f"`hidden` must be [B, S, D], got shape {h_shape}")
+    if len(w_shape) != 3:
+        raise ValueError(f"`heads` must be [K, D, card] (one projection per codebook), got shape {w_shape}")
+    if w_shape[1] != h_shape[2]:
+        raise ValueError(f"`heads` has D={w_shape[1]} (shape {w_shape}) but `hidden` has D={h_shape[2]}")
+    for name, value in (("hidden", hidden), ("heads", heads)):
+        dtype = jnp.asarray(value).dtype if not hasattr(value, "dtype") else value.dtype
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(f"`{name}` must be floating point, got dtype {dtype}")
+    if bias is not None and tuple(np.shape(bias)) != (w_shape[0], w_shape[2]):
+        raise ValueError(f"`bias` has shape {tuple(np.shape(bias))}; expected [K, card] = {(w_shape[0], w_shape[2])}")
+    return h_shape[0], h_shape[1], w_shape[0], w_shape[2]
+
+
+def _block(block_steps: tp.Any, batch: int, n_q: int, card: int, steps: int) -> int:
+    if block_steps is None:
+        return default_block_steps(batch, n_q, card, steps)
+    return check_int("block_steps", block_steps, minimum=1)
+
+
+def fused_pattern_cross_entropy(
+    hidden: jax.typing.ArrayLike,
+    heads: jax.typing.ArrayLike,
+    codes: jax.typing.ArrayLike,
+    pattern: Pattern,
+    *,
+    bias: jax.typing.ArrayLike | None = None,
+    keep_only_valid_steps: bool = True,
+    mask: jax.typing.ArrayLike | None = None,
+    lengths: jax.typing.ArrayLike | None = None,
+    padding_side: str = "right",
+    average: str = "codebooks",
+    block_steps: int | None = None,
+) -> tuple[jax.Array, jax.Array]:
+    """`pattern_cross_entropy` of the logits `einsum("bsd,kdc->bksc", hidden, heads) + bias`, never made whole.
+
+    Value and gradients (with respect to `hidden`, `heads` and `bias`) equal the
+    unfused loss with every option it has (`keep_only_valid_steps`, `mask`,
+    `lengths` host or traced, `padding_side`, `average`, the `S - 1` input
+    steps); the compiled program holds no `[B, K, S, card]` array, forward or
+    backward (see the module docstring). bfloat16 `hidden` and `heads` give
+    float32 logits and float32 accumulation.
+
+    Args:
+      hidden: `[B, S, D]`, the trunk's output at each sequence step (`S` is the
+        pattern's (valid) length, or one less when it starts with its special step).
+      heads: `[K, D, card]`, one projection per codebook.
+      codes: `[B, K, T]` int targets.
+      pattern: the pattern the sequence was built with.
+      bias: optional `[K, card]`.
+      keep_only_valid_steps, mask, lengths, padding_side, average: as for
+        `pattern_cross_entropy`.
+      block_steps: steps per block (None: `default_block_steps`).
+
+    Returns:
+      `(ce, ce_per_codebook [K])`, float32.
+
+    Raises:
+      ValueError: shapes that do not fit (K of `heads` against the pattern, D,
+        S), bad `lengths`, host targets outside `[0, card)` at scored positions.
+      TypeError: non-integer codes, non-floating `hidden` or `heads`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jax_patterns import ParallelPatternProvider
+      >>> pattern = ParallelPatternProvider(2).get_pattern(3)
+      >>> ce, _ = fused_pattern_cross_entropy(jnp.ones((1, 4, 8)), jnp.zeros((2, 8, 4)), jnp.zeros((1, 2, 3), int),
+      ...                                     pattern)
+      >>> round(float(ce), 4)  # log(4): uniform logits over 4 classes
+      1.3863
+    """
+    from jax_patterns.lm._train import _check_targets
+
+    batch, steps, n_q, card = _check_heads(hidden, heads, bias)
+    kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
+    check_padding_side(padding_side)
+    if n_q != pattern.n_q:
+        raise ValueError(f"`heads` has K={n_q} codebooks but the pattern has n_q={pattern.n_q}")
+    if codes is None:
+        raise TypeError("`codes` is None; expected int codes [B, K, T]")
+    code_shape = tuple(np.shape(codes))
+    if code_shape != (batch, n_q, pattern.timesteps):
+        raise ValueError(f"`codes` has shape {code_shape}; expected {(batch, n_q, pattern.timesteps)}")
+    code_dtype = codes.dtype if hasattr(codes, "dtype") else np.asarray(codes).dtype
+    if code_dtype == np.bool_ or not jnp.issubdtype(code_dtype, jnp.integer):
+        raise TypeError(f"`codes` must hold integer codes, got dtype {code_dtype}")
+    expected = pattern.valid_steps if kovs else len(pattern)
+    if steps != expected and not (pattern.starts_with_special_token() and steps == expected - 1):
+        also = f" or {expected - 1} (the inputs less their last step)" if pattern.starts_with_special_token() else ""
+        raise ValueError(
+            f"`hidden` has S={steps} steps; the pattern needs S={expected}{also} (keep_only_valid_steps={kovs})"
+        )
+    if lengths is not None:
+        validate_lengths(lengths, (batch,), pattern.timesteps)
+    if mask is not None and tuple(np.shape(mask)) != code_shape:
+        raise ValueError(f"`mask` has shape {tuple(np.shape(mask))}; expected the codes' shape {code_shape}")
+    if not isinstance(average, str) or average not in ("codebooks", "tokens"):
+        raise ValueError(f'`average` must be "codebooks" or "tokens", got {average!r}')
+    steps_of, valid = pattern.logit_steps(kovs, lengths=lengths, padding_side=padding_side)
+    _check_targets(codes, card, valid, mask)
+    block = _block(block_steps, batch, n_q, card, steps)
+    return _fused_pattern(hidden, heads, bias, codes, steps_of, valid, mask, average=average, block=block)
+
+
+@functools.partial(jax.jit, static_argnames=("average", "block"))
+def _fused_pattern(hidden, heads, bias, codes, steps_of, valid, mask, *, average: str, block: int):
+    hidden, heads, codes = jnp.asarray(hidden), jnp.asarray(heads), jnp.asarray(codes)
+    batch, steps, _ = hidden.shape
+    n_q, _, card = heads.shape
+    shape = codes.shape
+    valid = jnp.broadcast_to(valid, shape)
+    if mask is not None:
+        valid = valid & jnp.asarray(mask, dtype=bool)
+    in_range = (codes >= 0) & (codes < card)
+    bad = valid & ~in_range  # traced or device codes only: NaN for their codebook, never a number
+    where = jnp.where(valid, jnp.broadcast_to(steps_of, shape), steps)  # `steps` is out of bounds: dropped
+    b = jnp.arange(batch, dtype=jnp.int32)[:, None, None]
+    q = jnp.arange(n_q, dtype=jnp.int32)[None, :, None]
+    values = jnp.where(valid & in_range, codes, -1).astype(jnp.int32)
+    targets = jnp.full((batch, n_q, steps), -1, jnp.int32).at[b, q, where].set(values, mode="drop")
+    hidden, heads = _common(hidden, heads)
+    sums = _nll_sums(hidden, heads, _bias_of(bias, heads), targets, block)
+    count = jnp.sum(valid, axis=(0, 2)).astype(jnp.float32)
+    per_codebook = jnp.where(jnp.any(bad, axis=(0, 2)), jnp.nan, sums / count)
+    if average == "tokens":
+        return jnp.where(jnp.any(bad), jnp.nan, jnp.sum(sums) / jnp.sum(count)), per_codebook
+    return jnp.mean(per_codebook), per_codebook
+
+
+def fused_packed_cross_entropy(
+    hidden: jax.typing.ArrayLike,
+    heads: jax.typing.ArrayLike,
+    targets: jax.typing.ArrayLike,
+    *,
+    bias: jax.typing.ArrayLike | None = None,
+    block_steps: int | None = None,
+    skip_empty: bool = False,
+) -> tuple[jax.Array, jax.Array]:
+    """`packed_cross_entropy` of the logits `einsum("bsd,kdc->bksc", hidden, heads) + bias`, never made whole.
+
+    `targets [B, K, S]` are `Packed.targets` (-1 where nothing is predicted);
+    value and gradients equal the unfused loss (audiocraft's averaging: per
+    codebook, then over codebooks), `skip_empty` included.
+
+    Raises:
+      ValueError: shapes that do not fit, host targets outside `[-1, card)`.
+      TypeError: non-integer targets, non-floating `hidden` or `heads`.
+    """
+    batch, steps, n_q, card = _check_heads(hidden, heads, bias)
+    if targets is None:
+        raise TypeError("`targets` is None; expected int targets [B, K, S] (`Packed.targets`)")
+    if tuple(np.shape(targets)) != (batch, n_q, steps):
+        raise ValueError(f"`targets` has shape {tuple(np.shape(targets))}; expected [B, K, S] = {(batch, n_q, steps)}")
+    dtype = targets.dtype if hasattr(targets, "dtype") else np.asarray(targets).dtype
+    if dtype == np.bool_ or not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(f"`targets` must hold integer codes, got dtype {dtype}")
+    if isinstance(targets, (np.ndarray, list, tuple)):
+        host = np.asarray(targets)
+        bad = (host < -1) | (host >= card)
+        if bad.any():
+            b, q, s = (int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"`targets`[{b}, {q}, {s}] = {int(host[b, q, s])}; expected -1 or a code in [0, card={card})"
+            )
+    block = _block(block_steps, batch, n_q, card, steps)
+    return _fused_packed(hidden, heads, bias, targets, block=block, skip_empty=check_flag("skip_empty", skip_empty))
+
+
+@functools.partial(jax.jit, static_argnames=("block", "skip_empty"))
+def _fused_packed(hidden, heads, bias, targets, *, block: int, skip_empty: bool):
+    from jax_patterns.lm._train import codebook_means
+
+    hidden, heads, targets = jnp.asarray(hidden), jnp.asarray(heads), jnp.asarray(targets)
+    card = heads.shape[-1]
+    valid = targets != -1
+    bad = jnp.any(valid & ((targets < 0) | (targets >= card)), axis=(0, 2))
+    clean = jnp.where(valid & (targets >= 0) & (targets < card), targets, -1).astype(jnp.int32)
+    hidden, heads = _common(hidden, heads)
+    sums = _nll_sums(hidden, heads, _bias_of(bias, heads), clean, block)
+    return codebook_means(sums, jnp.sum(valid, axis=(0, 2)).astype(jnp.float32), bad, skip_empty)
+
+
+def _common(hidden: jax.Array, heads: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """`hidden` and `heads` in one dtype (float32 beside bfloat16 wins), explicitly: strict promotion allows no mix."""
+    dtype = jnp.promote_types(hidden.dtype, heads.dtype)
+    return hidden.astype(dtype), heads.astype(dtype)
+
+
+def _bias_of(bias: tp.Any, heads: jax.Array) -> jax.Array:
+    """The bias `[K, card]` in the heads' dtype (zeros when None: nothing asks for their gradient)."""
+    if bias is None:
+        return jnp.zeros((heads.shape[0], heads.shape[2]), heads.dtype)
+    return jnp.asarray(bias).astype(heads.dtype)
+
+
+# ---------------------------------------------------------------------------
+# The blockwise core: per-codebook sums of the negative log-likelihood, with its own gradient
+# ---------------------------------------------------------------------------
+def _blocks(hidden: jax.Array, targets: jax.Array, block: int) -> tuple[jax.Array, jax.Array, int]:
+    """`hidden [nb, B, block, D]` and `targets [nb, B, K, block]`, padded with zeros and -1 to whole blocks."""
+    batch, steps, dim = hidden.shape
+    n_q = targets.shape[1]
+    count = -(-steps // block) if steps else 0
+    pad = count * block - steps
+    hidden = jnp.pad(hidden, ((0, 0), (0, pad), (0, 0)))
+    targets = jnp.pad(targets, ((0, 0), (0, 0), (0, pad)), constant_values=-1)
+    hidden = hidden.reshape(batch, count, block, dim).transpose(1, 0, 2, 3)
+    targets = targets.reshape(batch, n_q, count, block).transpose(2, 0, 1, 3)
+    return hidden, targets, pad
+
+
+def _logits(h: jax.Array, heads: jax.Array, bias: jax.Array) -> jax.Array:
+    """One block's logits `[B, K, block, card]` in float32."""
+    out = jnp.einsum("bsd,kdc->bksc", h, heads, preferred_element_type=jnp.float32)
+    return out + bias.astype(jnp.float32)[None, :, None, :]
+
+
+def _vocabulary(logits: jax.Array) -> jax.Array:
+    """The code of each vocabulary entry, `[1, ..., 1, card]` (explicitly broadcast against the logits)."""
+    return jax.lax.broadcasted_iota(jnp.int32, (1,) * (logits.ndim - 1) + logits.shape[-1:], logits.ndim - 1)
+
+
+def _picked_and_norm(logits: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The target's logit (compare-and-sum over the vocabulary: no gather on it) and the log-normaliser."""
+    hit = _vocabulary(logits) == targets[..., None]
+    picked = jnp.sum(jnp.where(hit, logits, 0.0), axis=-1)
+    top = jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
+    norm = jnp.log(jnp.sum(jnp.exp(logits - top), axis=-1)) + top[..., 0]
+    return picked, norm
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def _nll_sums(hidden: jax.Array, heads: jax.Array, bias: jax.Array, targets: jax.Array, block: int) -> jax.Array:
+    """`[K]`: per codebook, the sum over every scored `(b, s)` of `logsumexp(logits) - logits[target]`."""
+    return _nll_forward(hidden, heads, bias, targets, block)[0]
+
+
+def _nll_forward(hidden, heads, bias, targets, block):
+    n_q = heads.shape[0]
+    if hidden.shape[1] == 0:
+        return jnp.zeros((n_q,), jnp.float32), (hidden, heads, bias, targets, None)
+    h_blocks, t_blocks, _ = _blocks(hidden, targets, block)
+
+    def body(total, xs):
+        h, t = xs
+        picked, norm = _picked_and_norm(_logits(h, heads, bias), t)
+        nll = jnp.where(t >= 0, norm - picked, 0.0)
+        return total + jnp.sum(nll, axis=(0, 2)), norm
+
+    total, norms = jax.lax.scan(body, jnp.zeros((n_q,), jnp.float32), (h_blocks, t_blocks))
+    return total, (hidden, heads, bias, targets, norms)
+
+
+def _nll_backward(block, residuals, grad):
+    hidden, heads, bias, targets, norms = residuals
+    if norms is None:
+        return jnp.zeros_like(hidden), jnp.zeros_like(heads), jnp.zeros_like(bias), None
+    batch, steps, dim = hidden.shape
+    h_blocks, t_blocks, pad = _blocks(hidden, targets, block)
+    scale = grad.astype(jnp.float32)[None, :, None, None]
+
+    def body(carry, xs):
+        d_heads, d_bias = carry
+        h, t, norm = xs
+        logits = _logits(h, heads, bias)
+        hit = _vocabulary(logits) == t[..., None]
+        soft = jnp.exp(logits - norm[..., None])
+        d_logits = jnp.where((t >= 0)[..., None], soft - hit.astype(jnp.float32), 0.0) * scale
+        low = d_logits.astype(heads.dtype)  # the matmuls in the inputs' precision, accumulated in float32
+        d_h = jnp.einsum("bksc,kdc->bsd", low, heads, preferred_element_type=jnp.float32)
+        d_heads = d_heads + jnp.einsum("bsd,bksc->kdc", h, low, preferred_element_type=jnp.float32)
+        return (d_heads, d_bias + jnp.sum(d_logits, axis=(0, 2))), d_h.astype(hidden.dtype)
+
+    zeros = (jnp.zeros(heads.shape, jnp.float32), jnp.zeros(bias.shape, jnp.float32))
+    (d_heads, d_bias), d_h = jax.lax.scan(body, zeros, (h_blocks, t_blocks, norms))
+    d_hidden = d_h.transpose(1, 0, 2, 3).reshape(batch, -1, dim)[:, :steps]
+    return d_hidden, d_heads.astype(heads.dtype), d_bias.astype(bias.dtype), None
+
+
+_nll_sums.defvjp(_nll_forward, _nll_backward)
