@@ -171,13 +171,19 @@ def _fused_pattern(hidden, heads, bias, codes, steps_of, valid, mask, *, average
     q = jnp.arange(n_q, dtype=jnp.int32)[None, :, None]
     values = jnp.where(valid & in_range, codes, -1).astype(jnp.int32)
     targets = jnp.full((batch, n_q, steps), -1, jnp.int32).at[b, q, where].set(values, mode="drop")
-    hidden, heads = _common(hidden, heads)
-    sums = _nll_sums(hidden, heads, _bias_of(bias, heads), targets, block)
     count = jnp.sum(valid, axis=(0, 2)).astype(jnp.float32)
-    per_codebook = jnp.where(jnp.any(bad, axis=(0, 2)), jnp.nan, sums / count)
+    bad = jnp.any(bad, axis=(0, 2))
+    if average == "tokens":  # the gradient of the mean over every scored code, zero where the loss is NaN
+        weights = jnp.where(jnp.any(bad), 0.0, 1.0 / jnp.sum(count)) * jnp.ones_like(count)
+    else:  # the mean over codebooks of their means
+        weights = jnp.where(bad, 0.0, 1.0 / (n_q * count))
+    total, sums = _fused_sums(hidden, heads, bias, targets, weights, block)
+    per_codebook = jnp.where(bad, jnp.nan, sums / count)
     if average == "tokens":
-        return jnp.where(jnp.any(bad), jnp.nan, jnp.sum(sums) / jnp.sum(count)), per_codebook
-    return jnp.mean(per_codebook), per_codebook
+        mean = jnp.where(jnp.any(bad), jnp.nan, jnp.sum(sums) / jnp.sum(count))
+    else:
+        mean = jnp.mean(per_codebook)
+    return _with_gradient_of(mean, total), per_codebook
 
 
 def fused_packed_cross_entropy(
@@ -228,9 +234,28 @@ def _fused_packed(hidden, heads, bias, targets, *, block: int, skip_empty: bool)
     valid = targets != -1
     bad = jnp.any(valid & ((targets < 0) | (targets >= card)), axis=(0, 2))
     clean = jnp.where(valid & (targets >= 0) & (targets < card), targets, -1).astype(jnp.int32)
+    count = jnp.sum(valid, axis=(0, 2)).astype(jnp.float32)
+    scored = (count > 0) if skip_empty else jnp.ones_like(bad)
+    share = jnp.maximum(jnp.sum(scored), 1).astype(jnp.float32) if skip_empty else jnp.float32(targets.shape[1])
+    weights = jnp.where(bad | ~scored, 0.0, 1.0 / (share * (jnp.maximum(count, 1.0) if skip_empty else count)))
+    total, sums = _fused_sums(hidden, heads, bias, clean, weights, block)
+    mean, per_codebook = codebook_means(sums, count, bad, skip_empty)
+    return _with_gradient_of(mean, total), per_codebook
+
+
+def _fused_sums(hidden, heads, bias, targets, weights, block: int) -> tuple[jax.Array, jax.Array]:
+    """`(weighted loss, per-codebook sums)` through the blockwise core, inputs in one dtype."""
     hidden, heads = _common(hidden, heads)
-    sums = _nll_sums(hidden, heads, _bias_of(bias, heads), clean, block)
-    return codebook_means(sums, jnp.sum(valid, axis=(0, 2)).astype(jnp.float32), bad, skip_empty)
+    if hidden.shape[1] == 0:  # no step: nothing to score
+        zeros = jnp.zeros((heads.shape[0],), jnp.float32)
+        return jnp.sum(zeros * weights), zeros
+    block = min(block, hidden.shape[1])
+    return _loss_and_sums(hidden, heads, _bias_of(bias, heads), targets, weights.astype(jnp.float32), block)
+
+
+def _with_gradient_of(value: jax.Array, total: jax.Array) -> jax.Array:
+    """`value`, differentiated as `total` (the same function of the inputs, where `value` is not NaN)."""
+    return total + jax.lax.stop_gradient(value - total)
 
 
 def _common(hidden: jax.Array, heads: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -249,19 +274,6 @@ def _bias_of(bias: tp.Any, heads: jax.Array) -> jax.Array:
 # ---------------------------------------------------------------------------
 # The blockwise core: per-codebook sums of the negative log-likelihood, with its own gradient
 # ---------------------------------------------------------------------------
-def _blocks(hidden: jax.Array, targets: jax.Array, block: int) -> tuple[jax.Array, jax.Array, int]:
-    """`hidden [nb, B, block, D]` and `targets [nb, B, K, block]`, padded with zeros and -1 to whole blocks."""
-    batch, steps, dim = hidden.shape
-    n_q = targets.shape[1]
-    count = -(-steps // block) if steps else 0
-    pad = count * block - steps
-    hidden = jnp.pad(hidden, ((0, 0), (0, pad), (0, 0)))
-    targets = jnp.pad(targets, ((0, 0), (0, 0), (0, pad)), constant_values=-1)
-    hidden = hidden.reshape(batch, count, block, dim).transpose(1, 0, 2, 3)
-    targets = targets.reshape(batch, n_q, count, block).transpose(2, 0, 1, 3)
-    return hidden, targets, pad
-
-
 def _logits(h: jax.Array, heads: jax.Array, bias: jax.Array) -> jax.Array:
     """One block's logits `[B, K, block, card]` in float32."""
     out = jnp.einsum("bsd,kdc->bksc", h, heads, preferred_element_type=jnp.float32)
@@ -282,52 +294,120 @@ def _picked_and_norm(logits: jax.Array, targets: jax.Array) -> tuple[jax.Array, 
     return picked, norm
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
-def _nll_sums(hidden: jax.Array, heads: jax.Array, bias: jax.Array, targets: jax.Array, block: int) -> jax.Array:
-    """`[K]`: per codebook, the sum over every scored `(b, s)` of `logsumexp(logits) - logits[target]`."""
-    return _nll_forward(hidden, heads, bias, targets, block)[0]
+def _d_logits(logits: jax.Array, norm: jax.Array, targets: jax.Array, scale: jax.Array) -> jax.Array:
+    """`scale[k] * (softmax - onehot(target))` at scored steps, 0 elsewhere: the logits' gradient, in float32."""
+    soft = jnp.exp(logits - norm[..., None])
+    hit = _vocabulary(logits) == targets[..., None]
+    return jnp.where((targets >= 0)[..., None], soft - hit.astype(jnp.float32), 0.0) * scale[None, :, None, None]
 
 
-def _nll_forward(hidden, heads, bias, targets, block):
+class _Block(tp.NamedTuple):
+    """Block `i` of the steps: it starts at `min(i * block, S - block)` (no padding, no copy of `hidden`);
+    the steps before `i * block` were the previous block's, so they are not scored twice (`fresh`)."""
+
+    start: jax.Array
+    hidden: jax.Array  # [B, block, D]
+    targets: jax.Array  # [B, K, block], -1 at steps not scored here
+    fresh: jax.Array  # [block] bool
+
+
+def _block_of(i: jax.Array, hidden: jax.Array, targets: jax.Array, block: int) -> _Block:
+    steps = hidden.shape[1]
+    start = jnp.minimum(i * block, steps - block)
+    fresh = start + jnp.arange(block) >= i * block
+    h = jax.lax.dynamic_slice_in_dim(hidden, start, block, axis=1)
+    t = jax.lax.dynamic_slice_in_dim(targets, start, block, axis=2)
+    return _Block(start, h, jnp.where(fresh[None, None, :], t, -1), fresh)
+
+
+def _backprop(b: _Block, d_logits: jax.Array, heads: jax.Array, d_hidden: jax.Array, d_heads, d_bias):
+    """Adds one block's contribution to the gradients; `d_hidden` rows are written at the block's fresh steps."""
+    low = d_logits.astype(heads.dtype)  # the matmuls in the inputs' precision, accumulated in float32
+    d_h = jnp.einsum("bksc,kdc->bsd", low, heads, preferred_element_type=jnp.float32).astype(d_hidden.dtype)
+    old = jax.lax.dynamic_slice_in_dim(d_hidden, b.start, d_h.shape[1], axis=1)
+    d_hidden = jax.lax.dynamic_update_slice_in_dim(d_hidden, jnp.where(b.fresh[None, :, None], d_h, old), b.start, 1)
+    d_heads = d_heads + jnp.einsum("bsd,bksc->kdc", b.hidden, low, preferred_element_type=jnp.float32)
+    return d_hidden, d_heads, d_bias + jnp.sum(d_logits, axis=(0, 2))
+
+
+def _count(steps: int, block: int) -> int:
+    return -(-steps // block)
+
+
+def _sums(hidden, heads, bias, targets, block):
+    """Per-codebook sums of the negative log-likelihood, block by block (the primal: no gradient work)."""
     n_q = heads.shape[0]
-    if hidden.shape[1] == 0:
-        return jnp.zeros((n_q,), jnp.float32), (hidden, heads, bias, targets, None)
-    h_blocks, t_blocks, _ = _blocks(hidden, targets, block)
 
-    def body(total, xs):
-        h, t = xs
-        picked, norm = _picked_and_norm(_logits(h, heads, bias), t)
-        nll = jnp.where(t >= 0, norm - picked, 0.0)
-        return total + jnp.sum(nll, axis=(0, 2)), norm
+    def body(i, total):
+        b = _block_of(i, hidden, targets, block)
+        picked, norm = _picked_and_norm(_logits(b.hidden, heads, bias), b.targets)
+        return total + jnp.sum(jnp.where(b.targets >= 0, norm - picked, 0.0), axis=(0, 2))
 
-    total, norms = jax.lax.scan(body, jnp.zeros((n_q,), jnp.float32), (h_blocks, t_blocks))
-    return total, (hidden, heads, bias, targets, norms)
+    return jax.lax.fori_loop(0, _count(hidden.shape[1], block), body, jnp.zeros((n_q,), jnp.float32))
 
 
-def _nll_backward(block, residuals, grad):
-    hidden, heads, bias, targets, norms = residuals
-    if norms is None:
-        return jnp.zeros_like(hidden), jnp.zeros_like(heads), jnp.zeros_like(bias), None
-    batch, steps, dim = hidden.shape
-    h_blocks, t_blocks, pad = _blocks(hidden, targets, block)
-    scale = grad.astype(jnp.float32)[None, :, None, None]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
+def _loss_and_sums(hidden, heads, bias, targets, weights, block):
+    """`(sum_k weights[k] * sums[k], sums [K])`: the weighted loss and the per-codebook sums.
 
-    def body(carry, xs):
-        d_heads, d_bias = carry
-        h, t, norm = xs
-        logits = _logits(h, heads, bias)
-        hit = _vocabulary(logits) == t[..., None]
-        soft = jnp.exp(logits - norm[..., None])
-        d_logits = jnp.where((t >= 0)[..., None], soft - hit.astype(jnp.float32), 0.0) * scale
-        low = d_logits.astype(heads.dtype)  # the matmuls in the inputs' precision, accumulated in float32
-        d_h = jnp.einsum("bksc,kdc->bsd", low, heads, preferred_element_type=jnp.float32)
-        d_heads = d_heads + jnp.einsum("bsd,bksc->kdc", h, low, preferred_element_type=jnp.float32)
-        return (d_heads, d_bias + jnp.sum(d_logits, axis=(0, 2))), d_h.astype(hidden.dtype)
-
-    zeros = (jnp.zeros(heads.shape, jnp.float32), jnp.zeros(bias.shape, jnp.float32))
-    (d_heads, d_bias), d_h = jax.lax.scan(body, zeros, (h_blocks, t_blocks, norms))
-    d_hidden = d_h.transpose(1, 0, 2, 3).reshape(batch, -1, dim)[:, :steps]
-    return d_hidden, d_heads.astype(heads.dtype), d_bias.astype(bias.dtype), None
+    The forward pass of a gradient computes the weighted loss's gradients as
+    it goes (the weights are the loss's own averaging, known before): each
+    block's logits are made once, forward and backward together, so the
+    fused loss costs the unfused loss's three matmuls. The sums' gradient
+    (asked for only when `per_codebook` itself is differentiated) makes the
+    logits again from the kept log-normalisers.
+    """
+    sums = _sums(hidden, heads, bias, targets, block)
+    return jnp.sum(weights * sums), sums
 
 
-_nll_sums.defvjp(_nll_forward, _nll_backward)
+def _forward(hidden, heads, bias, targets, weights, block):
+    hidden, heads, bias, targets, weights = (x.value for x in (hidden, heads, bias, targets, weights))
+    batch, steps, _ = hidden.shape
+    n_q = heads.shape[0]
+
+    def body(i, carry):
+        total, norms, d_hidden, d_heads, d_bias = carry
+        b = _block_of(i, hidden, targets, block)
+        logits = _logits(b.hidden, heads, bias)
+        picked, norm = _picked_and_norm(logits, b.targets)
+        total = total + jnp.sum(jnp.where(b.targets >= 0, norm - picked, 0.0), axis=(0, 2))
+        norms = jax.lax.dynamic_update_slice_in_dim(norms, norm, b.start, axis=2)
+        grads = _backprop(b, _d_logits(logits, norm, b.targets, weights), heads, d_hidden, d_heads, d_bias)
+        return (total, norms, *grads)
+
+    carry = (
+        jnp.zeros((n_q,), jnp.float32),
+        jnp.zeros((batch, n_q, steps), jnp.float32),
+        jnp.zeros_like(hidden),
+        jnp.zeros(heads.shape, jnp.float32),
+        jnp.zeros(bias.shape, jnp.float32),
+    )
+    sums, norms, d_hidden, d_heads, d_bias = jax.lax.fori_loop(0, _count(steps, block), body, carry)
+    grads = (d_hidden, d_heads.astype(heads.dtype), d_bias.astype(bias.dtype))
+    return (jnp.sum(weights * sums), sums), (hidden, heads, bias, targets, norms, grads)
+
+
+def _backward(block, residuals, cotangents):
+    hidden, heads, bias, targets, norms, grads = residuals
+    g_total, g_sums = cotangents
+    zero = jax.custom_derivatives.SymbolicZero
+    out = [jnp.zeros_like(x) for x in (hidden, heads, bias)]
+    if not isinstance(g_total, zero):
+        out = [o + (g_total * g.astype(jnp.float32)).astype(o.dtype) for o, g in zip(out, grads)]
+    if not isinstance(g_sums, zero):  # `per_codebook` differentiated: make the logits again
+        scale = g_sums.astype(jnp.float32)
+
+        def body(i, carry):
+            b = _block_of(i, hidden, targets, block)
+            logits = _logits(b.hidden, heads, bias)
+            norm = jax.lax.dynamic_slice_in_dim(norms, b.start, block, axis=2)
+            return _backprop(b, _d_logits(logits, norm, b.targets, scale), heads, *carry)
+
+        zeros = (jnp.zeros_like(hidden), jnp.zeros(heads.shape, jnp.float32), jnp.zeros(bias.shape, jnp.float32))
+        d_hidden, d_heads, d_bias = jax.lax.fori_loop(0, _count(hidden.shape[1], block), body, zeros)
+        out = [o + g.astype(o.dtype) for o, g in zip(out, (d_hidden, d_heads, d_bias))]
+    return (*out, None, None)
+
+
+_loss_and_sums.defvjp(_forward, _backward, symbolic_zeros=True)
