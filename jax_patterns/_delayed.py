@@ -93,7 +93,9 @@ class DelayedPatternProvider(ValueProvider):
     ):
         super().__init__(n_q)
         self.any_order = check_flag("any_order", any_order)
-        self.delays = check_sorted_ints("delays", delays, self.n_q, list(range(self.n_q)), not self.any_order)
+        self.delays = check_sorted_ints(
+            "delays", delays, self.n_q, list(range(self.n_q)), not self.any_order, "DelayedPatternProvider"
+        )
         self.flatten_first = check_int("flatten_first", flatten_first, minimum=0)
         self.empty_initial = check_int("empty_initial", empty_initial)
         self._freeze()

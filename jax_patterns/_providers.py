@@ -228,9 +228,18 @@ class ValueProvider(CodebooksPatternProvider):
 
 
 def check_sorted_ints(
-    name: str, values: tp.Sequence[int] | None, length: int, default: list[int], require_sorted: bool = True
+    name: str,
+    values: tp.Sequence[int] | None,
+    length: int,
+    default: list[int],
+    require_sorted: bool = True,
+    any_order: str | None = None,
 ) -> tuple[int, ...]:
-    """`values` (or `default`) as a tuple of `length` (sorted) non-negative ints, or raises naming `name`."""
+    """`values` (or `default`) as a tuple of `length` (sorted) non-negative ints, or raises naming `name`.
+
+    `any_order` names the provider whose `any_order=True` lifts the order check,
+    for the message; families without that option leave it None.
+    """
     if values is None:
         return tuple(default)
     if isinstance(values, (str, bytes)) or not isinstance(values, tp.Sequence):
@@ -239,10 +248,8 @@ def check_sorted_ints(
     if len(checked) != length:
         raise ValueError(f"`{name}` has {len(checked)} entries, {list(checked)}; expected {length}")
     if require_sorted and list(checked) != sorted(checked):
-        raise ValueError(
-            f"`{name}` must be sorted in increasing order, got {list(checked)} (audiocraft's check; "
-            "`any_order=True` allows any order)"
-        )
+        lift = f"; `{any_order}(..., any_order=True)` allows any order" if any_order else ""
+        raise ValueError(f"`{name}` must be sorted in increasing order, got {list(checked)} (audiocraft's check{lift})")
     return checked
 
 

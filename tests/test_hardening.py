@@ -360,3 +360,13 @@ def test_the_notebooks_extra_carries_the_pinned_cpu_torch_the_tour_imports():
         source = "".join("".join(cell["source"]) for cell in json.load(f)["cells"])
     assert "import torch_compat" in source and "import optax" in source
     assert "torch>=2.1,<=2.13.0" in extras["notebooks"] and any(d.startswith("optax") for d in extras["notebooks"])
+
+
+# --- 17. the order message advises only where the option exists ----------------------------------------------------
+def test_unsorted_delays_advise_any_order_only_where_it_exists():
+    with pytest.raises(ValueError, match=r"`DelayedPatternProvider\(\.\.\., any_order=True\)` allows any order"):
+        jp.DelayedPatternProvider(3, [1, 0, 2])
+    for make in (lambda: jp.UnrolledPatternProvider(4, delays=[0, 0, 2, 1]), lambda: jp.CoarseFirstPattern(3, [1, 0])):
+        with pytest.raises(ValueError, match=r"must be sorted in increasing order") as info:
+            make()
+        assert "any_order" not in str(info.value)
