@@ -23,6 +23,8 @@ FLAT = jp.DelayedPatternProvider(2, [0, 0], flatten_first=1 << 20, empty_initial
 CODES = np.zeros((1, 2, 4), np.int32)
 SEQ = np.asarray(PAT.build_pattern_sequence(CODES, 8)[0])
 LOGITS = np.zeros((1, 2, len(PAT), 8), np.float32)
+HIDDEN = np.zeros((1, PAT.valid_steps, 4), np.float32)  # the fused losses: trunk output and K heads
+HEADS = np.zeros((2, 4, 8), np.float32)
 
 
 def step_fn(state, tokens):
@@ -90,6 +92,21 @@ ROWS: list[tuple[str, str, list, tp.Callable]] = [
     ("packed_cross_entropy", "skip_empty", FLAG, lambda v: lm.packed_cross_entropy(LOGITS, SEQ * 0 - 1,
                                                                                        skip_empty=v)),
     ("sample_next_token", "top_k", [], lambda v: None),
+    ("fused_pattern_cross_entropy", "block_steps", SIZE[1:],
+     lambda v: lm.fused_pattern_cross_entropy(HIDDEN, HEADS, CODES, PAT, block_steps=v)),
+    ("fused_pattern_cross_entropy", "lengths", LENGTHS[1:],
+     lambda v: lm.fused_pattern_cross_entropy(HIDDEN, HEADS, CODES, PAT, lengths=v)),
+    ("fused_pattern_cross_entropy", "heads", [None, np.zeros((3, 4, 8)), np.zeros((2, 5, 8)), np.zeros((2, 4))],
+     lambda v: lm.fused_pattern_cross_entropy(HIDDEN, v, CODES, PAT)),
+    ("fused_pattern_cross_entropy", "hidden", [None, np.zeros((1, 2, 4)), np.zeros((1, 5, 4), np.int32)],
+     lambda v: lm.fused_pattern_cross_entropy(v, HEADS, CODES, PAT)),
+    ("fused_pattern_cross_entropy", "keep_only_valid_steps", FLAG,
+     lambda v: lm.fused_pattern_cross_entropy(HIDDEN, HEADS, CODES, PAT, keep_only_valid_steps=v)),
+    ("fused_packed_cross_entropy", "skip_empty", FLAG,
+     lambda v: lm.fused_packed_cross_entropy(HIDDEN, HEADS, np.full((1, 2, 5), -1, np.int32), skip_empty=v)),
+    ("fused_packed_cross_entropy", "targets", [None, np.zeros((1, 2, 3), np.int32), np.zeros((1, 2, 5)),
+                                               np.full((1, 2, 5), 8, np.int32)],
+     lambda v: lm.fused_packed_cross_entropy(HIDDEN, HEADS, v)),
     # presets
     ("MusicGen", "num_codebooks", SIZE, lambda v: presets.MusicGen(v, 8)),
     ("MusicGen", "pad_token_id", [None, 4.7, True, -1], lambda v: presets.MusicGen(2, v)),
