@@ -161,9 +161,14 @@ def _fused_pattern(hidden, heads, bias, codes, steps_of, valid, mask, *, average
     batch, steps, _ = hidden.shape
     n_q, _, card = heads.shape
     shape = codes.shape
-    valid = jnp.broadcast_to(valid, shape)
+    own = jnp.asarray(valid)
+    # each codebook's count of scored codes; without a mask, from the (constant) `[K, T]` table times B, so that
+    # XLA never folds a `[B, K, T]` constant inside the caller's jit
+    count = jnp.sum(own.reshape((-1,) + own.shape[-2:]), axis=(0, 2)) * (batch if own.ndim == 2 else 1)
+    valid = jnp.broadcast_to(own, shape)
     if mask is not None:
         valid = valid & jnp.asarray(mask, dtype=bool)
+        count = jnp.sum(valid, axis=(0, 2))
     in_range = (codes >= 0) & (codes < card)
     bad = valid & ~in_range  # traced or device codes only: NaN for their codebook, never a number
     where = jnp.where(valid, jnp.broadcast_to(steps_of, shape), steps)  # `steps` is out of bounds: dropped
@@ -171,7 +176,7 @@ def _fused_pattern(hidden, heads, bias, codes, steps_of, valid, mask, *, average
     q = jnp.arange(n_q, dtype=jnp.int32)[None, :, None]
     values = jnp.where(valid & in_range, codes, -1).astype(jnp.int32)
     targets = jnp.full((batch, n_q, steps), -1, jnp.int32).at[b, q, where].set(values, mode="drop")
-    count = jnp.sum(valid, axis=(0, 2)).astype(jnp.float32)
+    count = count.astype(jnp.float32)
     bad = jnp.any(bad, axis=(0, 2))
     if average == "tokens":  # the gradient of the mean over every scored code, zero where the loss is NaN
         weights = jnp.where(jnp.any(bad), 0.0, 1.0 / jnp.sum(count)) * jnp.ones_like(count)
