@@ -215,17 +215,9 @@ def fused_packed_cross_entropy(
         raise TypeError("`targets` is None; expected int targets [B, K, S] (`Packed.targets`)")
     if tuple(np.shape(targets)) != (batch, n_q, steps):
         raise ValueError(f"`targets` has shape {tuple(np.shape(targets))}; expected [B, K, S] = {(batch, n_q, steps)}")
-    dtype = targets.dtype if hasattr(targets, "dtype") else np.asarray(targets).dtype
-    if dtype == np.bool_ or not jnp.issubdtype(dtype, jnp.integer):
-        raise TypeError(f"`targets` must hold integer codes, got dtype {dtype}")
-    if isinstance(targets, (np.ndarray, list, tuple)):
-        host = np.asarray(targets)
-        bad = (host < -1) | (host >= card)
-        if bad.any():
-            b, q, s = (int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(
-                f"`targets`[{b}, {q}, {s}] = {int(host[b, q, s])}; expected -1 or a code in [0, card={card})"
-            )
+    from jax_patterns.lm._train import check_packed_targets
+
+    check_packed_targets(targets, card)
     block = _block(block_steps, batch, n_q, card, steps)
     return _fused_packed(hidden, heads, bias, targets, block=block, skip_empty=check_flag("skip_empty", skip_empty))
 

@@ -266,10 +266,20 @@ def packed_cross_entropy(
         raise ValueError(
             f"`logits_seq` must be [B, K, S, card] and `targets` [B, K, S]; got {shapes[0]} and {shapes[1]}"
         )
+    check_packed_targets(targets, shapes[0][3])
+    return _packed_cross_entropy(logits_seq, targets, skip_empty=check_flag("skip_empty", skip_empty))
+
+
+def check_packed_targets(targets: tp.Any, card: int) -> None:
+    """Per-step targets (`Packed.targets`): integer, and host values in `[-1, card)` (device values give NaN).
+
+    Raises:
+      TypeError: non-integer targets.
+      ValueError: a host target outside `[-1, card)`.
+    """
     dtype = targets.dtype if hasattr(targets, "dtype") else np.asarray(targets).dtype
     if dtype == np.bool_ or not jnp.issubdtype(dtype, jnp.integer):
         raise TypeError(f"`targets` must hold integer codes, got dtype {dtype}")
-    card = shapes[0][3]
     if isinstance(targets, (np.ndarray, list, tuple)):
         host = np.asarray(targets)
         bad = (host < -1) | (host >= card)
@@ -278,7 +288,6 @@ def packed_cross_entropy(
             raise ValueError(
                 f"`targets`[{b}, {q}, {s}] = {int(host[b, q, s])}; expected -1 or a code in [0, card={card})"
             )
-    return _packed_cross_entropy(logits_seq, targets, skip_empty=check_flag("skip_empty", skip_empty))
 
 
 def _target_nll(logits_seq: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.Array]:
