@@ -170,7 +170,9 @@ def is_host(x: tp.Any) -> bool:
     return not isinstance(x, (jax.core.Tracer, jax.Array))
 
 
-def validate_lengths(lengths: tp.Any, batch_shape: tuple[int, ...], timesteps: int) -> tp.Any:
+def validate_lengths(
+    lengths: tp.Any, batch_shape: tuple[int, ...], timesteps: int, name: str = "lengths", bound: str = "T_max"
+) -> tp.Any:
     """Checks `lengths` against the batch shape and, for host values, the range `[0, timesteps]`.
 
     Host lengths (numpy arrays, Python ints and lists) are range-checked here and
@@ -192,12 +194,12 @@ def validate_lengths(lengths: tp.Any, batch_shape: tuple[int, ...], timesteps: i
         try:
             array = np.asarray(lengths)
         except Exception as err:  # noqa: BLE001 - re-raised with the argument's name
-            raise TypeError(f"`lengths` must be an integer array, got {type(lengths).__name__}") from err
+            raise TypeError(f"`{name}` must be an integer array, got {type(lengths).__name__}") from err
     if array.dtype == np.bool_ or not jnp.issubdtype(array.dtype, jnp.integer):
-        raise TypeError(f"`lengths` must be an integer array, got dtype {array.dtype}")
+        raise TypeError(f"`{name}` must be an integer array, got dtype {array.dtype}")
     if tuple(array.shape) != tuple(batch_shape):
         raise ValueError(
-            f"`lengths` has shape {tuple(array.shape)}; expected the batch shape {tuple(batch_shape)} "
+            f"`{name}` has shape {tuple(array.shape)}; expected the batch shape {tuple(batch_shape)} "
             "(one length per example; a scalar for an unbatched call)"
         )
     if isinstance(array, np.ndarray):  # host values only: never read a device array back
@@ -205,7 +207,7 @@ def validate_lengths(lengths: tp.Any, batch_shape: tuple[int, ...], timesteps: i
         if bad.size:
             where = np.unravel_index(bad[0], array.shape) if array.ndim else ()
             raise ValueError(
-                f"`lengths` must lie in [0, T_max={timesteps}]; lengths{list(map(int, where))} = "
+                f"`{name}` must lie in [0, {bound}={timesteps}]; {name}{list(map(int, where))} = "
                 f"{int(array.reshape(-1)[bad[0]])}"
             )
     return array

@@ -25,6 +25,7 @@ SEQ = np.asarray(PAT.build_pattern_sequence(CODES, 8)[0])
 LOGITS = np.zeros((1, 2, len(PAT), 8), np.float32)
 HIDDEN = np.zeros((1, PAT.valid_steps, 4), np.float32)  # the fused losses: trunk output and K heads
 HEADS = np.zeros((2, 4, 8), np.float32)
+PACKED = jp.pack([CODES[0]], P, row_steps=8, special_token=8)
 
 
 def step_fn(state, tokens):
@@ -73,6 +74,8 @@ ROWS: list[tuple[str, str, list, tp.Callable]] = [
                                                                                 special_token=8).tokens,
                                                                         jp.pack([CODES[0]], P, row_steps=8,
                                                                                 special_token=8), v)),
+    ("unpack", "return_mask", FLAG, lambda v: jp.unpack(PACKED.tokens, PACKED, return_mask=v)),
+    ("unpack", "model_output", FLAG, lambda v: jp.unpack(PACKED.tokens, PACKED, model_output=v)),
     # lm
     ("generate", "special_token", TOKEN, lambda v: generate(special_token=v)),
     ("generate", "fill_after", TOKEN[1:], lambda v: generate(fill_after=v)),

@@ -464,9 +464,9 @@ def test_generation_argument_errors():
     def call(**kw):
         return lm.generate(step_fn, zeros(2), pattern, prompt, special_token=SPECIAL, **kw)
 
-    with pytest.raises(ValueError, match=r"`prompt_lengths` must lie in \[0, T0=3\].*prompt_lengths\[1\] = 4"):
+    with pytest.raises(ValueError, match=r"`prompt_lengths` must lie in \[0, T0=3\]; prompt_lengths\[1\] = 4"):
         call(prompt_lengths=[1, 4])
-    with pytest.raises(ValueError, match=r"`prompt_lengths` has shape \(3,\); expected \(2,\)"):
+    with pytest.raises(ValueError, match=r"`prompt_lengths` has shape \(3,\); expected the batch shape \(2,\)"):
         call(prompt_lengths=[1, 2, 3])
     with pytest.raises(TypeError, match=r"`prompt_lengths` must be an integer array, got dtype float"):
         call(prompt_lengths=[1.0, 2.0])

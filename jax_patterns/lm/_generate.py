@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_patterns import Pattern
-from jax_patterns._checks import check_flag, check_int_token
+from jax_patterns._checks import check_flag, check_int_token, validate_lengths
 from jax_patterns.lm import _decode
 from jax_patterns.lm._decode import Config
 from jax_patterns.lm._sampling import Sampling, settings
@@ -42,33 +42,13 @@ def _max_len(step_fn: jax.tree_util.Partial) -> int | None:
     return None
 
 
-def _prompt_lengths(prompt_lengths: tp.Any, batch: int, prompt_len: int) -> tuple[tp.Any, tuple[int, ...] | None]:
-    """Checks `prompt_lengths`; returns it as int32 (clipped in the graph when traced) and its host values.
-
-    Host values (numpy, lists) are checked against `[0, T0]`; device or traced
-    values are never read back: they are clipped into `[0, T0]` in the graph,
-    the library's `lengths` policy.
-    """
+def _prompt_lengths(prompt_lengths: tp.Any, batch: int, prompt_len: int) -> tp.Any:
+    """`prompt_lengths` checked by the library's one lengths check: host values in `[0, T0]` (as int32), device
+    or traced values as they are (clipped into `[0, T0]` in the program, never read back)."""
     if prompt_lengths is None:
-        return None, None
-    host = not isinstance(prompt_lengths, (jax.core.Tracer, jax.Array))
-    try:
-        array = np.asarray(prompt_lengths) if host else prompt_lengths
-    except Exception as err:  # noqa: BLE001 - re-raised with the argument's name
-        raise TypeError(f"`prompt_lengths` must be an integer array, got {type(prompt_lengths).__name__}") from err
-    if array.dtype == np.bool_ or not jnp.issubdtype(array.dtype, jnp.integer):
-        raise TypeError(f"`prompt_lengths` must be an integer array, got dtype {array.dtype}")
-    if tuple(array.shape) != (batch,):
-        raise ValueError(f"`prompt_lengths` has shape {tuple(array.shape)}; expected ({batch},), one per example")
-    if not host:
-        return array, None  # clipped into [0, T0] in the program
-    bad = np.flatnonzero((array < 0) | (array > prompt_len))
-    if bad.size:
-        raise ValueError(
-            f"`prompt_lengths` must lie in [0, T0={prompt_len}] (the prompt's timesteps); "
-            f"prompt_lengths[{bad[0]}] = {int(array[bad[0]])}"
-        )
-    return array.astype(np.int32), tuple(int(n) for n in array)
+        return None
+    checked = validate_lengths(prompt_lengths, (batch,), prompt_len, "prompt_lengths", "T0")
+    return checked.astype(np.int32) if isinstance(checked, np.ndarray) else checked
 
 
 def _sampling(
@@ -173,7 +153,7 @@ def _prepare(
             f"the pattern has {len(pattern)} steps, so the step function is fed {len(pattern) - 1} of them, more "
             f"than its max_len={limit}; build the model with max_len >= {len(pattern) - 1}"
         )
-    lengths, _ = _prompt_lengths(prompt_lengths, batch, prompt_len)
+    lengths = _prompt_lengths(prompt_lengths, batch, prompt_len)
     cfg = Config(
         pattern=pattern,
         special_token=special_token,
