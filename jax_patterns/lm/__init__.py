@@ -7,6 +7,10 @@ from jax_patterns.lm._fused import fused_pattern_cross_entropy as fused_pattern_
 from jax_patterns.lm._generate import Stream as Stream
 from jax_patterns.lm._generate import generate as generate
 from jax_patterns.lm._generate import stream as stream
+from jax_patterns.lm._magnet import magnet_cross_entropy as magnet_cross_entropy
+from jax_patterns.lm._magnet import magnet_generate as magnet_generate
+from jax_patterns.lm._magnet import magnet_inputs as magnet_inputs
+from jax_patterns.lm._magnet import magnet_mask as magnet_mask
 from jax_patterns.lm._model import CodecLM as CodecLM
 from jax_patterns.lm._model import ModelStep as ModelStep
 from jax_patterns.lm._model import step_fn_of as step_fn_of
@@ -28,6 +32,10 @@ __all__ = (
     "fused_packed_cross_entropy",
     "fused_pattern_cross_entropy",
     "generate",
+    "magnet_cross_entropy",
+    "magnet_generate",
+    "magnet_inputs",
+    "magnet_mask",
     "packed_cross_entropy",
     "packed_segment_cross_entropy",
     "pattern_cross_entropy",
