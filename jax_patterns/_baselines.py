@@ -48,3 +48,21 @@ def bare_decode(step_fn: tp.Callable, state: tp.Any, first: jax.Array, steps: in
 
     out, _ = jax.lax.fori_loop(1, steps, body, (out, state))
     return out
+
+
+def bare_magnet(model_fn: tp.Callable, codes: jax.Array, iterations: jax.Array, guidance: bool) -> jax.Array:
+    """The MAGNeT baseline: the model calls `magnet_generate` makes, and nothing else (argmax written back).
+
+    `iterations[j]` is iteration `j`'s stage; each iteration runs `model_fn` on
+    the whole sequence (`[2B, K, T]` with guidance) and writes the argmax of
+    the stage's codebook back, with no masking, scoring or sampling.
+    """
+    batch, n_q, _ = codes.shape
+
+    def body(j, codes):
+        stage = iterations[j]
+        logits = model_fn(jnp.concatenate([codes, codes]) if guidance else codes, stage)
+        row = jnp.argmax(jax.lax.dynamic_index_in_dim(logits[:batch], stage, axis=1, keepdims=False), -1)
+        return jnp.where((jnp.arange(n_q) == stage)[None, :, None], row[:, None, :].astype(codes.dtype), codes)
+
+    return jax.lax.fori_loop(0, iterations.shape[0], body, codes)

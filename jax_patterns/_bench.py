@@ -465,6 +465,86 @@ def bench_generation(steps: int, repeats: int) -> list[Row]:
     return rows
 
 
+def bench_magnet(repeats: int, audiocraft_tree: str | None = None) -> list[Row]:
+    """`magnet_generate` against a bare compiled loop making the same model calls, and audiocraft's eager loop.
+
+    B=4, K=4, T=150 (50 spans of 3), decoding_steps (20, 10, 10, 10), top-p
+    sampling with guidance (audiocraft's defaults): 50 model calls on `[8, 4, 150]`.
+    Two models: the toy of the goldens (integer arithmetic: the bookkeeping
+    dominates) and the NNX CodecLM (bidirectional, dim 64, 2 layers). With an
+    audiocraft source tree, audiocraft's own `_generate_magnet` runs the toy model
+    in torch, eagerly.
+    """
+    import torch
+    from flax import nnx
+
+    from jax_patterns import lm
+    from jax_patterns.lm import _magnet
+    from torch_compat._magnet import Condition, load_magnet, magnet_harness, toy_logits
+
+    batch, k, t, card, steps = 4, 4, 150, 64, (20, 10, 10, 10)
+    prompt = jnp.zeros((batch, k, 0), jnp.int32)
+    cond = jnp.arange(1, batch + 1, dtype=jnp.int32)
+    iterations = jnp.asarray(_magnet.schedule(steps)["stage"])
+    calls = int(iterations.shape[0])
+
+    def toy(tokens, stage):
+        rows = jnp.concatenate([cond, jnp.zeros_like(cond)])[: tokens.shape[0]]
+        return toy_logits(tokens, stage, rows, card, jnp)
+
+    model = lm.CodecLM(k, card, dim=64, num_layers=2, num_heads=4, max_len=t, causal=False, rngs=nnx.Rngs(0))
+    rows = []
+    for name, fn in (("toy model", jax.tree_util.Partial(toy)), ("NNX CodecLM", lm.magnet_fn_of(model))):
+        ours = jax.jit(
+            lambda f, key: lm.magnet_generate(f, prompt, timesteps=t, mask_token=card, key=key, decoding_steps=steps)
+        )
+        bare = jax.jit(lambda f, codes: _baselines.bare_magnet(f, codes, iterations, True))
+        codes = jnp.full((batch, k, t), card, jnp.int32)
+        ours_ms = timeit(functools.partial(_blocking, ours, fn, jax.random.key(0)), repeats)
+        bare_ms = timeit(functools.partial(_blocking, bare, fn, codes), repeats)
+        rows.append(
+            Row(
+                f"magnet_generate {calls} iterations, {name} (vs bare loop)",
+                f"{batch}x{k}x{t}",
+                "int32",
+                ours_ms,
+                None,
+                None,
+                None,
+                0,
+                extra={"baseline_ms": bare_ms, "ms_per_iteration": ours_ms / calls},
+            )
+        )
+    if audiocraft_tree:
+        lm_magnet, _, _ = load_magnet(audiocraft_tree)
+        harness = magnet_harness(lm_magnet, k, card, 3, cond_weight=1)
+
+        def audiocraft() -> None:
+            harness.inputs.clear()
+            harness._generate_magnet(
+                conditions=[Condition(int(c)) for c in cond],
+                num_samples=batch,
+                max_gen_len=t,
+                decoding_steps=list(steps),
+            )
+
+        torch_ms = timeit(audiocraft, max(1, repeats // 2))
+        rows.append(
+            Row(
+                f"magnet_generate {calls} iterations, toy model (vs audiocraft's eager loop)",
+                f"{batch}x{k}x{t}",
+                "int32",
+                rows[0].jax_ms,
+                torch_ms,
+                None,
+                None,
+                0,
+                extra={"torch_ms": torch_ms, "torch_threads": torch.get_num_threads()},
+            )
+        )
+    return rows
+
+
 def bench_serving(steps: int, repeats: int, batch: int = 4, chunks: tp.Sequence[int] = (16, 64, 256)) -> list[Row]:
     """Serving generation: per-example prompts and EOS vs a bare loop; `stream` vs `generate`; first-frame latency.
 
@@ -728,6 +808,15 @@ def check_arguments(args: tp.Any) -> None:
             raise ValueError(f"`--json-out` {args.json_out!r}: the folder {folder!r} does not exist or is not writable")
     if args.audiocraft_source and not os.path.isfile(args.audiocraft_source):
         raise ValueError(f"`--audiocraft-source` {args.audiocraft_source!r}: no such file")
+    if args.audiocraft_tree and not os.path.isfile(
+        os.path.join(args.audiocraft_tree, "audiocraft/models/lm_magnet.py")
+    ):
+        raise ValueError(
+            f"`--audiocraft-tree` {args.audiocraft_tree!r}: no audiocraft/models/lm_magnet.py under it "
+            "(an extracted audiocraft 1.3.0 sdist)"
+        )
+    if args.fused_only and args.magnet_only:
+        raise ValueError("`--fused-only` and `--magnet-only` pick one group of rows each; pass one")
 
 
 def run(args: tp.Any) -> int:
@@ -738,8 +827,10 @@ def run(args: tp.Any) -> int:
     if not args.json:
         print(device_line(), flush=True)
     variants = [(False, "right"), (True, "right"), (True, "left")] if args.lengths else [(False, "right")]
-    if args.fused_only:
-        rows = bench_fused(repeats=args.repeats)
+    if args.fused_only or args.magnet_only:
+        rows = (
+            bench_fused(repeats=args.repeats) if args.fused_only else bench_magnet(args.repeats, args.audiocraft_tree)
+        )
         document = {"device": device_line(), "rows": [r.as_dict() for r in rows]}
         print(json.dumps(document, indent=1) if args.json else format_extras(rows))
         if args.json_out:
@@ -782,6 +873,7 @@ def run(args: tp.Any) -> int:
         if bar is not None:
             bar.update()
         rows += bench_fused(repeats=max(1, min(args.repeats, 3)))
+        rows += bench_magnet(args.repeats, args.audiocraft_tree)
     if bar is not None:
         bar.close()
     document = {"device": device_line(), "rows": [r.as_dict() for r in rows]}
@@ -829,6 +921,14 @@ def add_arguments(parser: tp.Any) -> None:
         "--fused-only",
         action="store_true",
         help="only the fused heads+loss rows (B=8, K 4 and 8, T=1500, D 512 and 1024, card 2048, both dtypes)",
+    )
+    parser.add_argument(
+        "--magnet-only",
+        action="store_true",
+        help="only the MAGNeT rows (magnet_generate vs a bare loop, and audiocraft's loop with --audiocraft-tree)",
+    )
+    parser.add_argument(
+        "--audiocraft-tree", metavar="DIR", help="an extracted audiocraft 1.3.0 sdist: also time its MAGNeT loop"
     )
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     parser.add_argument("--json-out", metavar="PATH", help="also write the rows as JSON to PATH")

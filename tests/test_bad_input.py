@@ -37,6 +37,25 @@ def generate(**options):
     return lm.generate(step_fn, 0, PAT, np.zeros((1, 2, 1), np.int32), **{**base, **options})
 
 
+def returns_its_tokens_as_logits(tokens, stage):  # a named function: its repr (the test id) has no address early
+    return tokens
+
+
+def magnet(**options):
+    base = dict(
+        model_fn=lambda tokens, stage: jax.nn.one_hot(tokens % 8, 8),
+        prompt=np.zeros((1, 2, 1), np.int32),
+        timesteps=6,
+        mask_token=8,
+        key=jax.random.key(0),
+        decoding_steps=(2, 2),
+    )
+    merged = {**base, **options}
+    return lm.magnet_generate(merged.pop("model_fn"), merged.pop("prompt"), **merged)
+
+
+MASK = np.zeros((1, 4), bool)
+MLOGITS = np.zeros((1, 2, 4, 8), np.float32)
 TOKEN = [None, 4.7, True, 2**40, "8"]  # a token id: an int that int32 codes hold
 LENGTHS = [None, 2.5, True, -1, 5, [1, 2], np.array([1.0])]  # one length per example, in [0, T]
 SIZE = [None, 2.5, True, -1, 0]  # a positive int
@@ -110,6 +129,48 @@ ROWS: list[tuple[str, str, list, tp.Callable]] = [
     ("fused_packed_cross_entropy", "targets", [None, np.zeros((1, 2, 3), np.int32), np.zeros((1, 2, 5)),
                                                np.full((1, 2, 5), 8, np.int32)],
      lambda v: lm.fused_packed_cross_entropy(HIDDEN, HEADS, v)),
+    # MAGNeT
+    ("magnet_generate", "timesteps", SIZE, lambda v: magnet(timesteps=v)),
+    ("magnet_generate", "mask_token", TOKEN + [3], lambda v: magnet(mask_token=v)),
+    ("magnet_generate", "span_len", SIZE, lambda v: magnet(span_len=v)),
+    ("magnet_generate", "decoding_steps", [None, 3, [2], [2, 0], [2, 1.5], "22"], lambda v: magnet(decoding_steps=v)),
+    ("magnet_generate", "span_arrangement", [None, "overlap", 1], lambda v: magnet(span_arrangement=v)),
+    ("magnet_generate", "span_scoring", [None, "min"], lambda v: magnet(span_scoring=v)),
+    ("magnet_generate", "prompt_lengths", LENGTHS[1:], lambda v: magnet(prompt_lengths=v)),
+    ("magnet_generate", "prompt", [None, np.zeros((1, 2)), np.zeros((1, 2, 1)), np.full((1, 2, 1), 8)],
+     lambda v: magnet(prompt=v)),
+    ("magnet_generate", "temp", [None, True, -1.0, [1.0, 2.0]], lambda v: magnet(temp=v)),
+    ("magnet_generate", "top_k", [None, 2.5, -1], lambda v: magnet(top_k=v)),
+    ("magnet_generate", "top_p", [None, 1.5], lambda v: magnet(top_p=v)),
+    ("magnet_generate", "max_cfg_coef", [True, float("nan"), [1.0, 2.0]], lambda v: magnet(max_cfg_coef=v)),
+    ("magnet_generate", "min_cfg_coef", [None, True, float("inf")], lambda v: magnet(min_cfg_coef=v)),
+    ("magnet_generate", "use_sampling", FLAG, lambda v: magnet(use_sampling=v)),
+    ("magnet_generate", "anneal_temp", FLAG, lambda v: magnet(anneal_temp=v)),
+    ("magnet_generate", "key", [3, np.zeros(3), jax.random.split(jax.random.key(0), 2)], lambda v: magnet(key=v)),
+    ("magnet_generate", "model_fn", [None, 3, returns_its_tokens_as_logits], lambda v: magnet(model_fn=v)),
+    ("magnet_mask", "batch", SIZE, lambda v: lm.magnet_mask(jax.random.key(0), v, 6, n_q=2)),
+    ("magnet_mask", "timesteps", SIZE, lambda v: lm.magnet_mask(jax.random.key(0), 1, v, n_q=2)),
+    ("magnet_mask", "n_q", SIZE, lambda v: lm.magnet_mask(jax.random.key(0), 1, 6, n_q=v)),
+    ("magnet_mask", "span_len", SIZE, lambda v: lm.magnet_mask(jax.random.key(0), 1, 6, n_q=2, span_len=v)),
+    ("magnet_mask", "mask_timesteps", [2.5, True, 0, 3], lambda v: lm.magnet_mask(jax.random.key(0), 1, 6, n_q=2,
+                                                                                   mask_timesteps=v)),
+    ("magnet_inputs", "mask_token", TOKEN, lambda v: lm.magnet_inputs(CODES, 0, MASK, v)),
+    ("magnet_inputs", "stage", [None, 2.5, True, -1, 2], lambda v: lm.magnet_inputs(CODES, v, MASK, 8)),
+    ("magnet_inputs", "mask", [None, np.zeros((1, 4)), np.zeros((1, 3), bool)], lambda v: lm.magnet_inputs(CODES, 0,
+                                                                                                          v, 8)),
+    ("magnet_inputs", "codes", [None, np.zeros((2, 4), np.int32), np.zeros((1, 2, 4)), np.full((1, 2, 4), 8),
+                                np.full((1, 2, 4), -1)],
+     lambda v: lm.magnet_inputs(v, 0, MASK, 8)),
+    ("magnet_cross_entropy", "stage", [None, 2.5, -1, 2], lambda v: lm.magnet_cross_entropy(MLOGITS, CODES, v, MASK)),
+    ("magnet_cross_entropy", "lengths", LENGTHS[1:], lambda v: lm.magnet_cross_entropy(MLOGITS, CODES, 0, MASK,
+                                                                                        lengths=v)),
+    ("magnet_cross_entropy", "padding_side", [None, "up"], lambda v: lm.magnet_cross_entropy(MLOGITS, CODES, 0, MASK,
+                                                                                            padding_side=v)),
+    ("magnet_cross_entropy", "logits", [np.zeros((1, 2, 3, 8)), np.zeros((1, 2, 4))],
+     lambda v: lm.magnet_cross_entropy(v, CODES, 0, MASK)),
+    ("magnet_cross_entropy", "codes", [None, np.full((1, 2, 4), 8), np.full((1, 2, 4), -1), np.zeros((1, 2, 4))],
+     lambda v: lm.magnet_cross_entropy(MLOGITS, v, 0, MASK)),
+    ("magnet_fn_of", "model", [None, 3], lambda v: lm.magnet_fn_of(v)),
     # presets
     ("MusicGen", "num_codebooks", SIZE, lambda v: presets.MusicGen(v, 8)),
     ("MusicGen", "pad_token_id", [None, 4.7, True, -1], lambda v: presets.MusicGen(2, v)),

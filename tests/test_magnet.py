@@ -1,12 +1,11 @@
 """MAGNeT: decoding, training masks and loss against audiocraft 1.3.0's own code (goldens), and our contracts.
 
 The goldens (`tests/goldens/magnet_1_3_0.npz`) come from `tools/make_magnet_goldens.py`, which runs
-audiocraft's `lm_magnet.py` and `solvers/magnet.py` with the toy model of `magnet_toy.py`.
+audiocraft's `lm_magnet.py` and `solvers/magnet.py` with the toy model of `torch_compat._magnet.toy_logits`.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import pathlib
 
@@ -14,11 +13,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from magnet_toy import toy_logits
-
 from helpers import compilations
+
 from jax_patterns import lm
 from jax_patterns.lm import _magnet
+from torch_compat._magnet import toy_logits
 
 GOLDENS = np.load(pathlib.Path(__file__).parent / "goldens" / "magnet_1_3_0.npz")
 INDEX = json.loads(str(GOLDENS["index"]))
@@ -86,14 +85,18 @@ TIED = 32  # the one case whose audiocraft codes depend on torch's order of tied
 
 
 def test_only_the_known_case_depends_on_the_order_of_ties():
-    tied = [i for i, _ in GENERATE if not np.array_equal(GOLDENS[f"generate/{i}/codes"], GOLDENS[f"generate/{i}/stable"])]
+    tied = [
+        i for i, _ in GENERATE if not np.array_equal(GOLDENS[f"generate/{i}/codes"], GOLDENS[f"generate/{i}/stable"])
+    ]
     assert tied == [TIED]
 
 
 SCHEDULE = list(enumerate(INDEX["schedule"]))
 
 
-@pytest.mark.parametrize("item", SCHEDULE, ids=[f"T{c['timesteps']}-{c['steps'][0]}-P{c['prompt']}" for _, c in SCHEDULE])
+@pytest.mark.parametrize(
+    "item", SCHEDULE, ids=[f"T{c['timesteps']}-{c['steps'][0]}-P{c['prompt']}" for _, c in SCHEDULE]
+)
 def test_schedule_equals_audiocraft(item):
     """audiocraft's shipped configurations: masked positions per iteration (seen by the model), and the
     guidance coefficient over the temperature (the softmax input of a probe whose guided logit is the
@@ -110,8 +113,15 @@ def test_schedule_equals_audiocraft(item):
         return jnp.where(cond & code0, 1.0, 0.0) * jnp.ones(tokens.shape + (1,), jnp.float32)
 
     prompt = np.zeros((1, n_q, case["prompt"]), np.int32)
-    lm.magnet_generate(probe, prompt, timesteps=case["timesteps"], mask_token=mask, use_sampling=False,
-                       decoding_steps=case["steps"], span_len=case["span_len"]).block_until_ready()
+    lm.magnet_generate(
+        probe,
+        prompt,
+        timesteps=case["timesteps"],
+        mask_token=mask,
+        use_sampling=False,
+        decoding_steps=case["steps"],
+        span_len=case["span_len"],
+    ).block_until_ready()
     jax.effects_barrier()
     np.testing.assert_array_equal(np.asarray(seen), GOLDENS[f"schedule/{i}/masked"])
     table = _magnet.schedule(tuple(case["steps"]))
@@ -138,8 +148,14 @@ def test_maskrate_lookup_table_equals_audiocraft(item):
 def test_training_mask_equals_audiocraft(item):
     """`magnet_mask`'s documented draws handed to audiocraft's `_get_mask` give the same mask."""
     i, case = item
-    stage, mask = lm.magnet_mask(jax.random.key(case["seed"]), case["batch"], case["timesteps"], n_q=4,
-                                 span_len=case["span_len"], mask_timesteps=case["segment"])
+    stage, mask = lm.magnet_mask(
+        jax.random.key(case["seed"]),
+        case["batch"],
+        case["timesteps"],
+        n_q=4,
+        span_len=case["span_len"],
+        mask_timesteps=case["segment"],
+    )
     np.testing.assert_array_equal(np.asarray(mask), GOLDENS[f"mask/{i}/mask"])
     k_stage = jax.random.split(jax.random.key(case["seed"]), 3)[0]
     assert int(stage) == int(jax.random.randint(k_stage, (), 0, 4))
@@ -159,3 +175,203 @@ def test_loss_and_gradient_equal_audiocraft(item):
         return
     np.testing.assert_allclose(value, g["loss"], rtol=1e-6)
     np.testing.assert_allclose(grad, g["grad"], rtol=1e-5, atol=1e-7)
+
+
+# ---------------------------------------------------------------------------
+# Our contracts: one program, jit, vmap, per-example prompts and settings
+# ---------------------------------------------------------------------------
+CARD = 12
+BASE = dict(timesteps=16, mask_token=CARD, decoding_steps=(4, 3), span_len=3)
+
+
+def model_of(cond) -> jax.tree_util.Partial:
+    return toy(np.asarray(cond, np.int32), CARD, True)
+
+
+def prompt_of(batch: int, length: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, CARD, (batch, 2, length)).astype(np.int32)
+
+
+def decode_compiles(fn) -> list[str]:
+    return [name for name in compilations(fn) if "_decode" in name]
+
+
+def test_a_second_call_and_new_sampling_values_compile_nothing():
+    fn, prompt = model_of([3, 4]), prompt_of(2, 5)
+
+    def call(temp, top_p, lengths, key):
+        lm.magnet_generate(
+            fn, prompt, key=jax.random.key(key), temp=temp, top_p=top_p, prompt_lengths=lengths, **BASE
+        ).block_until_ready()
+
+    assert len(decode_compiles(lambda: call(3.0, 0.9, [5, 2], 0))) == 1
+    assert decode_compiles(lambda: call(2.0, 0.5, [0, 4], 1)) == []
+    assert decode_compiles(lambda: call(np.array([1.0, 4.0]), np.array([0.0, 0.8]), [3, 3], 2)) == []
+    assert decode_compiles(lambda: call(1.0, 0.9, [1, 1], 3)) == []
+    traced = jax.jit(lambda t: lm.magnet_generate(fn, prompt, key=jax.random.key(0), temp=t, **BASE))
+    traced(jnp.float32(2.0)).block_until_ready()
+    assert decode_compiles(lambda: traced(jnp.float32(1.5)).block_until_ready()) == []
+
+
+@pytest.mark.parametrize("arrangement", ["nonoverlap", "stride1"])
+def test_each_example_equals_itself_alone(arrangement):
+    """Per-example prompt lengths (host and traced), keys and settings: each row equals a batch of one."""
+    lengths, temps, cond = [0, 5, 2], [3.0, 1.0, 2.0], [3, 9, 1]
+    prompt = prompt_of(3, 6, seed=1)
+    keys = jax.random.split(jax.random.key(5), 3)
+    fn = model_of(cond)
+    options = dict(BASE, span_arrangement=arrangement, top_p=0.0, top_k=np.array([0, 4, 0]))
+    batch = lm.magnet_generate(fn, prompt, key=keys, temp=np.array(temps), prompt_lengths=lengths, **options)
+    traced = jax.jit(
+        lambda n: lm.magnet_generate(fn, prompt, key=keys, temp=np.array(temps), prompt_lengths=n, **options)
+    )(jnp.asarray(lengths))
+    np.testing.assert_array_equal(batch, traced)
+    for b, n in enumerate(lengths):
+        alone = lm.magnet_generate(
+            model_of(cond[b : b + 1]),
+            prompt[b : b + 1, :, :n],
+            key=keys[b : b + 1],
+            temp=temps[b],
+            **dict(options, top_k=options["top_k"][b]),
+        )
+        np.testing.assert_array_equal(batch[b : b + 1], alone)
+        np.testing.assert_array_equal(batch[b, :, :n], prompt[b, :, :n])
+    assert not np.any(np.asarray(batch) == CARD)
+
+
+def test_jit_and_vmap_agree_with_the_plain_call():
+    fn, prompt = model_of([7]), prompt_of(1, 4)
+    keys = jax.random.split(jax.random.key(2), 3)
+    plain = [np.asarray(lm.magnet_generate(fn, prompt, key=k, **BASE)) for k in keys]
+    mapped = jax.vmap(lambda k: lm.magnet_generate(fn, prompt, key=k, **BASE))(keys)
+    np.testing.assert_array_equal(np.stack(plain), mapped)
+    jitted = jax.jit(lambda p, k: lm.magnet_generate(fn, p, key=k, **BASE))(prompt, keys[0])
+    np.testing.assert_array_equal(plain[0], jitted)
+    greedy = dict(BASE, use_sampling=False)
+    prompts = np.stack([prompt_of(1, 4, seed=s) for s in range(3)])
+    mapped = jax.vmap(lambda p: lm.magnet_generate(fn, p, **greedy))(prompts)
+    for s in range(3):
+        np.testing.assert_array_equal(mapped[s], lm.magnet_generate(fn, prompts[s], **greedy))
+
+
+def test_trim_and_token_masking_shapes():
+    fn = model_of([1])
+    out = lm.magnet_generate(fn, prompt_of(1, 0), use_sampling=False, **dict(BASE, timesteps=17))
+    assert out.shape == (1, 2, 15)  # trimmed to a multiple of span_len, as audiocraft
+    for options in (dict(span_len=1), dict(span_arrangement="stride1")):
+        out = lm.magnet_generate(fn, prompt_of(1, 0), use_sampling=False, **dict(BASE, timesteps=17, **options))
+        assert out.shape == (1, 2, 17)
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        (dict(decoding_steps=(4,)), ValueError, r"`decoding_steps` has 1 entries for K=2"),
+        (dict(decoding_steps=(4, 0)), ValueError, r"`decoding_steps\[1\]` must be >= 1"),
+        (dict(mask_token=3), ValueError, r"`mask_token`=3 is a code the model samples \(card=12\)"),
+        (dict(mask_token=2.5), TypeError, r"`mask_token`"),
+        (dict(timesteps=5), ValueError, r"`prompt` has T0=5 timesteps; expected fewer than timesteps=5"),
+        (dict(span_arrangement="overlap"), ValueError, r"`span_arrangement` must be one of"),
+        (dict(span_scoring=None), ValueError, r"`span_scoring` must be one of"),
+        (dict(key=None), ValueError, r"needs a PRNG `key`"),
+        (dict(top_p=1.5), ValueError, r"`top_p` must lie in \[0.0, 1.0\]"),
+        (dict(min_cfg_coef=None), TypeError, r"`min_cfg_coef` is None"),
+        (dict(prompt_lengths=[6]), ValueError, r"`prompt_lengths` must lie in \[0, T0=5\]"),
+        (dict(use_sampling=1), TypeError, r"`use_sampling` must be a bool"),
+    ],
+)
+def test_bad_arguments_raise_naming_them(options, error, match):
+    with pytest.raises(error, match=match):
+        lm.magnet_generate(model_of([1]), prompt_of(1, 5), **{**BASE, "key": jax.random.key(0), **options})
+
+
+def test_bad_prompt_and_model_output_raise():
+    with pytest.raises(ValueError, match=r"`prompt` holds the code 12; codes must lie in \[0, card=12\)"):
+        lm.magnet_generate(model_of([1]), np.full((1, 2, 3), CARD, np.int32), key=jax.random.key(0), **BASE)
+    with pytest.raises(ValueError, match=r"`model_fn` must return logits \[B', K, T', card\]"):
+        lm.magnet_generate(lambda t, s: t, prompt_of(1, 3), key=jax.random.key(0), **BASE)
+
+
+# ---------------------------------------------------------------------------
+# Training and the demo model
+# ---------------------------------------------------------------------------
+def test_inputs_and_loss_follow_the_stage_traced_or_not():
+    codes = prompt_of(2, 9, seed=3)
+    stage_mask = np.random.default_rng(4).random((2, 9)) < 0.5
+    for stage in (0, 1):
+        inputs = np.asarray(lm.magnet_inputs(codes, stage, stage_mask, CARD))
+        traced = jax.jit(lambda s: lm.magnet_inputs(codes, s, stage_mask, CARD))(jnp.int32(stage))
+        np.testing.assert_array_equal(inputs, traced)
+        np.testing.assert_array_equal(inputs[:, :stage], codes[:, :stage])
+        np.testing.assert_array_equal(inputs[:, stage], np.where(stage_mask, CARD, codes[:, stage]))
+        assert np.all(inputs[:, stage + 1 :] == CARD)
+    logits = jax.random.normal(jax.random.key(0), (2, 2, 9, CARD))
+    left = lm.magnet_cross_entropy(logits, codes, 1, stage_mask, lengths=[9, 4], padding_side="left")
+    manual = -jax.nn.log_softmax(logits[:, 1], -1)[np.arange(2)[:, None], np.arange(9)[None], codes[:, 1]]
+    valid = stage_mask & (np.arange(9)[None] >= np.array([0, 5])[:, None])
+    np.testing.assert_allclose(left, manual[valid].mean(), rtol=1e-6)
+
+
+def test_training_masks_have_the_solver_counts():
+    """Span masks hold `LUT[round(100 p)]` starts (so at least span_len tokens); token masks `round(T p)`."""
+    for seed in range(5):
+        stage, mask = lm.magnet_mask(jax.random.key(seed), 8, 60, n_q=4, span_len=3)
+        assert 0 <= int(stage) < 4 and mask.shape == (8, 60) and bool(np.all(np.asarray(mask).sum(-1) >= 3))
+        _, tokens = lm.magnet_mask(jax.random.key(seed), 8, 60, n_q=4, span_len=1)
+        assert bool(np.all(np.asarray(tokens).sum(-1) >= 1))
+
+
+def test_codec_lm_attention_is_bidirectional_and_banded_past_stage_0():
+    from flax import nnx
+
+    model = lm.CodecLM(
+        2, CARD, dim=16, num_layers=1, num_heads=2, max_len=32, causal=False, subcodes_context=2, rngs=nnx.Rngs(0)
+    )
+    seq = prompt_of(1, 20, seed=5)
+    changed = seq.copy()
+    changed[..., 15] = (changed[..., 15] + 1) % CARD
+    for stage, moves in ((0, True), (1, False)):
+        a, b = model(seq, stage=stage), model(changed, stage=stage)
+        assert bool(np.any(np.asarray(a[:, :, 3] != b[:, :, 3]))) is moves  # 12 steps away from position 3
+        assert bool(np.any(np.asarray(a[:, :, 14] != b[:, :, 14])))  # inside the band, and before 15
+    causal = lm.CodecLM(2, CARD, dim=16, num_layers=1, num_heads=2, max_len=32, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"build it with CodecLM\(\.\.\., causal=False\)"):
+        lm.magnet_fn_of(causal)
+
+
+def test_one_compiled_train_step_serves_every_stage_and_the_model_generates():
+    import optax
+    from flax import nnx
+
+    model = lm.CodecLM(2, CARD, dim=16, num_layers=1, num_heads=2, max_len=32, causal=False, rngs=nnx.Rngs(0))
+    optimizer = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
+    codes = prompt_of(4, 15, seed=6)
+
+    @nnx.jit
+    def train_step(model, optimizer, key):
+        stage, mask = lm.magnet_mask(key, 4, 15, n_q=2, span_len=3)
+        inputs = lm.magnet_inputs(codes, stage, mask, CARD)
+
+        def loss_fn(model):
+            return lm.magnet_cross_entropy(model(inputs, stage=stage), codes, stage, mask)
+
+        loss, grads = nnx.value_and_grad(loss_fn)(model)
+        optimizer.update(model, grads)
+        return loss, stage
+
+    stages, losses = set(), []
+
+    def steps():
+        for i in range(8):
+            loss, stage = train_step(model, optimizer, jax.random.key(i))
+            losses.append(float(loss))
+            stages.add(int(stage))
+
+    with jax.numpy_dtype_promotion("standard"):  # optax's bias correction mixes Python floats and int steps
+        names = compilations(steps)
+    assert stages == {0, 1} and np.all(np.isfinite(losses))
+    assert len([n for n in names if "train_step" in n]) == 1
+    out = lm.magnet_generate(
+        lm.magnet_fn_of(model), codes[:1, :, :3], max_cfg_coef=None, key=jax.random.key(0), **dict(BASE, timesteps=15)
+    )
+    assert out.shape == (1, 2, 15) and np.all((np.asarray(out) >= 0) & (np.asarray(out) < CARD))

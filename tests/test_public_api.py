@@ -37,6 +37,11 @@ def test_public_names():
     assert set(jax_patterns.lm.__all__) == {
         "UNKNOWN",
         "CodecLM",
+        "magnet_cross_entropy",
+        "magnet_fn_of",
+        "magnet_generate",
+        "magnet_inputs",
+        "magnet_mask",
         "ModelStep",
         "Sampling",
         "StepInfo",

@@ -6,7 +6,7 @@ Runs audiocraft's own `audiocraft/models/lm_magnet.py` (`MagnetLMModel._generate
 `_compute_cross_entropy_magnet`), loaded by file path with their heavy imports
 (conditioners, flashy, omegaconf, the base LMModel and solver) replaced by small
 stand-ins, since only torch is needed to run these functions. The model is the
-deterministic toy of `tests/magnet_toy.py`, the same in torch and JAX.
+deterministic toy of `torch_compat._magnet.toy_logits`, the same in torch and JAX.
 
 Random numbers: a case that samples hands audiocraft's `utils.multinomial` the
 uniforms `lm.magnet_generate` documents (made here with `jax.random` from the
@@ -22,7 +22,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import pathlib
@@ -37,9 +36,9 @@ import numpy as np
 import torch
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT)]
 
-from magnet_toy import toy_logits  # noqa: E402
+from torch_compat._magnet import Condition, load_magnet, magnet_harness  # noqa: E402
 
 VERSION = "1.3.0"
 OUT = ROOT / "tests" / "goldens" / "magnet_1_3_0.npz"
@@ -49,8 +48,18 @@ FILES = ("audiocraft/models/lm_magnet.py", "audiocraft/solvers/magnet.py", "audi
 def fetch_source(workdir: pathlib.Path) -> pathlib.Path:
     """Downloads the audiocraft sdist and extracts the three files this script runs."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d", str(workdir),
-         f"audiocraft=={VERSION}"],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "-d",
+            str(workdir),
+            f"audiocraft=={VERSION}",
+        ],
         check=True,
     )
     (sdist,) = workdir.glob("audiocraft-*.tar.gz")
@@ -62,94 +71,6 @@ def fetch_source(workdir: pathlib.Path) -> pathlib.Path:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_bytes(tar.extractfile(member).read())  # type: ignore[union-attr]
     return workdir / "src"
-
-
-# ---------------------------------------------------------------------------
-# audiocraft's modules with stand-ins for what these functions never run
-# ---------------------------------------------------------------------------
-class Condition:
-    """A stand-in `ConditioningAttributes`: one int per example (0 is the null condition)."""
-
-    def __init__(self, value: int):
-        self.value = value
-
-
-class NullConditions:
-    """`ClassifierFreeGuidanceDropout(p=1.0)`: every condition becomes the null one."""
-
-    def __init__(self, p: float):
-        assert p == 1.0
-
-    def __call__(self, conditions):
-        return [Condition(0) for _ in conditions]
-
-
-class ConditionProvider:
-    def tokenize(self, conditions):
-        return conditions
-
-    def __call__(self, tokenized):
-        return {"cond": torch.tensor([c.value for c in tokenized])}
-
-
-def _module(name: str, **attrs) -> types.ModuleType:
-    module = types.ModuleType(name)
-    module.__dict__.update(attrs)
-    sys.modules[name] = module
-    return module
-
-
-def load(source: pathlib.Path) -> tuple[types.ModuleType, types.ModuleType, types.ModuleType]:
-    """audiocraft's `lm_magnet`, `solvers.magnet` and `utils.utils`, by file path, with stand-ins."""
-
-    class LMModel(torch.nn.Module):
-        @property
-        def special_token_id(self) -> int:
-            return self.card
-
-        @property
-        def num_codebooks(self) -> int:
-            return self.n_q
-
-    for package in ("audiocraft", "audiocraft.models", "audiocraft.utils", "audiocraft.modules", "audiocraft.solvers"):
-        _module(package, __path__=[])
-    _module("flashy", distrib=_module("flashy.distrib"))
-    _module("omegaconf", DictConfig=dict)
-    _module("einops", rearrange=lambda x, spec: x[:, None])  # only 'b -> b 1' is used
-    _module("audiocraft.modules.conditioners", ClassifierFreeGuidanceDropout=NullConditions,
-            ConditioningAttributes=Condition, ConditionType=tuple, SegmentWithAttributes=object)
-    _module("audiocraft.models.lm", LMModel=LMModel)
-    _module("audiocraft.solvers.builders", DatasetType=types.SimpleNamespace(SOUND="sound"))
-    _module("audiocraft.solvers.musicgen", MusicGenSolver=object)
-    loaded = []
-    for name, path in (("audiocraft.utils.utils", "audiocraft/utils/utils.py"),
-                       ("audiocraft.models.lm_magnet", "audiocraft/models/lm_magnet.py"),
-                       ("audiocraft.solvers.magnet", "audiocraft/solvers/magnet.py")):
-        spec = importlib.util.spec_from_file_location(name, source / path)
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        sys.modules[name] = module
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-        loaded.append(module)
-    sys.modules["audiocraft.utils"].utils = loaded[0]  # type: ignore[attr-defined]
-    return loaded[1], loaded[2], loaded[0]
-
-
-def harness(lm_magnet: types.ModuleType, n_q: int, card: int, span_len: int, cond_weight: int):
-    """audiocraft's `MagnetLMModel` around the toy model (its transformer never built)."""
-
-    class Toy(lm_magnet.MagnetLMModel):
-        def __init__(self):
-            torch.nn.Module.__init__(self)
-            self.n_q, self.card, self.span_len, self._fsdp = n_q, card, span_len, None
-            self.weight = torch.nn.Parameter(torch.zeros(1))
-            self.condition_provider = ConditionProvider()
-            self.inputs: list[torch.Tensor] = []
-
-        def forward(self, sequence, conditions, condition_tensors, stage):
-            self.inputs.append(sequence.clone())
-            return toy_logits(sequence, stage, condition_tensors["cond"] * cond_weight, card, torch)
-
-    return Toy().eval()
 
 
 class Uniforms:
@@ -169,8 +90,14 @@ class Uniforms:
 
     def __call__(self, probs: torch.Tensor, num_samples: int) -> torch.Tensor:
         batch, _, timesteps, _ = probs.shape
-        u = np.stack([np.asarray(jax.random.uniform(jax.random.fold_in(jax.random.fold_in(self.key, b), self.j),
-                                                    (timesteps,))) for b in range(batch)])
+        u = np.stack(
+            [
+                np.asarray(
+                    jax.random.uniform(jax.random.fold_in(jax.random.fold_in(self.key, b), self.j), (timesteps,))
+                )
+                for b in range(batch)
+            ]
+        )
         self.j += 1
         cdf = torch.cumsum(probs, dim=-1)
         x = torch.from_numpy(u)[:, None, :, None] * cdf[..., -1:]
@@ -200,8 +127,19 @@ def generation_cases() -> list[dict]:
     ]
     for i, (n_q, t, p, span, arrangement, scoring, guidance, steps) in enumerate(grid):
         for sampling in ("greedy", "top_p", "top_k", "full"):
-            case = dict(base, n_q=n_q, timesteps=t, prompt=p, span_len=span, arrangement=arrangement,
-                        scoring=scoring, guidance=guidance, steps=steps, seed=100 * i + len(cases), batch=2)
+            case = dict(
+                base,
+                n_q=n_q,
+                timesteps=t,
+                prompt=p,
+                span_len=span,
+                arrangement=arrangement,
+                scoring=scoring,
+                guidance=guidance,
+                steps=steps,
+                seed=100 * i + len(cases),
+                batch=2,
+            )
             case["use_sampling"] = sampling != "greedy"
             case["top_p"] = 0.9 if sampling == "top_p" else 0.0
             case["top_k"] = 5 if sampling == "top_k" else 0
@@ -230,7 +168,8 @@ class StableOrder:
 
         torch.Tensor.topk = topk  # type: ignore[method-assign]
         torch.argsort = lambda tensor, dim=-1, descending=False: original_argsort(  # type: ignore[assignment]
-            tensor, dim=dim, descending=descending, stable=True)
+            tensor, dim=dim, descending=descending, stable=True
+        )
         return self
 
     def __exit__(self, *exc):
@@ -250,27 +189,41 @@ def run_generation(lm_magnet, utils, case: dict) -> dict:
 
 def run_magnet(lm_magnet, utils, case: dict, prompt: np.ndarray, cond: np.ndarray) -> np.ndarray:
     batch, n_q, card = case["batch"], case["n_q"], case["card"]
-    model = harness(lm_magnet, n_q, card, case["span_len"], cond_weight=1 if case["guidance"] else 0)
+    model = magnet_harness(lm_magnet, n_q, card, case["span_len"], cond_weight=1 if case["guidance"] else 0)
     with Uniforms(utils, case["seed"]):
         out = model._generate_magnet(
             prompt=torch.from_numpy(prompt) if case["prompt"] else None,
-            conditions=[Condition(int(c)) for c in cond], num_samples=batch, max_gen_len=case["timesteps"],
-            use_sampling=case["use_sampling"], temp=case["temp"], top_k=case["top_k"], top_p=case["top_p"],
-            max_cfg_coef=case["max_cfg"], min_cfg_coef=case["min_cfg"], decoding_steps=case["steps"],
-            anneal_temp=case["anneal_temp"], span_scoring=case["scoring"], span_arrangement=case["arrangement"])
+            conditions=[Condition(int(c)) for c in cond],
+            num_samples=batch,
+            max_gen_len=case["timesteps"],
+            use_sampling=case["use_sampling"],
+            temp=case["temp"],
+            top_k=case["top_k"],
+            top_p=case["top_p"],
+            max_cfg_coef=case["max_cfg"],
+            min_cfg_coef=case["min_cfg"],
+            decoding_steps=case["steps"],
+            anneal_temp=case["anneal_temp"],
+            span_scoring=case["scoring"],
+            span_arrangement=case["arrangement"],
+        )
     return out.numpy().astype(np.int32)
 
 
 def schedule_cases() -> list[dict]:
-    return [dict(timesteps=t, steps=steps, prompt=p, span_len=3)
-            for t in (500, 1500) for steps in ([20, 10, 10, 10], [60, 10, 10, 10]) for p in (0, 99)]
+    return [
+        dict(timesteps=t, steps=steps, prompt=p, span_len=3)
+        for t in (500, 1500)
+        for steps in ([20, 10, 10, 10], [60, 10, 10, 10])
+        for p in (0, 99)
+    ]
 
 
 def run_schedule(lm_magnet, case: dict) -> dict:
     """Per iteration: the masked positions the model sees in the stage's codebook, and the softmax input of a
     probe whose guided logit of code 0 is the coefficient (audiocraft's `w / t`, as float32)."""
     card, n_q = 2, 4
-    model = harness(lm_magnet, n_q, card, case["span_len"], cond_weight=1)
+    model = magnet_harness(lm_magnet, n_q, card, case["span_len"], cond_weight=1)
     seen = []
     original = lm_magnet.torch
 
@@ -293,9 +246,14 @@ def run_schedule(lm_magnet, case: dict) -> dict:
     lm_magnet.torch = Probe()
     try:
         prompt = torch.zeros((1, n_q, case["prompt"]), dtype=torch.long)
-        model._generate_magnet(prompt=prompt if case["prompt"] else None, conditions=[Condition(1)],
-                               num_samples=1, max_gen_len=case["timesteps"], use_sampling=False,
-                               decoding_steps=case["steps"])
+        model._generate_magnet(
+            prompt=prompt if case["prompt"] else None,
+            conditions=[Condition(1)],
+            num_samples=1,
+            max_gen_len=case["timesteps"],
+            use_sampling=False,
+            decoding_steps=case["steps"],
+        )
     finally:
         lm_magnet.torch = original
     masked = np.asarray([int((x == card).sum()) for x in model.inputs], np.int32)
@@ -314,9 +272,12 @@ def run_lut(solver_module, timesteps: int, span_len: int) -> np.ndarray:
 
 
 def mask_cases() -> list[dict]:
-    return [dict(batch=b, timesteps=t, span_len=s, segment=seg, seed=seed)
-            for seed, (b, t, s, seg) in enumerate([(4, 50, 3, 50), (3, 40, 1, 40), (5, 64, 4, 64), (2, 30, 3, 60),
-                                                    (6, 25, 2, 25)])]
+    return [
+        dict(batch=b, timesteps=t, span_len=s, segment=seg, seed=seed)
+        for seed, (b, t, s, seg) in enumerate(
+            [(4, 50, 3, 50), (3, 40, 1, 40), (5, 64, 4, 64), (2, 30, 3, 60), (6, 25, 2, 25)]
+        )
+    ]
 
 
 def run_mask(solver_module, case: dict) -> dict:
@@ -350,7 +311,8 @@ def run_mask(solver_module, case: dict) -> dict:
 
 def loss_cases() -> list[dict]:
     return [dict(batch=3, n_q=4, timesteps=9, card=7, stage=s, seed=s) for s in range(4)] + [
-        dict(batch=2, n_q=2, timesteps=6, card=5, stage=1, seed=9, empty=True)]
+        dict(batch=2, n_q=2, timesteps=6, card=5, stage=1, seed=9, empty=True)
+    ]
 
 
 def run_loss(solver_module, case: dict) -> dict:
@@ -367,11 +329,18 @@ def run_loss(solver_module, case: dict) -> dict:
     loss_mask[:, case["stage"]] = stage_mask & padding
     solver = object.__new__(solver_module.MagnetSolver)
     tensor = torch.from_numpy(logits).requires_grad_(True)
-    ce = solver._compute_cross_entropy_magnet(tensor, torch.from_numpy(codes.copy()), torch.from_numpy(loss_mask),
-                                              torch.full((1,), case["stage"]))
+    ce = solver._compute_cross_entropy_magnet(
+        tensor, torch.from_numpy(codes.copy()), torch.from_numpy(loss_mask), torch.full((1,), case["stage"])
+    )
     grad = np.zeros_like(logits) if not ce.isfinite() else torch.autograd.grad(ce, tensor)[0].numpy()
-    return {"logits": logits, "codes": codes.astype(np.int32), "mask": stage_mask, "lengths": lengths.astype(np.int32),
-            "loss": np.float32(ce.item()), "grad": grad}
+    return {
+        "logits": logits,
+        "codes": codes.astype(np.int32),
+        "mask": stage_mask,
+        "lengths": lengths.astype(np.int32),
+        "loss": np.float32(ce.item()),
+        "grad": grad,
+    }
 
 
 def main() -> None:
@@ -380,7 +349,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         source = args.source or fetch_source(pathlib.Path(tmp))
-        lm_magnet, solver_module, utils = load(source)
+        lm_magnet, solver_module, utils = load_magnet(source)
         arrays: dict[str, np.ndarray] = {}
         index: dict[str, list] = {"generate": [], "schedule": [], "lut": [], "mask": [], "loss": []}
         for i, case in enumerate(generation_cases()):
@@ -403,10 +372,14 @@ def main() -> None:
             index["loss"].append(case)
     arrays["index"] = np.asarray(json.dumps({"audiocraft": VERSION, "torch": torch.__version__, **index}))
     np.savez_compressed(OUT, **arrays)
-    ties = sum(not np.array_equal(arrays[f"generate/{i}/codes"], arrays[f"generate/{i}/stable"])
-               for i in range(len(index["generate"])))
-    print(f"wrote {OUT} ({OUT.stat().st_size} bytes, {len(index['generate'])} generation cases, "
-          f"{ties} where torch's order of tied scores changes the codes)")
+    ties = sum(
+        not np.array_equal(arrays[f"generate/{i}/codes"], arrays[f"generate/{i}/stable"])
+        for i in range(len(index["generate"]))
+    )
+    print(
+        f"wrote {OUT} ({OUT.stat().st_size} bytes, {len(index['generate'])} generation cases, "
+        f"{ties} where torch's order of tied scores changes the codes)"
+    )
 
 
 if __name__ == "__main__":

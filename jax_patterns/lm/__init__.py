@@ -13,6 +13,7 @@ from jax_patterns.lm._magnet import magnet_inputs as magnet_inputs
 from jax_patterns.lm._magnet import magnet_mask as magnet_mask
 from jax_patterns.lm._model import CodecLM as CodecLM
 from jax_patterns.lm._model import ModelStep as ModelStep
+from jax_patterns.lm._model import magnet_fn_of as magnet_fn_of
 from jax_patterns.lm._model import step_fn_of as step_fn_of
 from jax_patterns.lm._sampling import Sampling as Sampling
 from jax_patterns.lm._sampling import sample_next_token as sample_next_token
@@ -33,6 +34,7 @@ __all__ = (
     "fused_pattern_cross_entropy",
     "generate",
     "magnet_cross_entropy",
+    "magnet_fn_of",
     "magnet_generate",
     "magnet_inputs",
     "magnet_mask",

@@ -29,8 +29,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_patterns._checks import check_flag, check_int, check_int_token, check_padding_side, clip_lengths, is_host
-from jax_patterns._checks import validate_lengths
+from jax_patterns._checks import (
+    check_flag,
+    check_int,
+    check_int_token,
+    check_padding_side,
+    clip_lengths,
+    is_host,
+    validate_lengths,
+)
 from jax_patterns.lm._sampling import Sampling, _setting, settings
 
 DONT_REMASK = -1e4
@@ -115,7 +122,7 @@ def _inverse_cdf(weights: jax.Array, u: jax.Array) -> jax.Array:
 
 
 def _sample(
-    logits: jax.Array, temp: jax.Array, u: jax.Array, use_sampling: bool, top_k: jax.Array, top_p: jax.Array
+    logits: jax.Array, temp: jax.Array, u: tp.Any, use_sampling: bool, top_k: jax.Array, top_p: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
     """audiocraft's sampling step on one codebook's logits `[B, T, card]`: `(tokens, confidence)`, both `[B, T]`.
 
@@ -141,8 +148,9 @@ def _sample(
     from_all = _inverse_cdf(probs, u)
     use_p, use_k = (top_p > 0)[:, None], (top_k > 0)[:, None]
     tokens = jnp.where(use_p, from_top_p, jnp.where(use_k, from_top_k, from_all))
-    confidence = jnp.take_along_axis(jnp.where(use_k[..., None] & ~use_p[..., None], truncated, probs),
-                                     tokens[..., None], axis=-1)[..., 0]
+    confidence = jnp.take_along_axis(
+        jnp.where(use_k[..., None] & ~use_p[..., None], truncated, probs), tokens[..., None], axis=-1
+    )[..., 0]
     return tokens, confidence
 
 
@@ -322,7 +330,7 @@ def _choice(name: str, value: tp.Any, options: tuple[str, ...]) -> str:
 
 def magnet_generate(
     model_fn: tp.Callable[[jax.Array, jax.Array], jax.Array],
-    prompt: jax.typing.ArrayLike,
+    prompt: tp.Any,
     *,
     timesteps: int,
     mask_token: int,
@@ -338,7 +346,7 @@ def magnet_generate(
     top_p: tp.Any = 0.9,
     max_cfg_coef: tp.Any = 10.0,
     min_cfg_coef: tp.Any = 1.0,
-    prompt_lengths: jax.typing.ArrayLike | None = None,
+    prompt_lengths: tp.Any = None,
 ) -> jax.Array:
     """MAGNeT's iterative decoding (audiocraft 1.3.0 `MagnetLMModel._generate_magnet`), one compiled program.
 
@@ -557,8 +565,10 @@ def _stage(stage: tp.Any, n_q: int) -> tp.Any:
 
 
 def _mask_of(mask: tp.Any, shape: tuple[int, int]) -> tp.Any:
-    if mask is None or (is_host(mask) and np.asarray(mask).dtype != np.bool_) or (
-        not is_host(mask) and mask.dtype != jnp.bool_
+    if (
+        mask is None
+        or (is_host(mask) and np.asarray(mask).dtype != np.bool_)
+        or (not is_host(mask) and mask.dtype != jnp.bool_)
     ):
         raise TypeError(f"`mask` must be a bool array [B, T], got {getattr(mask, 'dtype', type(mask).__name__)}")
     if tuple(mask.shape) != shape:
@@ -566,12 +576,14 @@ def _mask_of(mask: tp.Any, shape: tuple[int, int]) -> tp.Any:
     return jnp.asarray(mask)
 
 
-def magnet_inputs(codes: jax.typing.ArrayLike, stage: tp.Any, mask: jax.typing.ArrayLike, mask_token: int) -> jax.Array:
+def magnet_inputs(codes: tp.Any, stage: tp.Any, mask: tp.Any, mask_token: int) -> jax.Array:
     """The model's training input: codebooks below `stage` clean, the stage's `mask` positions and every codebook
     above it `mask_token` (audiocraft's `run_step`). `codes [B, K, T]`, `mask [B, T]` -> int32 `[B, K, T]`."""
     mask_token = check_int_token("mask_token", mask_token)
     codes = _codes(codes)
     batch, n_q, timesteps = codes.shape
+    if isinstance(codes, np.ndarray) and codes.size and (codes.min() < 0 or np.any(codes == mask_token)):
+        raise ValueError(f"`codes` must be codes >= 0 other than `mask_token`={mask_token} (it would read as masked)")
     stage = _stage(stage, n_q)
     mask = _mask_of(mask, (batch, timesteps))
     level = jnp.arange(n_q)[None, :, None]
@@ -592,11 +604,11 @@ def _codes(codes: tp.Any) -> tp.Any:
 
 def magnet_cross_entropy(
     logits: jax.Array,
-    codes: jax.typing.ArrayLike,
+    codes: tp.Any,
     stage: tp.Any,
-    mask: jax.typing.ArrayLike,
+    mask: tp.Any,
     *,
-    lengths: jax.typing.ArrayLike | None = None,
+    lengths: tp.Any = None,
     padding_side: str = "right",
 ) -> jax.Array:
     """audiocraft's `_compute_cross_entropy_magnet`: the token mean of codebook `stage`'s cross entropy over its
@@ -617,8 +629,14 @@ def magnet_cross_entropy(
     codes = _codes(codes)
     batch, n_q, timesteps = codes.shape
     if tuple(logits.shape[:3]) != (batch, n_q, timesteps) or logits.ndim != 4:
-        raise ValueError(f"`logits` has shape {tuple(logits.shape)}; expected [B, K, T, card] with [B, K, T] = "
-                         f"{(batch, n_q, timesteps)}")
+        raise ValueError(
+            f"`logits` has shape {tuple(logits.shape)}; expected [B, K, T, card] with [B, K, T] = "
+            f"{(batch, n_q, timesteps)}"
+        )
+    card = logits.shape[-1]
+    if isinstance(codes, np.ndarray) and codes.size and (codes.min() < 0 or codes.max() >= card):
+        bad = int(codes.min()) if codes.min() < 0 else int(codes.max())
+        raise ValueError(f"`codes` holds the target {bad}; targets must lie in [0, card={card})")
     stage = _stage(stage, n_q)
     mask = _mask_of(mask, (batch, timesteps))
     left = check_padding_side(padding_side)

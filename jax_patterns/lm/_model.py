@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jax_patterns._checks import check_flag, check_int
+
 Cache = dict[str, tp.Any]
 
 
@@ -31,7 +33,14 @@ class Block(nnx.Module):
         self.down = nnx.Linear(4 * dim, dim, rngs=rngs)
 
     def __call__(
-        self, x: jax.Array, keys: jax.Array, values: jax.Array, index: jax.Array, segments: jax.Array | None = None
+        self,
+        x: jax.Array,
+        keys: jax.Array,
+        values: jax.Array,
+        index: jax.Array,
+        segments: jax.Array | None = None,
+        causal: bool = True,
+        context: jax.Array | None = None,
     ):
         batch, n, dim = x.shape
         heads = self.num_heads
@@ -40,7 +49,11 @@ class Block(nnx.Module):
         values = jax.lax.dynamic_update_slice_in_dim(values, v, index, axis=1)
         scores = jnp.einsum("bqhd,bkhd->bhqk", q, keys) / jnp.sqrt(dim // heads).astype(x.dtype)
         query_pos = index + jnp.arange(n)[:, None]
-        visible = (jnp.arange(keys.shape[1])[None, :] <= query_pos)[None, None]  # causal, [1, 1, n, max_len]
+        key_pos = jnp.arange(keys.shape[1])[None, :]
+        visible = key_pos <= query_pos if causal else key_pos < index + n  # [n, max_len]
+        if context is not None:  # MAGNeT's restricted context: |i - j| <= context (context < 0: everything)
+            visible = visible & ((context < 0) | (jnp.abs(query_pos - key_pos) <= context))
+        visible = visible[None, None]  # [1, 1, n, max_len]
         if segments is not None:  # packed rows (a call from position 0): a query sees its own segment only
             key_segments = jnp.pad(segments, ((0, 0), (0, keys.shape[1] - n)), constant_values=-1)
             visible = visible & (segments[:, :, None] == key_segments[:, None, :])[:, None]  # [B, 1, n, max_len]
@@ -61,6 +74,10 @@ class CodecLM(nnx.Module):
       num_layers: transformer blocks.
       num_heads: attention heads.
       max_len: longest sequence (positions and cache size).
+      causal: causal attention (autoregressive LMs); `False` attends both ways, as a MAGNeT model does.
+      subcodes_context: with `causal=False` and a `stage >= 1` passed to `__call__`, position `i` attends
+        only to `|i - j| <= subcodes_context` (audiocraft's MAGNeT band, default 5; -1: no band). Stage 0
+        attends everywhere.
       rngs: NNX random streams for initialisation.
 
     Example:
@@ -80,9 +97,14 @@ class CodecLM(nnx.Module):
         num_heads: int = 4,
         max_len: int = 512,
         *,
+        causal: bool = True,
+        subcodes_context: int = 5,
         rngs: nnx.Rngs,
     ):
+
         self.n_q, self.card, self.dim, self.max_len = n_q, card, dim, max_len
+        self.causal = check_flag("causal", causal)
+        self.subcodes_context = check_int("subcodes_context", subcodes_context, minimum=-1)
         self.embed = nnx.Embed(n_q * (card + 1), dim, rngs=rngs)  # one table of card + 1 rows per codebook
         self.position = nnx.Embed(max_len, dim, rngs=rngs)
         self.blocks = nnx.List([Block(dim, num_heads, rngs=rngs) for _ in range(num_layers)])
@@ -100,7 +122,12 @@ class CodecLM(nnx.Module):
         }
 
     def _trunk(
-        self, tokens: jax.Array, cache: Cache, segments: jax.Array | None = None, positions: jax.Array | None = None
+        self,
+        tokens: jax.Array,
+        cache: Cache,
+        segments: jax.Array | None = None,
+        positions: jax.Array | None = None,
+        stage: tp.Any = None,
     ) -> tuple[jax.Array, Cache]:
         """The normed hidden state `[B, n, dim]` the heads read, and the cache."""
         batch, n_q, n = tokens.shape
@@ -117,19 +144,27 @@ class CodecLM(nnx.Module):
         offsets = (jnp.arange(n_q) * (self.card + 1))[None, :, None]
         x = self.embed(tokens + offsets).sum(axis=1)  # [B, n, dim]
         x = x + (self.position(index + jnp.arange(n))[None] if positions is None else self.position(positions))
+        context = None
+        if stage is not None and not self.causal and self.subcodes_context >= 0:
+            context = jnp.where(jnp.asarray(stage) > 0, self.subcodes_context, -1)
         keys, values = [], []
         for block, k, v in zip(self.blocks, cache["keys"], cache["values"]):
-            x, k, v = block(x, k, v, index, segments)
+            x, k, v = block(x, k, v, index, segments, self.causal, context)
             keys.append(k)
             values.append(v)
         return self.norm(x), {"keys": keys, "values": values, "index": index + n}
 
     def _run(
-        self, tokens: jax.Array, cache: Cache, segments: jax.Array | None = None, positions: jax.Array | None = None
+        self,
+        tokens: jax.Array,
+        cache: Cache,
+        segments: jax.Array | None = None,
+        positions: jax.Array | None = None,
+        stage: tp.Any = None,
     ) -> tuple[jax.Array, Cache]:
         batch, _, n = tokens.shape
         index = cache["index"]
-        x, cache = self._trunk(tokens, cache, segments, positions)
+        x, cache = self._trunk(tokens, cache, segments, positions, stage)
         logits = self.heads(x).reshape(batch, n, self.n_q, self.card).transpose(0, 2, 1, 3)
         # a traced position past max_len cannot raise: its logits are NaN, never a plausible number
         inside = (index + jnp.arange(n)) < self.max_len
@@ -137,9 +172,19 @@ class CodecLM(nnx.Module):
         return logits, cache
 
     def __call__(
-        self, seq: jax.Array, segment_ids: jax.Array | None = None, positions: jax.Array | None = None
+        self,
+        seq: jax.Array,
+        segment_ids: jax.Array | None = None,
+        positions: jax.Array | None = None,
+        *,
+        stage: tp.Any = None,
     ) -> jax.Array:
         """Logits `[B, K, S, card]` for a whole sequence (step s predicts step s + 1).
+
+        A MAGNeT model (`causal=False`) takes the decoded codebook `stage` (an
+        int or a traced int32 scalar): stages >= 1 attend within
+        `subcodes_context` steps. `lm.magnet_fn_of(model)` hands it to
+        `lm.magnet_generate`.
 
         For packed rows (`jax_patterns.pack`), pass `segment_ids` and `positions`
         `[B, S]`: attention is causal within each segment only and positions
@@ -150,7 +195,7 @@ class CodecLM(nnx.Module):
           ValueError: `segment_ids` or `positions` not of shape `[B, S]`, or one without the other.
         """
         self._check_rows(seq, segment_ids, positions)
-        return self._run(seq, self.init_cache(seq.shape[0]), segment_ids, positions)[0]
+        return self._run(seq, self.init_cache(seq.shape[0]), segment_ids, positions, stage)[0]
 
     def hidden(
         self, seq: jax.Array, segment_ids: jax.Array | None = None, positions: jax.Array | None = None
@@ -186,6 +231,8 @@ class CodecLM(nnx.Module):
 
     def decode(self, cache: Cache, tokens: jax.Array) -> tuple[jax.Array, Cache]:
         """Runs new steps `tokens [B, K, n]` against the cache; returns the last step's logits `[B, K, card]`."""
+        if not self.causal:
+            raise ValueError("`decode` runs a causal model step by step; this model has causal=False (MAGNeT)")
         logits, cache = self._run(tokens, cache)
         return logits[:, :, -1], cache
 
@@ -215,3 +262,30 @@ def step_fn_of(model: CodecLM) -> jax.tree_util.Partial:
     """
     graphdef, params = nnx.split(model)
     return jax.tree_util.Partial(ModelStep(graphdef, model.max_len), params)
+
+
+@dataclasses.dataclass(frozen=True)
+class MagnetStep:
+    """A bidirectional `CodecLM` as `(params, tokens, stage) -> logits`: `magnet_generate`'s `model_fn`."""
+
+    graphdef: tp.Any
+
+    def __call__(self, params: tp.Any, tokens: jax.Array, stage: jax.Array) -> jax.Array:
+        return nnx.merge(self.graphdef, params)(tokens, stage=stage)
+
+
+def magnet_fn_of(model: CodecLM) -> jax.tree_util.Partial:
+    """A `CodecLM(causal=False)` as `lm.magnet_generate`'s `model_fn(tokens, stage)`.
+
+    A `jax.tree_util.Partial` of the graph and the parameters, as `step_fn_of`:
+    the parameters stay traced, and models of one structure share a program.
+
+    Raises:
+      ValueError: the model is causal (MAGNeT attends both ways).
+    """
+    if not isinstance(model, CodecLM):
+        raise TypeError(f"`model` must be a CodecLM, got {type(model).__name__}")
+    if model.causal:
+        raise ValueError("MAGNeT decodes with a bidirectional model: build it with CodecLM(..., causal=False)")
+    graphdef, params = nnx.split(model)
+    return jax.tree_util.Partial(MagnetStep(graphdef), params)
