@@ -50,19 +50,27 @@ def bare_decode(step_fn: tp.Callable, state: tp.Any, first: jax.Array, steps: in
     return out
 
 
-def bare_magnet(model_fn: tp.Callable, codes: jax.Array, iterations: jax.Array, guidance: bool) -> jax.Array:
-    """The MAGNeT baseline: the model calls `magnet_generate` makes, and nothing else (argmax written back).
+def bare_magnet(
+    model_fn: tp.Callable,
+    codes: jax.Array,
+    iterations: jax.Array,
+    guidance: bool,
+    sample: tp.Callable[[jax.Array, jax.Array], jax.Array] | None = None,
+) -> jax.Array:
+    """The MAGNeT baseline: the model calls `magnet_generate` makes and the same sampling, no bookkeeping.
 
     `iterations[j]` is iteration `j`'s stage; each iteration runs `model_fn` on
-    the whole sequence (`[2B, K, T]` with guidance) and writes the argmax of
-    the stage's codebook back, with no masking, scoring or sampling.
+    the whole sequence (`[2B, K, T]` with guidance) and writes the stage's
+    codebook back: the argmax, or `sample(logits [B, T, card], j)`. No masking,
+    scoring, schedule or prompt.
     """
     batch, n_q, _ = codes.shape
 
     def body(j, codes):
         stage = iterations[j]
         logits = model_fn(jnp.concatenate([codes, codes]) if guidance else codes, stage)
-        row = jnp.argmax(jax.lax.dynamic_index_in_dim(logits[:batch], stage, axis=1, keepdims=False), -1)
+        logits = jax.lax.dynamic_index_in_dim(logits[:batch], stage, axis=1, keepdims=False)
+        row = jnp.argmax(logits, -1) if sample is None else sample(logits, j)
         return jnp.where((jnp.arange(n_q) == stage)[None, :, None], row[:, None, :].astype(codes.dtype), codes)
 
     return jax.lax.fori_loop(0, iterations.shape[0], body, codes)

@@ -154,6 +154,21 @@ def _sample(
     return tokens, confidence
 
 
+def _rank(scores: jax.Array) -> jax.Array:
+    """Each score's place in decreasing order, ties lowest index first: `[..., N]` int32.
+
+    Counted pairwise for up to 1024 entries (XLA's CPU sort costs more than
+    the `N x N` comparisons there), else the inverse of a stable argsort.
+    """
+    n = scores.shape[-1]
+    if n > 1024:
+        return jnp.argsort(jnp.argsort(-scores, axis=-1, stable=True), axis=-1, stable=True).astype(jnp.int32)
+    before = jnp.arange(n)[None, :] < jnp.arange(n)[:, None]  # [i, j]: j has a lower index than i
+    before = before.reshape((1,) * (scores.ndim - 1) + (n, n))
+    ahead = (scores[..., None, :] > scores[..., :, None]) | ((scores[..., None, :] == scores[..., :, None]) & before)
+    return ahead.sum(-1, dtype=jnp.int32)
+
+
 def _dilate(starts: jax.Array, span_len: int, timesteps: int) -> jax.Array:
     """Span starts `[..., S]` -> the mask `[..., T]` of the spans `[s, s + span_len)` (audiocraft's shifted ORs)."""
     mask = jnp.zeros(starts.shape[:-1] + (timesteps,), bool).at[..., : starts.shape[-1]].set(starts)
@@ -181,7 +196,7 @@ def _least_probable_spans(scores: jax.Array, num: jax.Array, span_len: int) -> j
     windows = scores[: timesteps - span_len + 1]
     for shift in range(1, span_len):  # summed left to right, as torch's `unfold(...).sum(-1)`
         windows = windows + scores[shift : timesteps - span_len + 1 + shift]
-    rank = jnp.argsort(jnp.argsort(-windows, stable=True), stable=True)
+    rank = _rank(windows)
     target = jnp.maximum(num, span_len)
 
     def build(count: jax.Array) -> jax.Array:
@@ -259,8 +274,7 @@ def _decode(model_fn, prompt, prompt_lengths, keys, temps, coefs, top_k, top_p, 
         if L > 1 and cfg.arrangement == "stride1":
             remask = jax.vmap(functools.partial(_least_probable_spans, span_len=L))(scores, count)
         else:
-            rank = jnp.argsort(jnp.argsort(-scores, axis=-1, stable=True), axis=-1, stable=True)
-            chosen = rank < count[:, None]
+            chosen = _rank(scores) < count[:, None]
             remask = jnp.repeat(chosen, L, axis=-1) if cfg.chunked else chosen
         row = jnp.where(remask, mask, row)
         prompt_row = jax.lax.dynamic_index_in_dim(prompt, stage, axis=1, keepdims=False)
