@@ -38,3 +38,4 @@ def test_notebook_runs(path, tmp_path):
     assert "every token back: True" in text and "vmap == batched: True" in text
     assert "equals its own pattern, padded: True" in text and "prompt kept: True" in text
     assert " 0 failed" in text and "lengths: [" in text
+    assert "MAGNeT prompt kept: True" in text and "MAGNeT step 149" in text
