@@ -2,6 +2,7 @@
 
 from jax_patterns.lm._decode import UNKNOWN as UNKNOWN
 from jax_patterns.lm._decode import StepInfo as StepInfo
+from jax_patterns.lm._engine import Engine as Engine
 from jax_patterns.lm._fused import fused_packed_cross_entropy as fused_packed_cross_entropy
 from jax_patterns.lm._fused import fused_pattern_cross_entropy as fused_pattern_cross_entropy
 from jax_patterns.lm._generate import Stream as Stream
@@ -25,6 +26,7 @@ from jax_patterns.lm._train import pattern_cross_entropy as pattern_cross_entrop
 __all__ = (
     "UNKNOWN",
     "CodecLM",
+    "Engine",
     "ModelStep",
     "Sampling",
     "StepInfo",

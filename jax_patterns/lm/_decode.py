@@ -54,12 +54,16 @@ class StepInfo(tp.NamedTuple):
         their token whatever the step function returns.
       key: the PRNG key of this step (what `generate` samples with), for a
         step function that samples itself.
+      reset: None under `generate`; under `lm.Engine`, bool `[B]`: the slots
+        that took a new request since the last call (`step` is then `[B]`, one
+        step per slot, and `key` `[B]` keys).
     """
 
     step: jax.Array
     special: jax.Array
     known: jax.Array
     key: jax.Array
+    reset: tp.Any = None
 
 
 class Carry(tp.NamedTuple):

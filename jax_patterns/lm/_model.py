@@ -45,15 +45,20 @@ class Block(nnx.Module):
         batch, n, dim = x.shape
         heads = self.num_heads
         q, k, v = jnp.split(self.qkv(self.norm1(x)).reshape(batch, n, 3 * heads, dim // heads), 3, axis=2)
-        keys = jax.lax.dynamic_update_slice_in_dim(keys, k, index, axis=1)
-        values = jax.lax.dynamic_update_slice_in_dim(values, v, index, axis=1)
+        if index.ndim == 0:
+            keys = jax.lax.dynamic_update_slice_in_dim(keys, k, index, axis=1)
+            values = jax.lax.dynamic_update_slice_in_dim(values, v, index, axis=1)
+        else:  # one position per row (a served batch: each slot at its own step)
+            write = jax.vmap(lambda cache, new, at: jax.lax.dynamic_update_slice_in_dim(cache, new, at, axis=0))
+            keys, values = write(keys, k, index), write(values, v, index)
         scores = jnp.einsum("bqhd,bkhd->bhqk", q, keys) / jnp.sqrt(dim // heads).astype(x.dtype)
-        query_pos = index + jnp.arange(n)[:, None]
-        key_pos = jnp.arange(keys.shape[1])[None, :]
-        visible = key_pos <= query_pos if causal else key_pos < index + n  # [n, max_len]
+        row_index = index.reshape(-1, 1, 1)  # [1 or B, 1, 1]
+        query_pos = row_index + jnp.arange(n)[None, :, None]  # [1 or B, n, 1]
+        key_pos = jnp.arange(keys.shape[1])[None, None, :]
+        visible = key_pos <= query_pos if causal else key_pos < row_index + n  # [1 or B, n, max_len]
         if context is not None:  # MAGNeT's restricted context: |i - j| <= context (context < 0: everything)
             visible = visible & ((context < 0) | (jnp.abs(query_pos - key_pos) <= context))
-        visible = visible[None, None]  # [1, 1, n, max_len]
+        visible = visible[:, None]  # [1 or B, 1, n, max_len]
         if segments is not None:  # packed rows (a call from position 0): a query sees its own segment only
             key_segments = jnp.pad(segments, ((0, 0), (0, keys.shape[1] - n)), constant_values=-1)
             visible = visible & (segments[:, :, None] == key_segments[:, None, :])[:, None]  # [B, 1, n, max_len]
@@ -111,14 +116,19 @@ class CodecLM(nnx.Module):
         self.norm = nnx.LayerNorm(dim, rngs=rngs)
         self.heads = nnx.Linear(dim, n_q * card, rngs=rngs)
 
-    def init_cache(self, batch: int, dtype: tp.Any = jnp.float32) -> Cache:
-        """An empty KV cache for `batch` sequences of up to `max_len` steps."""
+    def init_cache(self, batch: int, dtype: tp.Any = jnp.float32, per_row: bool = False) -> Cache:
+        """An empty KV cache for `batch` sequences of up to `max_len` steps.
+
+        `per_row=True` keeps one position per row (`index [B]`): each row writes
+        and attends at its own step, so rows can be refilled independently, as
+        `lm.Engine`'s slots are (every leaf then has the batch axis first).
+        """
         heads = self.blocks[0].num_heads
         shape = (batch, self.max_len, heads, self.dim // heads)
         return {
             "keys": [jnp.zeros(shape, dtype) for _ in self.blocks],
             "values": [jnp.zeros(shape, dtype) for _ in self.blocks],
-            "index": jnp.zeros((), jnp.int32),
+            "index": jnp.zeros((batch,) if per_row else (), jnp.int32),
         }
 
     def _trunk(
@@ -136,14 +146,16 @@ class CodecLM(nnx.Module):
         if n > self.max_len:
             raise ValueError(f"{n} steps given; the model holds at most max_len={self.max_len} positions")
         index = cache["index"]
-        if not isinstance(index, jax.core.Tracer) and int(index) + n > self.max_len:
+        if not isinstance(index, jax.core.Tracer) and int(jnp.max(index, initial=0)) + n > self.max_len:
             raise ValueError(
-                f"decoding {n} steps at position {int(index)} goes past max_len={self.max_len}; "
+                f"decoding {n} steps at position {int(jnp.max(index, initial=0))} goes past max_len={self.max_len}; "
                 "build the model with a larger max_len"
             )
         offsets = (jnp.arange(n_q) * (self.card + 1))[None, :, None]
         x = self.embed(tokens + offsets).sum(axis=1)  # [B, n, dim]
-        x = x + (self.position(index + jnp.arange(n))[None] if positions is None else self.position(positions))
+        if positions is None:
+            positions = index.reshape(-1, 1) + jnp.arange(n)[None, :]  # [1 or B, n]
+        x = x + self.position(positions)
         context = None
         if stage is not None and not self.causal and self.subcodes_context >= 0:
             context = jnp.where(jnp.asarray(stage) > 0, self.subcodes_context, -1)
@@ -167,8 +179,8 @@ class CodecLM(nnx.Module):
         x, cache = self._trunk(tokens, cache, segments, positions, stage)
         logits = self.heads(x).reshape(batch, n, self.n_q, self.card).transpose(0, 2, 1, 3)
         # a traced position past max_len cannot raise: its logits are NaN, never a plausible number
-        inside = (index + jnp.arange(n)) < self.max_len
-        logits = jnp.where(inside[None, None, :, None], logits, jnp.nan)
+        inside = (index.reshape(-1, 1) + jnp.arange(n)[None, :]) < self.max_len  # [1 or B, n]
+        logits = jnp.where(inside[:, None, :, None], logits, jnp.nan)
         return logits, cache
 
     def __call__(
