@@ -557,6 +557,137 @@ def bench_magnet(repeats: int, audiocraft_tree: str | None = None) -> list[Row]:
     return rows
 
 
+def _eos_model(model: tp.Any, eos: int, timesteps: int, card: int) -> tuple[tp.Callable, tp.Callable]:
+    """The NNX CodecLM with a length chosen by its prompt: the step function and its state for `batch` rows
+    (per-row cache positions).
+
+    A request's one-frame prompt holds in codebook 0 a code `c`: its EOS comes at frame
+    `timesteps * (0.1 + 0.9 * c / (card - 1))` (10-100% of the limit). The first call (the prompt's steps) stores
+    that target per row; later calls force EOS in codebook 0 at the target, and forbid it before.
+    """
+    from jax_patterns import lm
+
+    step = lm.step_fn_of(model)
+
+    def target_of(code: tp.Any) -> tp.Any:
+        return (timesteps * (0.1 + 0.9 * code / (card - 1))).astype(jnp.int32)
+
+    def step_fn(params_step, state, tokens, info):
+        logits, cache = params_step(state["cache"], tokens)
+        target = target_of(tokens[:, 0, 1]) if tokens.shape[-1] > 1 else state["target"]
+        frame = jnp.reshape(info.step, (-1,)) - 1  # the delayed pattern: codebook 0 of step s is frame s - 1
+        force = (frame >= target)[:, None]
+        column = jnp.where(force, 1e4, -1e4)
+        logits = logits.at[:, 0, eos].set(column[:, 0])
+        return logits, {"cache": cache, "target": target}
+
+    def init_state(batch: int) -> dict:
+        return {"cache": model.init_cache(batch, per_row=True), "target": jnp.zeros((batch,), jnp.int32)}
+
+    return jax.tree_util.Partial(step_fn, step), init_state
+
+
+def bench_engine(
+    requests: int = 64, slots: int = 16, timesteps: int = 200, chunk_steps: int = 16, dim: int = 256, layers: int = 4
+) -> list[Row]:
+    """`lm.Engine` vs static batches of `generate` in arrival order, on a workload of mixed lengths.
+
+    64 requests, EOS uniform over 10-100% of `max_timesteps` (forced by the prompt, see `_eos_model`), the NNX
+    CodecLM (dim 64, 2 layers), K=4 delayed, greedy. Frames per second counts each request's frames up to its
+    EOS. Time to first frame: from the request's entry into a slot to its first frames on the host, against
+    its limit (the steps until frame 0 is complete, here none past the prompt, plus one chunk, at the engine's
+    measured time per step).
+    """
+    from flax import nnx
+
+    from jax_patterns import lm
+
+    k, card, eos = 4, 64, 0
+    provider = jp.DelayedPatternProvider(k)
+    pattern = provider.get_pattern(timesteps)
+    model = lm.CodecLM(k, card, dim=dim, num_layers=layers, num_heads=4, max_len=len(pattern), rngs=nnx.Rngs(0))
+    step_fn, init_state = _eos_model(model, eos, timesteps, card)
+    rng = np.random.default_rng(0)
+    codes = rng.integers(1, card, (requests, k, 1)).astype(np.int32)
+
+    def static() -> tuple[int, int]:
+        frames = steps = 0
+        for start in range(0, requests, slots):
+            batch = codes[start : start + slots]
+            _, lengths = lm.generate(
+                step_fn, init_state(len(batch)), pattern, batch, special_token=card, eos_token=eos, step_info=True
+            )
+            lengths = jax.device_get(lengths)
+            frames += int(np.sum(lengths))
+            steps += int(max(lengths)) + k  # a delayed pattern: the longest example's frames, then K - 1 more steps
+        return frames, steps
+
+    def engine_run() -> tuple[lm.Engine, dict, float]:
+        engine = lm.Engine(
+            step_fn,
+            init_state,
+            provider,
+            slots=slots,
+            max_timesteps=timesteps,
+            special_token=card,
+            eos_token=eos,
+            chunk_steps=chunk_steps,
+            step_info=True,
+        )
+        for prompt in codes:
+            engine.submit(prompt)
+        first: dict[int, float] = {}
+        frames = 0
+        began = time.perf_counter()
+        for rid, out, _ in engine:
+            first.setdefault(rid, time.perf_counter())
+            frames += out.shape[1]
+        assert frames == total, (frames, total)
+        return engine, first, time.perf_counter() - began
+
+    total, static_steps = static()  # compiled; the workload's frames (each request's EOS length)
+    engine_run()
+    static_s, runs = [], []
+    for _ in range(2):  # interleaved: this box's speed drifts
+        static_s.append(_seconds(static))
+        runs.append(engine_run())
+    engine, first, engine_s = min(runs, key=lambda r: r[2])
+    static_s = min(static_s)
+    per_step = engine_s / max(1, engine.chunks * chunk_steps)
+    waits = np.asarray([first[r] - engine.entered[r] for r in range(requests)])
+    limit = chunk_steps * per_step
+    return [
+        Row(
+            f"Engine, {requests} requests, EOS 10-100% of T, NNX CodecLM (vs static generate batches)",
+            f"{slots} slots x{k}x{timesteps}",
+            "int32",
+            engine_s * 1e3,
+            None,
+            None,
+            None,
+            0,
+            extra={
+                "baseline_ms": static_s * 1e3,
+                "frames_per_s": total / engine_s,
+                "static_frames_per_s": total / static_s,
+                "speedup": static_s / engine_s,
+                "first_frame_p50_ms": float(np.percentile(waits, 50) * 1e3),
+                "first_frame_p99_ms": float(np.percentile(waits, 99) * 1e3),
+                "first_frame_limit_ms": limit * 1e3,
+                "chunks": engine.chunks,
+                "engine_steps": engine.steps,
+                "static_steps": static_steps,
+            },
+        )
+    ]
+
+
+def _seconds(fn: tp.Callable[[], tp.Any]) -> float:
+    began = time.perf_counter()
+    fn()
+    return time.perf_counter() - began
+
+
 def bench_serving(steps: int, repeats: int, batch: int = 4, chunks: tp.Sequence[int] = (16, 64, 256)) -> list[Row]:
     """Serving generation: per-example prompts and EOS vs a bare loop; `stream` vs `generate`; first-frame latency.
 
@@ -827,8 +958,8 @@ def check_arguments(args: tp.Any) -> None:
             f"`--audiocraft-tree` {args.audiocraft_tree!r}: no audiocraft/models/lm_magnet.py under it "
             "(an extracted audiocraft 1.3.0 sdist)"
         )
-    if args.fused_only and args.magnet_only:
-        raise ValueError("`--fused-only` and `--magnet-only` pick one group of rows each; pass one")
+    if args.fused_only + args.magnet_only + args.engine_only > 1:
+        raise ValueError("`--fused-only`, `--magnet-only` and `--engine-only` pick one group of rows each; pass one")
 
 
 def run(args: tp.Any) -> int:
@@ -886,6 +1017,7 @@ def run(args: tp.Any) -> int:
             bar.update()
         rows += bench_fused(repeats=max(1, min(args.repeats, 3)))
         rows += bench_magnet(args.repeats, args.audiocraft_tree)
+        rows += bench_engine()
     if bar is not None:
         bar.close()
     document = {"device": device_line(), "rows": [r.as_dict() for r in rows]}
@@ -938,6 +1070,11 @@ def add_arguments(parser: tp.Any) -> None:
         "--magnet-only",
         action="store_true",
         help="only the MAGNeT rows (magnet_generate vs a bare loop, and audiocraft's loop with --audiocraft-tree)",
+    )
+    parser.add_argument(
+        "--engine-only",
+        action="store_true",
+        help="only the continuous-batching row (lm.Engine vs static generate batches, 64 requests)",
     )
     parser.add_argument(
         "--audiocraft-tree", metavar="DIR", help="an extracted audiocraft 1.3.0 sdist: also time its MAGNeT loop"

@@ -54,6 +54,21 @@ def magnet(**options):
     return lm.magnet_generate(merged.pop("model_fn"), merged.pop("prompt"), **merged)
 
 
+def state_without_slot_axis(batch):  # named functions: their repr (the test id) has no address early
+    return np.zeros(())
+
+
+def state_with_one_row_too_many(batch):
+    return np.zeros(batch + 1)
+
+
+def engine(**options):
+    base = dict(step_fn=step_fn, init_state=lambda b: np.zeros(b, np.int32), pattern_provider=P, slots=2,
+                max_timesteps=6, special_token=8)
+    merged = {**base, **options}
+    return lm.Engine(merged.pop("step_fn"), merged.pop("init_state"), merged.pop("pattern_provider"), **merged)
+
+
 MASK = np.zeros((1, 4), bool)
 MLOGITS = np.zeros((1, 2, 4, 8), np.float32)
 TOKEN = [None, 4.7, True, 2**40, "8"]  # a token id: an int that int32 codes hold
@@ -171,6 +186,25 @@ ROWS: list[tuple[str, str, list, tp.Callable]] = [
     ("magnet_cross_entropy", "codes", [None, np.full((1, 2, 4), 8), np.full((1, 2, 4), -1), np.zeros((1, 2, 4))],
      lambda v: lm.magnet_cross_entropy(MLOGITS, v, 0, MASK)),
     ("magnet_fn_of", "model", [None, 3], lambda v: lm.magnet_fn_of(v)),
+    # serving
+    ("Engine", "slots", SIZE, lambda v: engine(slots=v)),
+    ("Engine", "max_timesteps", SIZE, lambda v: engine(max_timesteps=v)),
+    ("Engine", "chunk_steps", SIZE, lambda v: engine(chunk_steps=v)),
+    ("Engine", "special_token", TOKEN, lambda v: engine(special_token=v)),
+    ("Engine", "eos_token", [4.7, True, -1, 2**40, 8], lambda v: engine(eos_token=v)),
+    ("Engine", "fill_after", TOKEN[1:], lambda v: engine(fill_after=v)),
+    ("Engine", "use_sampling", FLAG, lambda v: engine(use_sampling=v)),
+    ("Engine", "prompt_buckets", [[-1], [2.5], [True]], lambda v: engine(prompt_buckets=v)),
+    ("Engine", "init_state", [None, state_without_slot_axis, state_with_one_row_too_many],
+     lambda v: engine(init_state=v)),
+    ("Engine.submit", "prompt", [None, np.zeros((3, 1), np.int32), np.zeros((2, 1)), np.zeros((2, 6), np.int32),
+                                 np.full((2, 1), 8), np.full((2, 1), -1)], lambda v: engine().submit(v)),
+    ("Engine.submit", "max_timesteps", [2.5, 0, 7], lambda v: engine().submit(CODES[0][:, :0],
+                                                                                    max_timesteps=v)),
+    ("Engine.submit", "sampling", [3, lm.Sampling(cfg_coef=2.0)], lambda v: engine().submit(CODES[0][:, :0],
+                                                                                            sampling=v)),
+    ("Engine.submit", "temp", [-1.0, None, [1.0, 2.0]], lambda v: engine().submit(CODES[0][:, :0],
+                                                                                   sampling=lm.Sampling(temp=v))),
     # presets
     ("MusicGen", "num_codebooks", SIZE, lambda v: presets.MusicGen(v, 8)),
     ("MusicGen", "pad_token_id", [None, 4.7, True, -1], lambda v: presets.MusicGen(2, v)),

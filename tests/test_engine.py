@@ -307,3 +307,37 @@ def test_bad_construction_raises(options, error, match):
     merged = {**base, **options}
     with pytest.raises(error, match=match):
         lm.Engine(merged.pop("step_fn"), merged.pop("init_state"), merged.pop("pattern_provider"), **merged)
+
+
+def test_step_info_gives_each_slot_its_own_step():
+    """A step function reading `StepInfo.step` (`[B]` in the engine, a scalar in `generate`) and `special`."""
+
+    def step(state, tokens, info):
+        logits, state = counting_step(state, tokens)
+        step_of_row = jnp.broadcast_to(jnp.reshape(info.step, (-1,)), state.shape)
+        codes = jnp.arange(CARD)[None, None, :]
+        special = info.special[..., None].astype(jnp.int32)
+        bias = ((step_of_row[:, None, None] * 3 + special * 5 + codes) % 4).astype(jnp.float32)
+        if info.reset is not None:  # the engine: a bool per slot
+            assert info.reset.shape == state.shape and info.step.shape == state.shape
+        return logits + bias, state
+
+    provider = jp.DelayedPatternProvider(3)
+    pattern = provider.get_pattern(12)
+    prompts = prompts_for(3, [0, 4, 2, 9, 1], seed=12)
+    engine = lm.Engine(
+        step,
+        init_state,
+        provider,
+        slots=2,
+        max_timesteps=12,
+        special_token=CARD,
+        eos_token=EOS,
+        chunk_steps=5,
+        step_info=True,
+    )
+    ids = [engine.submit(p) for p in prompts]
+    got = serve(engine)
+    wants = batch_alone(step, init_state, pattern, prompts, special_token=CARD, eos_token=EOS, step_info=True)
+    for rid, want in zip(ids, wants):
+        np.testing.assert_array_equal(got[rid], want)

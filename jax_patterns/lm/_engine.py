@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import time
 import typing as tp
 
 import jax
@@ -109,12 +110,25 @@ def _slot_codes(cfg: Config, carry: SlotCarry) -> tuple[jax.Array, jax.Array]:
     return codes, ready
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "chunk_steps"))
-def _run_chunk(step_fn, carry: SlotCarry, *, cfg: Config, chunk_steps: int) -> tuple:
-    """`chunk_steps` steps of every live slot; then what the host reads: codes, ready frames, finished, lengths."""
-    carry = jax.lax.fori_loop(0, chunk_steps, lambda _, c: _slot_step(step_fn, cfg, c), carry)
+@functools.partial(jax.jit, static_argnames=("cfg", "chunk_steps"), donate_argnums=(1,))
+def _run_chunk(step_fn, carry: SlotCarry, waiting: jax.Array, *, cfg: Config, chunk_steps: int) -> tuple:
+    """Up to `chunk_steps` steps of every live slot; then what the host reads: codes, ready frames, finished, lengths.
+
+    The chunk ends early when no slot is running, or when a request finishes while others wait for a slot
+    (`waiting`): a free slot never idles for the rest of a chunk.
+    """
+    done_before = _finished(cfg, carry) | ~carry.active
+
+    def going(state: tuple) -> jax.Array:
+        i, c = state
+        finished = _finished(cfg, c) | ~c.active
+        return (i < chunk_steps) & ~jnp.all(finished) & ~(waiting & jnp.any(finished & ~done_before))
+
+    steps, carry = jax.lax.while_loop(
+        going, lambda state: (state[0] + 1, _slot_step(step_fn, cfg, state[1])), (jnp.int32(0), carry)
+    )
     codes, ready = _slot_codes(cfg, carry)
-    return carry, (codes, ready, _finished(cfg, carry) & carry.active, carry.lengths)
+    return carry, (codes, ready, _finished(cfg, carry) & carry.active, carry.lengths, steps)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
@@ -126,7 +140,7 @@ def _prefill(step_fn, state, codes, prompt_lengths, limit, key, sampling, *, cfg
     return _decode._step(step_fn, cfg, carry._replace(lengths=limit, needed=needed), True)
 
 
-@jax.jit
+@functools.partial(jax.jit, donate_argnums=(0,))
 def _insert(carry: SlotCarry, one: _decode.Carry, slot: jax.Array) -> SlotCarry:
     """Puts a prefilled request (a batch of one) into `slot`: every field's row `slot` replaced."""
 
@@ -184,8 +198,10 @@ class Engine:
     `pattern_provider.get_pattern(max_timesteps)`, prompt, EOS countdown, fill
     tokens, sampling settings and key. A chunk advances every live slot by
     `chunk_steps` steps (one compiled program for the whole workload; one host
-    sync per chunk, none per step). Between chunks, finished requests free their
-    slots and waiting requests enter them: a prefill runs the request's prompt
+    sync per chunk, none per step; a chunk ends early when a request finishes
+    while others wait, so a free slot never idles for the rest of a chunk).
+    Between chunks, finished requests free their slots and waiting requests
+    enter them: a prefill runs the request's prompt
     alone (`generate`'s first call, compiled once per prompt bucket: the prompt
     length rounded down to `prompt_buckets`, by default 0 and the powers of 2;
     the prompt's later steps are fed one per step, as known tokens), and an
@@ -307,6 +323,10 @@ class Engine:
         """Chunks run so far."""
         self.prefills = 0
         """Requests prefilled so far."""
+        self.steps = 0
+        """Decode steps run so far (each advances every live slot by one step)."""
+        self.entered: dict[int, float] = {}
+        """`time.perf_counter()` when each request entered a slot (its prefill was dispatched)."""
 
     def _start(self, prompt_len: int) -> tuple[int, int]:
         """The prefill's bucket for a prompt of `prompt_len` frames and the step its first call writes."""
@@ -387,6 +407,7 @@ class Engine:
             self._carry = _insert(self._carry, one, jax.device_put(np.int32(slot)))
             self._in_slot[slot] = request
             self.prefills += 1
+            self.entered[request.rid] = time.perf_counter()
 
     def __iter__(self) -> tp.Iterator[tuple[int, np.ndarray, bool]]:
         """Runs chunks until every submitted request is finished; yields `(request id, frames [K, n], finished)`.
@@ -397,9 +418,11 @@ class Engine:
         """
         while self._waiting or any(r is not None for r in self._in_slot):
             self._fill()
-            self._carry, out = _run_chunk(self._fn, self._carry, cfg=self._cfg, chunk_steps=self.chunk_steps)
+            waiting = jax.device_put(np.bool_(bool(self._waiting)))
+            self._carry, out = _run_chunk(self._fn, self._carry, waiting, cfg=self._cfg, chunk_steps=self.chunk_steps)
             self.chunks += 1
-            codes, ready, finished, lengths = jax.device_get(out)  # the chunk's one host sync
+            codes, ready, finished, lengths, steps = jax.device_get(out)  # the chunk's one host sync
+            self.steps += int(steps)
             for slot, request in enumerate(self._in_slot):
                 if request is None:
                     continue
