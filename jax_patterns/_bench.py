@@ -647,12 +647,12 @@ def bench_engine(
 
     total, static_steps = static()  # compiled; the workload's frames (each request's EOS length)
     engine_run()
-    static_s, runs = [], []
+    static_runs, runs = [], []
     for _ in range(2):  # interleaved: this box's speed drifts
-        static_s.append(_seconds(static))
+        static_runs.append(_seconds(static))
         runs.append(engine_run())
     engine, first, engine_s = min(runs, key=lambda r: r[2])
-    static_s = min(static_s)
+    static_s = min(static_runs)
     per_step = engine_s / max(1, engine.chunks * chunk_steps)
     waits = np.asarray([first[r] - engine.entered[r] for r in range(requests)])
     limit = chunk_steps * per_step

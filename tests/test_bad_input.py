@@ -63,8 +63,14 @@ def state_with_one_row_too_many(batch):
 
 
 def engine(**options):
-    base = dict(step_fn=step_fn, init_state=lambda b: np.zeros(b, np.int32), pattern_provider=P, slots=2,
-                max_timesteps=6, special_token=8)
+    base = dict(
+        step_fn=step_fn,
+        init_state=lambda b: np.zeros(b, np.int32),
+        pattern_provider=P,
+        slots=2,
+        max_timesteps=6,
+        special_token=8,
+    )
     merged = {**base, **options}
     return lm.Engine(merged.pop("step_fn"), merged.pop("init_state"), merged.pop("pattern_provider"), **merged)
 

@@ -37,6 +37,7 @@ def test_public_names():
     assert set(jax_patterns.lm.__all__) == {
         "UNKNOWN",
         "CodecLM",
+        "Engine",
         "magnet_cross_entropy",
         "magnet_fn_of",
         "magnet_generate",
