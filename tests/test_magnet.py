@@ -330,8 +330,9 @@ def test_codec_lm_attention_is_bidirectional_and_banded_past_stage_0():
     seq = prompt_of(1, 20, seed=5)
     changed = seq.copy()
     changed[..., 15] = (changed[..., 15] + 1) % CARD
+    run = nnx.jit(lambda m, tokens, stage: m(tokens, stage=stage))  # one program for both stages
     for stage, moves in ((0, True), (1, False)):
-        a, b = model(seq, stage=stage), model(changed, stage=stage)
+        a, b = run(model, seq, jnp.int32(stage)), run(model, changed, jnp.int32(stage))
         assert bool(np.any(np.asarray(a[:, :, 3] != b[:, :, 3]))) is moves  # 12 steps away from position 3
         assert bool(np.any(np.asarray(a[:, :, 14] != b[:, :, 14])))  # inside the band, and before 15
     causal = lm.CodecLM(2, CARD, dim=16, num_layers=1, num_heads=2, max_len=32, rngs=nnx.Rngs(0))

@@ -152,8 +152,9 @@ def test_packed_rows_train_exactly_like_their_examples_run_separately(provider):
         logits = model(jnp.asarray(packed.tokens), jnp.asarray(packed.segment_ids), jnp.asarray(packed.positions))
         return lm.packed_cross_entropy(logits, jnp.asarray(packed.targets))
 
-    (loss, per_codebook), grads = jax.value_and_grad(separate, has_aux=True)(params)
-    (packed_loss, packed_per_codebook), packed_grads = jax.value_and_grad(together, has_aux=True)(params)
+    # jitted: eager, every primitive of the forward and backward would compile on its own (about 45 s a family)
+    (loss, per_codebook), grads = jax.jit(jax.value_and_grad(separate, has_aux=True))(params)
+    (packed_loss, packed_per_codebook), packed_grads = jax.jit(jax.value_and_grad(together, has_aux=True))(params)
     np.testing.assert_allclose(packed_loss, loss, rtol=2e-6)
     np.testing.assert_allclose(packed_per_codebook, per_codebook, rtol=2e-6)
     for a, b in zip(jax.tree.leaves(packed_grads), jax.tree.leaves(grads)):
@@ -164,8 +165,9 @@ def test_packed_rows_train_exactly_like_their_examples_run_separately(provider):
 def test_each_segments_loss_is_its_example_alone(provider):
     examples = examples_of(provider, [5, 2, 7, 3])
     packed = jp.pack(examples, provider, row_steps=2 * jp.segment_steps(provider, 7), special_token=CARD)
-    model = model_for(provider)
-    logits = model(jnp.asarray(packed.tokens), jnp.asarray(packed.segment_ids), jnp.asarray(packed.positions))
+    model = nnx.jit(lambda m, *args: m(*args))  # one program per shape, not one per primitive
+    net = model_for(provider)
+    logits = model(net, jnp.asarray(packed.tokens), jnp.asarray(packed.segment_ids), jnp.asarray(packed.positions))
     segments = int(packed.segment_ids.max())
     losses = lm.packed_segment_cross_entropy(logits, packed.targets, packed.segment_ids, segments)
     assert losses.shape == (len(packed.tokens), segments)
@@ -173,7 +175,7 @@ def test_each_segments_loss_is_its_example_alone(provider):
         j = int(packed.segment_ids[row, packed.placements[i][1]]) - 1
         pattern = provider.get_pattern(length)
         seq, _, _ = pattern.build_pattern_sequence(examples[i][None], CARD, True)
-        alone, _ = lm.pattern_cross_entropy(model(seq), examples[i][None], pattern)
+        alone, _ = lm.pattern_cross_entropy(model(net, seq), examples[i][None], pattern)
         np.testing.assert_allclose(losses[row, j], alone, rtol=2e-6)
     counts = packed.segment_ids.max(axis=1, initial=0)
     assert np.isnan(np.asarray(losses)[np.arange(segments)[None, :] >= counts[:, None]]).all()
