@@ -274,15 +274,18 @@ def small_model(n_q: int = 2, max_len: int = 32) -> lm.CodecLM:
     return lm.CodecLM(n_q, CARD, dim=32, num_layers=2, num_heads=2, max_len=max_len, rngs=nnx.Rngs(0))
 
 
-def test_kv_cached_decode_equals_the_full_forward():
+@pytest.mark.parametrize("per_row", [False, True])
+def test_kv_cached_decode_equals_the_full_forward(per_row):
+    """A scalar cache position, or one per row (`lm.Engine`'s slots), gives the full forward's logits."""
     model = small_model()
     seq = jnp.asarray(RNG.integers(0, CARD + 1, (2, 2, 9)), jnp.int32)
     full = model(seq)
-    cache = model.init_cache(2)
-    first, cache = model.decode(cache, seq[..., :4])
+    cache = model.init_cache(2, per_row=per_row)
+    decode = nnx.jit(lambda m, cache, tokens: m.decode(cache, tokens))  # one program per shape
+    first, cache = decode(model, cache, seq[..., :4])
     steps = [first]
     for j in range(4, 9):
-        logits, cache = model.decode(cache, seq[..., j : j + 1])
+        logits, cache = decode(model, cache, seq[..., j : j + 1])
         steps.append(logits)
     np.testing.assert_allclose(jnp.stack(steps, axis=2), full[:, :, 3:], rtol=2e-5, atol=2e-5)
 
