@@ -1,4 +1,9 @@
-"""jax_patterns.lm: using a pattern in a Flax codec LM (training predictions, loss, generation, streaming)."""
+"""jax_patterns.lm: using a pattern in a Flax codec LM.
+
+Training predictions and losses (fused or not, padded or packed), generation and streaming (`generate`,
+`stream`), continuous batching over per-slot timelines (`Engine`), and MAGNeT's masked non-autoregressive
+decoding and training step (`magnet_generate`, `magnet_mask`, `magnet_inputs`, `magnet_cross_entropy`).
+"""
 
 from jax_patterns.lm._decode import UNKNOWN as UNKNOWN
 from jax_patterns.lm._decode import StepInfo as StepInfo

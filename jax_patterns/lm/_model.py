@@ -1,8 +1,9 @@
 """A minimal Flax NNX codec LM: an example of use for the tests and the notebook, not a model zoo.
 
 Summed per-codebook embeddings (card + 1 entries each: the codes and the special
-token), a small pre-norm causal transformer with an explicit KV cache, and one
-output head per codebook. `__call__` runs a whole sequence; `decode` runs a
+token), a small pre-norm transformer (causal, or bidirectional with MAGNeT's
+restricted-context band) with an explicit KV cache (one position for the batch,
+or one per row for `Engine`'s slots), and one output head per codebook. `__call__` runs a whole sequence; `decode` runs a
 few new steps against the cache, which is what `generate`'s `step_fn` needs.
 """
 
