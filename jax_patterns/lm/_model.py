@@ -3,8 +3,9 @@
 Summed per-codebook embeddings (card + 1 entries each: the codes and the special
 token), a small pre-norm transformer (causal, or bidirectional with MAGNeT's
 restricted-context band) with an explicit KV cache (one position for the batch,
-or one per row for `Engine`'s slots), and one output head per codebook. `__call__` runs a whole sequence; `decode` runs a
-few new steps against the cache, which is what `generate`'s `step_fn` needs.
+or one per row for `Engine`'s slots), and one output head per codebook.
+`__call__` runs a whole sequence; `decode` runs a few new steps against the
+cache, which is what `generate`'s `step_fn` needs.
 """
 
 from __future__ import annotations
