@@ -14,9 +14,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from helpers import compilations
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jax_patterns import lm
 from jax_patterns.lm import _magnet
+from jax_patterns.lm._magnet import ARRANGEMENTS
 from torch_compat._magnet import toy_logits
 
 GOLDENS = np.load(pathlib.Path(__file__).parent / "goldens" / "magnet_1_3_0.npz")
@@ -376,3 +379,47 @@ def test_one_compiled_train_step_serves_every_stage_and_the_model_generates():
         lm.magnet_fn_of(model), codes[:1, :, :3], max_cfg_coef=None, key=jax.random.key(0), **dict(BASE, timesteps=15)
     )
     assert out.shape == (1, 2, 15) and np.all((np.asarray(out) >= 0) & (np.asarray(out) < CARD))
+
+
+@settings(max_examples=5, deadline=None)
+@given(
+    st.sampled_from([1, 2, 3]),
+    st.integers(1, 4),
+    st.sampled_from(ARRANGEMENTS),
+    st.sampled_from(["max", "prod"]),
+    st.booleans(),
+    st.data(),
+)
+def test_any_configuration_each_example_equals_itself_alone(n_q, span_len, arrangement, scoring, sampling, data):
+    """Property: whatever the configuration, a batch with per-example prompts, keys and temperatures gives each
+    example's codes as a batch of one would, keeps its prompt, and never leaves a mask token."""
+    timesteps = data.draw(st.integers(max(span_len, 2), 13))
+    prompt_len = data.draw(
+        st.integers(0, span_len * (timesteps // span_len) - 1 if arrangement == "nonoverlap" else timesteps - 1)
+    )
+    lengths = data.draw(st.lists(st.integers(0, prompt_len), min_size=1, max_size=2))
+    steps = tuple(data.draw(st.lists(st.integers(1, 4), min_size=n_q, max_size=n_q)))
+    batch = len(lengths)
+    cond = np.arange(1, batch + 1, dtype=np.int32)
+    prompt = np.random.default_rng(len(lengths) + prompt_len).integers(0, CARD, (batch, n_q, prompt_len))
+    keys = jax.random.split(jax.random.key(timesteps), batch)
+    temps = np.linspace(0.5, 3.0, batch)
+    options = dict(
+        timesteps=timesteps,
+        mask_token=CARD,
+        decoding_steps=steps,
+        span_len=span_len,
+        span_arrangement=arrangement,
+        span_scoring=scoring,
+        use_sampling=sampling,
+    )
+    out = np.asarray(
+        lm.magnet_generate(toy(cond, CARD, True), prompt, key=keys, temp=temps, prompt_lengths=lengths, **options)
+    )
+    assert not np.any(out == CARD)
+    for b, n in enumerate(lengths):
+        np.testing.assert_array_equal(out[b, :, :n], prompt[b, :, :n])
+        alone = lm.magnet_generate(
+            toy(cond[b : b + 1], CARD, True), prompt[b : b + 1, :, :n], key=keys[b : b + 1], temp=temps[b], **options
+        )
+        np.testing.assert_array_equal(out[b : b + 1], alone)

@@ -30,6 +30,7 @@ import sys
 import tarfile
 import tempfile
 import types
+import typing as tp
 
 import jax
 import numpy as np
@@ -77,7 +78,7 @@ class Uniforms:
     """Patches `utils.multinomial`: iteration j draws by inverse CDF from `lm.magnet_generate`'s documented
     uniforms, `uniform(fold_in(fold_in(key, b), j), (T,))` for example b."""
 
-    def __init__(self, utils: types.ModuleType, seed: int):
+    def __init__(self, utils: tp.Any, seed: int):
         self.utils, self.key, self.j = utils, jax.random.key(seed), 0
         self.original = utils.multinomial
 
@@ -108,7 +109,7 @@ class Uniforms:
 # The cases
 # ---------------------------------------------------------------------------
 def generation_cases() -> list[dict]:
-    cases = []
+    cases: list[dict] = []
     base = dict(card=12, temp=3.0, top_k=0, top_p=0.0, anneal_temp=True, max_cfg=10.0, min_cfg=1.0)
     grid = [
         # K, T, prompt, span_len, arrangement, scoring, guidance, steps
@@ -166,7 +167,7 @@ class StableOrder:
             indices = original_argsort(tensor, dim=dim, descending=True, stable=True).narrow(dim, 0, k)
             return types.SimpleNamespace(values=tensor.gather(dim, indices), indices=indices)
 
-        torch.Tensor.topk = topk  # type: ignore[method-assign]
+        torch.Tensor.topk = topk  # type: ignore[method-assign, assignment]
         torch.argsort = lambda tensor, dim=-1, descending=False: original_argsort(  # type: ignore[assignment]
             tensor, dim=dim, descending=descending, stable=True
         )
