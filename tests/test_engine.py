@@ -341,3 +341,25 @@ def test_step_info_gives_each_slot_its_own_step():
     wants = batch_alone(step, init_state, pattern, prompts, special_token=CARD, eos_token=EOS, step_info=True)
     for rid, want in zip(ids, wants):
         np.testing.assert_array_equal(got[rid], want)
+
+
+def test_a_raw_uint32_key_is_the_same_key():
+    provider = jp.DelayedPatternProvider(2)
+    outs = []
+    for key in (jax.random.PRNGKey(3), jax.random.wrap_key_data(jax.random.PRNGKey(3))):
+        engine = lm.Engine(
+            counting_step,
+            init_state,
+            provider,
+            slots=2,
+            max_timesteps=8,
+            special_token=CARD,
+            use_sampling=True,
+            key=key,
+            chunk_steps=4,
+        )
+        for p in prompts_for(2, [0, 3], seed=13):
+            engine.submit(p)
+        outs.append(serve(engine))
+    for rid in outs[0]:
+        np.testing.assert_array_equal(outs[0][rid], outs[1][rid])

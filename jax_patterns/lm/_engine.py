@@ -172,6 +172,16 @@ class _Request:
     sent: int = 0  # frames handed out so far
 
 
+def _key(name: str, key: tp.Any) -> jax.Array:
+    """One PRNG key (`jax.random.key`, or a raw `uint32[2]` one, wrapped), or a `TypeError` naming `name`."""
+    array = key if isinstance(key, jax.Array) else np.asarray(key)
+    if jnp.issubdtype(array.dtype, jax.dtypes.prng_key) and array.shape == ():
+        return key
+    if array.dtype == np.uint32 and array.shape == (2,):
+        return jax.random.wrap_key_data(jnp.asarray(array))
+    raise TypeError(f"`{name}` must be one PRNG key (jax.random.key(...)), got shape {array.shape} {array.dtype}")
+
+
 def _leading(state: tp.Any, batch: int, name: str) -> None:
     for path, leaf in jax.tree_util.tree_leaves_with_path(state):
         shape: tuple = tuple(getattr(leaf, "shape", ()))
@@ -299,7 +309,7 @@ class Engine:
         for i, b in enumerate(prompt_buckets or ()):
             buckets.add(check_int(f"prompt_buckets[{i}]", b, minimum=0))
         self.prompt_buckets = tuple(sorted(b for b in buckets if b < self.max_timesteps))
-        self._key = jax.random.key(0) if key is None else key
+        self._key = jax.random.key(0) if key is None else _key("key", key)
         timesteps, steps, n_q = self.max_timesteps, len(self.pattern), self.pattern.n_q
         empty = settings(Sampling(), self.slots)
         self._carry = jax.device_put(
@@ -334,8 +344,8 @@ class Engine:
 
         bucket = max(b for b in self.prompt_buckets if b <= prompt_len)
         start = _start_step(self.pattern, bucket, False)
-        if start > _start_step(self.pattern, prompt_len, False):  # not a valid earlier start: the length-0 one is
-            start = _start_step(self.pattern, 0, False)
+        if start > _start_step(self.pattern, prompt_len, False):  # not an earlier start: `generate`'s
+            start = _start_step(self.pattern, prompt_len, True)  # per-example one (the earliest over lengths <= T0)
         return bucket, start
 
     def submit(
@@ -382,7 +392,7 @@ class Engine:
         self._next_id += 1
         padded = np.zeros((1, n_q, self.max_timesteps), np.int32)
         padded[0, :, :prompt_len] = codes
-        request_key = jax.random.fold_in(self._key, rid) if key is None else key
+        request_key = jax.random.fold_in(self._key, rid) if key is None else _key("key", key)
         self._waiting.append(_Request(rid, padded, prompt_len, limit, checked, request_key))
         return rid
 
