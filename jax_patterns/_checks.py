@@ -160,6 +160,29 @@ def normalize_card_axis(card_axis: tp.Any, ndim: int) -> int:
     )
 
 
+def check_key(name: str, key: tp.Any, batch: int | None = None) -> tp.Any:
+    """One PRNG key (`jax.random.key`, or a raw `uint32[2]` key, wrapped) or, when `batch` is given, also `[batch]`
+    keys; raises naming `name` otherwise.
+
+    Raises:
+      TypeError: not a PRNG key.
+      ValueError: keys of another shape.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    array = key if isinstance(key, (jax.Array, jax.core.Tracer)) else np.asarray(key)
+    if array.dtype == np.uint32 and array.shape[-1:] == (2,):
+        array = jax.random.wrap_key_data(jnp.asarray(array))
+    elif not jnp.issubdtype(array.dtype, jax.dtypes.prng_key):
+        raise TypeError(f"`{name}` must be a PRNG key (jax.random.key(...)), got shape {array.shape} {array.dtype}")
+    allowed = [()] if batch is None else [(), (batch,)]
+    if array.shape not in allowed:
+        wanted = "one key" if batch is None else f"one key, or one per example ({batch},)"
+        raise ValueError(f"`{name}` has shape {array.shape}; expected {wanted}")
+    return array
+
+
 # ---------------------------------------------------------------------------
 # lengths
 # ---------------------------------------------------------------------------

@@ -290,7 +290,7 @@ def test_bad_requests_raise_at_submit(call, error, match):
         (dict(chunk_steps=2.5), TypeError, r"`chunk_steps` must be an int"),
         (dict(max_timesteps=None), TypeError, r"`max_timesteps` must be an int"),
         (dict(special_token=4.5), TypeError, r"`special_token`"),
-        (dict(eos_token=CARD), ValueError, r"`eos_token`=16 must be a code the model samples"),
+        (dict(eos_token=CARD), ValueError, r"`eos_token`=16 equals `special_token`"),
         (dict(pattern_provider=3), TypeError, r"`pattern_provider` must be a pattern provider"),
         (dict(prompt_buckets=[-1]), ValueError, r"`prompt_buckets\[0\]` must be >= 0"),
     ],

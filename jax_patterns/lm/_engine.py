@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_patterns._checks import check_flag, check_int, check_int_token
+from jax_patterns._checks import check_flag, check_int, check_key
 from jax_patterns.lm import _decode
 from jax_patterns.lm._decode import UNKNOWN, Config, StepInfo
 from jax_patterns.lm._sampling import Sampling, sample_next_token, settings
@@ -172,16 +172,6 @@ class _Request:
     sent: int = 0  # frames handed out so far
 
 
-def _key(name: str, key: tp.Any) -> jax.Array:
-    """One PRNG key (`jax.random.key`, or a raw `uint32[2]` one, wrapped), or a `TypeError` naming `name`."""
-    array = key if isinstance(key, jax.Array) else np.asarray(key)
-    if jnp.issubdtype(array.dtype, jax.dtypes.prng_key) and array.shape == ():
-        return key
-    if array.dtype == np.uint32 and array.shape == (2,):
-        return jax.random.wrap_key_data(jnp.asarray(array))
-    raise TypeError(f"`{name}` must be one PRNG key (jax.random.key(...)), got shape {array.shape} {array.dtype}")
-
-
 def _leading(state: tp.Any, batch: int, name: str) -> None:
     for path, leaf in jax.tree_util.tree_leaves_with_path(state):
         shape: tuple = tuple(getattr(leaf, "shape", ()))
@@ -264,31 +254,18 @@ class Engine:
         key: jax.Array | None = None,
         prompt_buckets: tp.Sequence[int] | None = None,
     ):
-        from jax_patterns.lm._generate import _as_pytree, _max_len
+        from jax_patterns.lm._generate import fitting_step_fn, token_ids
 
         self.slots = check_int("slots", slots, minimum=1)
         self.max_timesteps = check_int("max_timesteps", max_timesteps, minimum=1)
         self.chunk_steps = check_int("chunk_steps", chunk_steps, minimum=1)
-        special_token = check_int_token("special_token", special_token)
-        if eos_token is not None:
-            eos_token = check_int_token("eos_token", eos_token)
-            if eos_token < 0 or eos_token == special_token:
-                raise ValueError(f"`eos_token`={eos_token} must be a code the model samples (>= 0, not special)")
-        if fill_after is not None:
-            fill_after = check_int_token("fill_after", fill_after)
-        if step_returns not in ("logits", "tokens"):
-            raise ValueError(f"`step_returns` must be 'logits' or 'tokens', got {step_returns!r}")
+        special_token, eos_token, fill_after = token_ids(special_token, eos_token, fill_after, step_returns)
         if not callable(init_state):
             raise TypeError(f"`init_state` must be callable (batch -> state), got {type(init_state).__name__}")
         if not hasattr(pattern_provider, "get_pattern"):
             raise TypeError(f"`pattern_provider` must be a pattern provider, got {type(pattern_provider).__name__}")
         self.pattern = pattern_provider.get_pattern(self.max_timesteps)
-        self._fn = _as_pytree(step_fn)
-        limit = _max_len(self._fn)
-        if limit is not None and len(self.pattern) - 1 > limit:
-            raise ValueError(
-                f"the pattern has {len(self.pattern)} steps, more than the step function's max_len={limit} + 1"
-            )
+        self._fn = fitting_step_fn(step_fn, self.pattern)
         self._cfg = Config(
             pattern=self.pattern,
             special_token=special_token,
@@ -309,7 +286,7 @@ class Engine:
         for i, b in enumerate(prompt_buckets or ()):
             buckets.add(check_int(f"prompt_buckets[{i}]", b, minimum=0))
         self.prompt_buckets = tuple(sorted(b for b in buckets if b < self.max_timesteps))
-        self._key = jax.random.key(0) if key is None else _key("key", key)
+        self._key = jax.random.key(0) if key is None else check_key("key", key)
         timesteps, steps, n_q = self.max_timesteps, len(self.pattern), self.pattern.n_q
         empty = settings(Sampling(), self.slots)
         self._carry = jax.device_put(
@@ -392,7 +369,7 @@ class Engine:
         self._next_id += 1
         padded = np.zeros((1, n_q, self.max_timesteps), np.int32)
         padded[0, :, :prompt_len] = codes
-        request_key = jax.random.fold_in(self._key, rid) if key is None else _key("key", key)
+        request_key = jax.random.fold_in(self._key, rid) if key is None else check_key("key", key)
         self._waiting.append(_Request(rid, padded, prompt_len, limit, checked, request_key))
         return rid
 

@@ -42,6 +42,37 @@ def _max_len(step_fn: jax.tree_util.Partial) -> int | None:
     return None
 
 
+def token_ids(special_token: tp.Any, eos_token: tp.Any, fill_after: tp.Any, step_returns: tp.Any) -> tuple:
+    """The decode's token ids and `step_returns`, checked (`generate`, `stream` and `Engine` share them).
+
+    Returns `(special_token, eos_token, fill_after)` as ints (None kept).
+    """
+    special_token = check_int_token("special_token", special_token)
+    if step_returns not in ("logits", "tokens"):
+        raise ValueError(f"`step_returns` must be 'logits' or 'tokens', got {step_returns!r}")
+    if eos_token is not None:
+        if isinstance(eos_token, bool) or not isinstance(eos_token, (int, np.integer)) or eos_token < 0:
+            raise ValueError(f"`eos_token` must be a non-negative int (a code of codebook 0), got {eos_token!r}")
+        eos_token = check_int_token("eos_token", eos_token)
+        if eos_token == special_token:
+            raise ValueError(f"`eos_token`={eos_token} equals `special_token`; EOS must be a code the model samples")
+    if fill_after is not None:
+        fill_after = check_int_token("fill_after", fill_after)
+    return special_token, eos_token, fill_after
+
+
+def fitting_step_fn(step_fn: tp.Any, pattern: Pattern) -> jax.tree_util.Partial:
+    """The step function as a pytree, checked to hold the pattern's steps (its declared `max_len`)."""
+    fn = _as_pytree(step_fn)
+    limit = _max_len(fn)
+    if limit is not None and len(pattern) - 1 > limit:
+        raise ValueError(
+            f"the pattern has {len(pattern)} steps, so the step function is fed {len(pattern) - 1} of them, more "
+            f"than its max_len={limit}; build the model with max_len >= {len(pattern) - 1}"
+        )
+    return fn
+
+
 def _prompt_lengths(prompt_lengths: tp.Any, batch: int, prompt_len: int) -> tp.Any:
     """`prompt_lengths` checked by the library's one lengths check: host values in `[0, T0]` (as int32), device
     or traced values as they are (clipped into `[0, T0]` in the program, never read back)."""
@@ -127,10 +158,8 @@ def _prepare(
     batch, _, prompt_len = prompt.shape
     if prompt_len >= pattern.timesteps:
         raise ValueError(f"`prompt` has T0={prompt_len} timesteps; expected fewer than timesteps={pattern.timesteps}")
-    special_token = check_int_token("special_token", special_token)
+    special_token, eos_token, fill_after = token_ids(special_token, eos_token, fill_after, step_returns)
     use_sampling = check_flag("use_sampling", use_sampling)
-    if step_returns not in ("logits", "tokens"):
-        raise ValueError(f"`step_returns` must be 'logits' or 'tokens', got {step_returns!r}")
     values = _sampling(sampling, batch, temp, top_k, top_p, cfg_coef)
     if step_returns == "tokens" and values.cfg_coef is not None:
         raise ValueError("`cfg_coef` mixes logits; a step function with step_returns='tokens' applies guidance itself")
@@ -138,21 +167,7 @@ def _prepare(
         given = (sampling or Sampling(temp, top_k, top_p, cfg_coef)).temp
         if not (isinstance(given, (int, float, np.ndarray, np.generic)) and np.all(np.asarray(given) <= 0)):
             raise ValueError("sampling (`use_sampling=True`, `temp > 0`) needs a PRNG `key`")
-    if eos_token is not None:
-        if isinstance(eos_token, bool) or not isinstance(eos_token, (int, np.integer)) or eos_token < 0:
-            raise ValueError(f"`eos_token` must be a non-negative int (a code of codebook 0), got {eos_token!r}")
-        eos_token = check_int_token("eos_token", eos_token)
-        if eos_token == special_token:
-            raise ValueError(f"`eos_token`={eos_token} equals `special_token`; EOS must be a code the model samples")
-    if fill_after is not None:
-        fill_after = check_int_token("fill_after", fill_after)
-    fn = _as_pytree(step_fn)
-    limit = _max_len(fn)
-    if limit is not None and len(pattern) - 1 > limit:
-        raise ValueError(
-            f"the pattern has {len(pattern)} steps, so the step function is fed {len(pattern) - 1} of them, more "
-            f"than its max_len={limit}; build the model with max_len >= {len(pattern) - 1}"
-        )
+    fn = fitting_step_fn(step_fn, pattern)
     lengths = _prompt_lengths(prompt_lengths, batch, prompt_len)
     cfg = Config(
         pattern=pattern,

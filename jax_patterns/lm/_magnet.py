@@ -33,6 +33,7 @@ from jax_patterns._checks import (
     check_flag,
     check_int,
     check_int_token,
+    check_key,
     check_padding_side,
     clip_lengths,
     is_host,
@@ -322,17 +323,9 @@ def _as_pytree(model_fn: tp.Any) -> jax.tree_util.Partial:
 
 def _keys(key: tp.Any, batch: int) -> jax.Array:
     """One PRNG key per example: `key` itself when it is `[B]` keys, else `fold_in(key, b)` for example `b`."""
-    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        shape = key.shape
-    elif key.dtype == jnp.uint32 and key.shape[-1:] == (2,):
-        key, shape = jax.random.wrap_key_data(key), key.shape[:-1]
-    else:
-        raise TypeError(f"`key` must be a PRNG key (jax.random.key), or [B] of them; got dtype {key.dtype}")
-    if shape == (batch,):
+    key = check_key("key", key, batch)
+    if key.shape == (batch,):
         return key
-    if shape != ():
-        raise ValueError(f"`key` has shape {shape}; expected one key, or one per example ({batch},)")
     return jax.vmap(lambda b: jax.random.fold_in(key, b))(jnp.arange(batch))
 
 
