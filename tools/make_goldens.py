@@ -34,8 +34,11 @@ from torch_compat import load_audiocraft_file  # noqa: E402
 MODULE_PATH = "audiocraft/modules/codebooks_patterns.py"
 
 
-def fetch_source(workdir: pathlib.Path) -> pathlib.Path:
-    """Downloads the audiocraft 1.3.0 sdist and extracts the patterns module only."""
+def fetch_sdist_files(workdir: pathlib.Path, paths: tuple[str, ...]) -> pathlib.Path:
+    """Downloads the audiocraft 1.3.0 sdist and extracts `paths` (as `audiocraft/...`) under `workdir / "src"`.
+
+    The one download of the genuine release for every golden script; returns the extracted tree's root.
+    """
     subprocess.run(
         [
             sys.executable,
@@ -53,10 +56,17 @@ def fetch_source(workdir: pathlib.Path) -> pathlib.Path:
     )
     (sdist,) = workdir.glob("audiocraft-*.tar.gz")
     with tarfile.open(sdist) as tar:
-        member = next(m for m in tar.getmembers() if m.name.endswith(MODULE_PATH))
-        target = workdir / "codebooks_patterns.py"
-        target.write_bytes(tar.extractfile(member).read())  # type: ignore[union-attr]
-    return target
+        for path in paths:
+            member = next(m for m in tar.getmembers() if m.name.endswith(path))
+            target = workdir / "src" / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(tar.extractfile(member).read())  # type: ignore[union-attr]
+    return workdir / "src"
+
+
+def fetch_source(workdir: pathlib.Path) -> pathlib.Path:
+    """The patterns module of the audiocraft 1.3.0 sdist, extracted alone."""
+    return fetch_sdist_files(workdir, (MODULE_PATH,)) / MODULE_PATH
 
 
 def layout_arrays(layout) -> np.ndarray:

@@ -25,9 +25,7 @@ import argparse
 import json
 import math
 import pathlib
-import subprocess
 import sys
-import tarfile
 import tempfile
 import types
 import typing as tp
@@ -37,41 +35,15 @@ import numpy as np
 import torch
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT)]
+sys.path[:0] = [str(ROOT), str(ROOT / "tools"), str(ROOT / "tests")]
+
+from make_goldens import fetch_sdist_files  # noqa: E402
 
 from torch_compat._magnet import Condition, load_magnet, magnet_harness  # noqa: E402
 
 VERSION = "1.3.0"
 OUT = ROOT / "tests" / "goldens" / "magnet_1_3_0.npz"
 FILES = ("audiocraft/models/lm_magnet.py", "audiocraft/solvers/magnet.py", "audiocraft/utils/utils.py")
-
-
-def fetch_source(workdir: pathlib.Path) -> pathlib.Path:
-    """Downloads the audiocraft sdist and extracts the three files this script runs."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--no-binary",
-            ":all:",
-            "-d",
-            str(workdir),
-            f"audiocraft=={VERSION}",
-        ],
-        check=True,
-    )
-    (sdist,) = workdir.glob("audiocraft-*.tar.gz")
-    with tarfile.open(sdist) as tar:
-        for member in tar.getmembers():
-            for name in FILES:
-                if member.name.endswith(name):
-                    target = workdir / "src" / name
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(tar.extractfile(member).read())  # type: ignore[union-attr]
-    return workdir / "src"
 
 
 class Uniforms:
@@ -349,7 +321,7 @@ def main() -> None:
     parser.add_argument("--source", type=pathlib.Path, help="an extracted audiocraft 1.3.0 source tree")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        source = args.source or fetch_source(pathlib.Path(tmp))
+        source = args.source or fetch_sdist_files(pathlib.Path(tmp), FILES)
         lm_magnet, solver_module, utils = load_magnet(source)
         arrays: dict[str, np.ndarray] = {}
         index: dict[str, list] = {"generate": [], "schedule": [], "lut": [], "mask": [], "loss": []}
