@@ -557,7 +557,7 @@ def bench_magnet(repeats: int, audiocraft_tree: str | None = None) -> list[Row]:
     return rows
 
 
-def _eos_model(model: tp.Any, eos: int, timesteps: int, card: int) -> tuple[tp.Callable, tp.Callable]:
+def _eos_model(model: tp.Any, eos: int, pattern: jp.Pattern, card: int) -> tuple[tp.Callable, tp.Callable]:
     """The NNX CodecLM with a length chosen by its prompt: the step function and its state for `batch` rows
     (per-row cache positions).
 
@@ -566,19 +566,22 @@ def _eos_model(model: tp.Any, eos: int, timesteps: int, card: int) -> tuple[tp.C
     that target per row; later calls force EOS in codebook 0 at the target, and forbid it before.
     """
     from jax_patterns import lm
+    from jax_patterns.lm import _decode
 
     step = lm.step_fn_of(model)
+    timesteps = pattern.timesteps
+    frames_of = jnp.asarray(_decode.tables(pattern)[0][0])  # the pattern's own table: no family assumed
 
     def target_of(code: tp.Any) -> tp.Any:
-        return (timesteps * (0.1 + 0.9 * code / (card - 1))).astype(jnp.int32)
+        rate = jnp.float32(0.1) + jnp.float32(0.9 / (card - 1)) * code.astype(jnp.float32)
+        return (jnp.float32(timesteps) * rate).astype(jnp.int32)
 
     def step_fn(params_step, state, tokens, info):
         logits, cache = params_step(state["cache"], tokens)
         target = target_of(tokens[:, 0, 1]) if tokens.shape[-1] > 1 else state["target"]
-        frame = jnp.reshape(info.step, (-1,)) - 1  # the delayed pattern: codebook 0 of step s is frame s - 1
-        force = (frame >= target)[:, None]
-        column = jnp.where(force, 1e4, -1e4)
-        logits = logits.at[:, 0, eos].set(column[:, 0])
+        frame = frames_of[jnp.reshape(info.step, (-1,))]  # codebook 0's frame at each row's step (-1: none)
+        column = jnp.where(frame >= target, jnp.float32(1e4), jnp.float32(-1e4)).astype(logits.dtype)
+        logits = logits.at[:, 0, eos].set(jnp.broadcast_to(column, logits.shape[:1]))
         return logits, {"cache": cache, "target": target}
 
     def init_state(batch: int) -> dict:
@@ -601,12 +604,14 @@ def bench_engine(
     from flax import nnx
 
     from jax_patterns import lm
+    from jax_patterns.lm import _decode
 
     k, card, eos = 4, 64, 0
     provider = jp.DelayedPatternProvider(k)
     pattern = provider.get_pattern(timesteps)
     model = lm.CodecLM(k, card, dim=dim, num_layers=layers, num_heads=4, max_len=len(pattern), rngs=nnx.Rngs(0))
-    step_fn, init_state = _eos_model(model, eos, timesteps, card)
+    step_fn, init_state = _eos_model(model, eos, pattern, card)
+    last_step = _decode.tables(pattern)[1]
     rng = np.random.default_rng(0)
     codes = rng.integers(1, card, (requests, k, 1)).astype(np.int32)
 
@@ -619,7 +624,9 @@ def bench_engine(
             )
             lengths = jax.device_get(lengths)
             frames += int(np.sum(lengths))
-            steps += int(max(lengths)) + k  # a delayed pattern: the longest example's frames, then K - 1 more steps
+            steps += (
+                int(last_step[max(lengths) - 1]) + 1
+            )  # the loop ends once the longest example's last frame is written
         return frames, steps
 
     def engine_run() -> tuple[lm.Engine, dict, float]:

@@ -87,3 +87,11 @@ def test_fused_rows():
     # tiny shapes: no memory ordering is claimed here (test_fused checks it at a real size)
     assert row.extra["temp_MB"] > 0 and row.extra["baseline_temp_MB"] > 0
     assert row.extra["largest_batch_in_budget"] >= 1 and row.extra["baseline_largest_batch_in_budget"] >= 1
+
+
+def test_engine_row():
+    (row,) = _bench.bench_engine(requests=6, slots=2, timesteps=12, chunk_steps=4, dim=16, layers=1)
+    extra = row.extra
+    assert row.jax_ms > 0 and extra["baseline_ms"] > 0 and extra["frames_per_s"] > 0
+    assert 0 < extra["engine_steps"] and 0 < extra["static_steps"] and extra["chunks"] >= 1
+    assert extra["first_frame_p50_ms"] <= extra["first_frame_p99_ms"]
