@@ -184,6 +184,77 @@ def check_key(name: str, key: tp.Any, batch: int | None = None) -> tp.Any:
 
 
 # ---------------------------------------------------------------------------
+# codes
+# ---------------------------------------------------------------------------
+def check_codes(
+    codes: tp.Any,
+    name: str,
+    *,
+    n_q: int | None,
+    below: int | None,
+    forbid: tp.Iterable[int] = (),
+    ndim: int = 3,
+) -> tp.Any:
+    """The one check of integer codes wherever they enter: rank, K, an integer dtype and (host values) their range.
+
+    Host codes (numpy, Python lists) are range-checked in their own dtype, before
+    any cast: an int64 `2**32 + special_token` is refused here, where an int32
+    cast would have turned it into the special token. Every host code must lie
+    in `[0, below)` (`below=None`: below 2**31, what int32 holds) and differ
+    from every id in `forbid`. Device or traced codes are not read back (no
+    sync), as for `lengths`; their rank, K and dtype are checked.
+
+    Args:
+      codes: `[..., K, T]` codes (`ndim` axes in all; the codebook axis is
+        second to last).
+      name: the argument's name, for the messages.
+      n_q: the number of codebooks K expected (None: any).
+      below: codes must be below this (the smallest special id, or `card`).
+      forbid: ids no code may equal (special tokens inside `[0, below)`).
+      ndim: the rank expected.
+
+    Returns:
+      the codes as numpy (host values, dtype unchanged) or as they were (device or traced).
+
+    Raises:
+      TypeError: None, or codes that are not integers (floats, bools).
+      ValueError: another rank or K; a host code outside `[0, below)` or in `forbid`.
+    """
+    import jax
+
+    if codes is None:
+        raise TypeError(f"`{name}` is None; expected integer codes of rank {ndim} ([..., K, T])")
+    host = is_host(codes)
+    if host:
+        try:
+            array = np.asarray(codes)
+        except Exception as err:  # noqa: BLE001 - re-raised with the argument's name
+            raise TypeError(f"`{name}` must be an integer array, got {type(codes).__name__}") from err
+    else:
+        array = codes
+    shape = tuple(array.shape)
+    if len(shape) != ndim or (n_q is not None and shape[-2] != n_q):
+        expected = ", ".join(["B"] * (ndim - 2) + [f"K={n_q}" if n_q is not None else "K", "T"])
+        raise ValueError(f"`{name}` must be codes [{expected}], got shape {shape}")
+    dtype = np.dtype(array.dtype) if host else array.dtype
+    if dtype == np.bool_ or not jax.numpy.issubdtype(dtype, jax.numpy.integer):
+        raise TypeError(f"`{name}` must hold integer codes, got dtype {dtype}")
+    if host and array.size:
+        limit = INT32_LIMIT if below is None else int(below)
+        low, high = array.min(), array.max()
+        if low < 0 or high >= limit:
+            bad = int(low) if low < 0 else int(high)
+            raise ValueError(f"`{name}` holds the code {bad}; codes must lie in [0, {limit})")
+        forbidden = [int(f) for f in forbid if 0 <= int(f) < limit]
+        if forbidden:
+            hit = np.isin(array, np.asarray(forbidden, dtype=np.int64))
+            if hit.any():
+                bad = int(array[hit].reshape(-1)[0])
+                raise ValueError(f"`{name}` holds the code {bad}, a special id ({forbidden}); codes must differ from it")
+    return array
+
+
+# ---------------------------------------------------------------------------
 # lengths
 # ---------------------------------------------------------------------------
 def is_host(x: tp.Any) -> bool:
