@@ -250,7 +250,7 @@ def check_codes(
             hit = np.isin(array, np.asarray(forbidden, dtype=np.int64))
             if hit.any():
                 bad = int(array[hit].reshape(-1)[0])
-                raise ValueError(f"`{name}` holds the code {bad}, a special id ({forbidden}); codes must differ from it")
+                raise ValueError(f"`{name}` holds the code {bad}, a special id ({forbidden}); codes must differ")
     return array
 
 
