@@ -245,6 +245,18 @@ class Pattern:
             self._cache["length_rule"] = rule
         return rule
 
+    def derived(self, name: str, make: tp.Callable[[Pattern], tp.Any]) -> tp.Any:
+        """Data derived from this pattern by `make(self)`, computed once and cached on the pattern.
+
+        For layers above (the decode tables of `lm`): the cache lives and dies
+        with the pattern, is kept out of equality and hashing, and is not
+        pickled. `make` must return read-only or immutable values (they are shared).
+        """
+        key = ("derived", name)
+        if key not in self._cache:
+            self._cache[key] = make(self)
+        return self._cache[key]
+
     # ---- Equality and hashing by value (the layout), computed on the flat arrays ----
     def _digest(self) -> tuple:
         """A cheap fingerprint of the coordinates (vectorised sums); equality still compares them all."""

@@ -34,7 +34,7 @@ def step_fn(state, tokens):
 
 def generate(**options):
     base = dict(special_token=8, key=jax.random.key(0))
-    return lm.generate(step_fn, 0, PAT, np.zeros((1, 2, 1), np.int32), **{**base, **options})
+    return lm.generate(step_fn, 0, PAT, np.zeros((1, 2, 1), np.int32), **{**base, **options}).codes
 
 
 def returns_its_tokens_as_logits(tokens, stage):  # a named function: its repr (the test id) has no address early

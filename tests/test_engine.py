@@ -59,8 +59,7 @@ def batch_alone(step_fn, init, pattern, prompts, **options) -> list[np.ndarray]:
     width = max(p.shape[1] for p in prompts)
     padded = np.stack([np.pad(p, ((0, 0), (0, width - p.shape[1]))) for p in prompts])
     lengths = np.asarray([p.shape[1] for p in prompts], np.int32)
-    out = lm.generate(step_fn, init(len(prompts)), pattern, padded, prompt_lengths=lengths, **options)
-    codes, ends = out if isinstance(out, tuple) else (out, np.full(len(prompts), pattern.timesteps))
+    codes, ends = lm.generate(step_fn, init(len(prompts)), pattern, padded, prompt_lengths=lengths, **options)
     return [np.asarray(codes[b, :, : int(ends[b])]) for b in range(len(prompts))]
 
 
@@ -190,7 +189,9 @@ def test_a_request_without_eos_ends_at_its_max_timesteps():
     got = serve(engine)
     for rid, prompt, limit in zip(ids, prompts, (20, 9, 6)):
         assert got[rid].shape == (3, limit)
-        want = lm.generate(counting_step, init_state(1), provider.get_pattern(limit), prompt[None], special_token=CARD)
+        want = lm.generate(
+            counting_step, init_state(1), provider.get_pattern(limit), prompt[None], special_token=CARD
+        ).codes
         np.testing.assert_array_equal(got[rid], np.asarray(want[0]))
 
 
@@ -259,11 +260,11 @@ def test_codec_lm_serves_with_per_row_positions():
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
-        (lambda e: e.submit(np.zeros((3, 2), np.int32)), ValueError, r"`prompt` must be codes \[K=2, T0\]"),
+        (lambda e: e.submit(np.zeros((3, 2), np.int32)), ValueError, r"`prompt` must be codes \[K=2, T\]"),
         (lambda e: e.submit(np.zeros((2, 2))), TypeError, r"`prompt` must hold integer codes"),
         (lambda e: e.submit(np.zeros((2, 2), np.int32), max_timesteps=11), ValueError, r"beyond the engine's"),
         (lambda e: e.submit(np.zeros((2, 10), np.int32)), ValueError, r"T0=10 frames; expected fewer than"),
-        (lambda e: e.submit(np.full((2, 2), CARD, np.int32)), ValueError, r"differ from `special_token`"),
+        (lambda e: e.submit(np.full((2, 2), CARD, np.int32)), ValueError, r"holds the code 16, a special id"),
         (
             lambda e: e.submit(np.zeros((2, 2), np.int32), sampling=lm.Sampling(cfg_coef=3.0)),
             ValueError,

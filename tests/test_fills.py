@@ -89,7 +89,7 @@ def test_generate_feeds_the_model_the_two_fill_tokens(provider):
         special_token=BOS,
         fill_after=PAD,
         step_returns="tokens",
-    )
+    ).codes
     for step, t, q in zip(*pattern.coords):
         if t < 6 and step >= 1:
             fed = step - 1

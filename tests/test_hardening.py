@@ -206,7 +206,7 @@ def test_top_k_larger_than_the_vocabulary_keeps_every_code():
     )
     pattern = jp.DelayedPatternProvider(2).get_pattern(5)
     out = lm.generate(step_fn, 0, pattern, np.zeros((2, 2, 0), np.int32), special_token=SPECIAL, key=key,
-                      use_sampling=True, top_k=250)  # fmt: skip
+                      use_sampling=True, top_k=250).codes  # fmt: skip
     assert out.shape == (2, 2, 5)
 
 
@@ -222,7 +222,7 @@ def test_host_prompt_lengths_share_one_program_and_give_the_same_tokens():
     requests = [[4, 5], [3, 5], [2, 4], [1, 1], [0, 5]]
 
     def serve(lengths):
-        return lm.generate(step_fn, 0, pattern, prompt, special_token=SPECIAL, prompt_lengths=lengths)
+        return lm.generate(step_fn, 0, pattern, prompt, special_token=SPECIAL, prompt_lengths=lengths).codes
 
     first = decode_compilations(lambda: serve(requests[0]).block_until_ready())
     later = decode_compilations(lambda: [serve(n).block_until_ready() for n in requests[1:]])
@@ -230,7 +230,7 @@ def test_host_prompt_lengths_share_one_program_and_give_the_same_tokens():
     for lengths in requests:  # each example equals that example alone, whatever the batch's minimum
         out = np.asarray(serve(lengths))
         for b, n in enumerate(lengths):
-            alone = lm.generate(step_fn, 0, pattern, prompt[b : b + 1, :, :n], special_token=SPECIAL)
+            alone = lm.generate(step_fn, 0, pattern, prompt[b : b + 1, :, :n], special_token=SPECIAL).codes
             assert_same(out[b : b + 1], alone, f"lengths={lengths}, b={b}")
 
 
@@ -244,7 +244,7 @@ def test_sampling_settings_are_traced_per_example_values():
 
     def run(**settings):
         options = dict(special_token=SPECIAL, key=key, use_sampling=True)
-        return lm.generate(model, 0, pattern, prompt, **options, **settings)
+        return lm.generate(model, 0, pattern, prompt, **options, **settings).codes
 
     run(temp=1.0, top_k=0, top_p=0.0).block_until_ready()
     settings = [
@@ -276,7 +276,7 @@ def test_guidance_coefficient_is_traced_and_per_example():
         return jnp.concatenate([cond, uncond]), state
 
     def run(coef):
-        return lm.generate(model, 0, pattern, prompt, special_token=SPECIAL, cfg_coef=coef)
+        return lm.generate(model, 0, pattern, prompt, special_token=SPECIAL, cfg_coef=coef).codes
 
     run(1.0).block_until_ready()
     assert decode_compilations(lambda: run(3.0).block_until_ready()) == []
@@ -294,7 +294,7 @@ def test_stream_takes_the_same_settings_and_equals_generate():
     def model(state, tokens):
         return jax.nn.one_hot((tokens[:, :, -1] * 3 + 1) % CARD, CARD) * 2.0, state
 
-    codes = lm.generate(model, 0, pattern, prompt, **options)
+    codes = lm.generate(model, 0, pattern, prompt, **options).codes
     streamed = np.concatenate(list(lm.stream(model, 0, pattern, prompt, chunk_steps=3, **options)), -1)
     assert_same(streamed, codes)
 
@@ -340,9 +340,9 @@ def test_per_example_prompts_equal_each_example_alone_from_the_earliest_start(pr
     pattern = provider.get_pattern(7)
     prompt = RNG.integers(0, CARD, (3, provider.n_q, 4)).astype(np.int32)
     lengths = [4, 2, 3]
-    out = np.asarray(lm.generate(step_fn, 0, pattern, prompt, special_token=SPECIAL, prompt_lengths=lengths))
+    out = np.asarray(lm.generate(step_fn, 0, pattern, prompt, special_token=SPECIAL, prompt_lengths=lengths).codes)
     for b, n in enumerate(lengths):
-        alone = lm.generate(step_fn, 0, pattern, prompt[b : b + 1, :, :n], special_token=SPECIAL)
+        alone = lm.generate(step_fn, 0, pattern, prompt[b : b + 1, :, :n], special_token=SPECIAL).codes
         assert_same(out[b : b + 1], alone, f"b={b}")
 
 

@@ -228,13 +228,13 @@ def test_greedy_generation_equals_audiocraft_loop(provider, prompt_len):
     prompt = RNG.integers(0, CARD, (2, provider.n_q, prompt_len))
     step_fn, torch_model = counting_model()
     state = jnp.zeros((2,), jnp.int32)
-    out = jax.jit(lambda s, p: lm.generate(step_fn, s, pattern, p, special_token=CARD))(state, prompt)
+    out = jax.jit(lambda s, p: lm.generate(step_fn, s, pattern, p, special_token=CARD).codes)(state, prompt)
     expected = torch_lm.generate(torch_model, pattern, torch.from_numpy(prompt), CARD)
     assert_same(out, expected.numpy())
     assert_same(np.asarray(out)[..., :prompt_len], prompt)
     top1 = lm.generate(
         step_fn, state, pattern, prompt, special_token=CARD, key=jax.random.key(3), use_sampling=True, top_k=1
-    )
+    ).codes
     assert_same(top1, out)
 
 
@@ -242,7 +242,7 @@ def test_classifier_free_guidance_equals_audiocraft():
     pattern = jp.DelayedPatternProvider(3).get_pattern(6)
     prompt = RNG.integers(0, CARD, (2, 3, 2))
     step_fn, torch_model = counting_model()
-    out = lm.generate(step_fn, jnp.zeros((4,), jnp.int32), pattern, prompt, special_token=CARD, cfg_coef=3.0)
+    out = lm.generate(step_fn, jnp.zeros((4,), jnp.int32), pattern, prompt, special_token=CARD, cfg_coef=3.0).codes
     expected = torch_lm.generate(torch_model, pattern, torch.from_numpy(prompt), CARD, cfg_coef=3.0)
     assert_same(out, expected.numpy())
 
@@ -325,7 +325,7 @@ def test_training_lowers_the_loss_and_generation_samples():
         use_sampling=True,
         temp=0.7,
         top_k=3,
-    )
+    ).codes
     assert out.shape == (8, 2, 12) and (np.asarray(out) >= 0).all() and (np.asarray(out) < CARD).all()
     assert_same(np.asarray(out)[..., :4], codes[..., :4])
 

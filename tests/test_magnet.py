@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jax_patterns import lm
-from jax_patterns.lm import _magnet
-from jax_patterns.lm._magnet import ARRANGEMENTS
+from jax_patterns.lm import _magnet_decode, _magnet_train
+from jax_patterns.lm._magnet_decode import ARRANGEMENTS
 from torch_compat._magnet import toy_logits
 
 GOLDENS = np.load(pathlib.Path(__file__).parent / "goldens" / "magnet_1_3_0.npz")
@@ -127,9 +127,10 @@ def test_schedule_equals_audiocraft(item):
     ).block_until_ready()
     jax.effects_barrier()
     np.testing.assert_array_equal(np.asarray(seen), GOLDENS[f"schedule/{i}/masked"])
-    table = _magnet.schedule(tuple(case["steps"]))
-    temps = _magnet._temperatures(np.asarray([3.0]), True, table, 1)[:, 0]
-    coefs = _magnet._coefficients(np.asarray([10.0]), np.asarray([1.0]), table, 1)[:, 0]
+    table = _magnet_decode.schedule(tuple(case["steps"]))
+    one = np.ones(1, np.float32)
+    temps, coefs = _magnet_decode._schedule_values(table, 3 * one, True, 10 * one, one)
+    temps, coefs = np.asarray(temps)[:, 0], np.asarray(coefs)[:, 0]
     # torch's float32 cosine (SLEEF) is 1 ulp off the correctly rounded one we use at one iteration of the
     # 60-step stage (see `_magnet`'s docstring): its coefficient differs there by an ulp, nowhere else
     rate, theirs = table["rate"], GOLDENS[f"schedule/{i}/rate"]
@@ -144,7 +145,7 @@ def test_schedule_equals_audiocraft(item):
 @pytest.mark.parametrize("item", list(enumerate(INDEX["lut"])))
 def test_maskrate_lookup_table_equals_audiocraft(item):
     i, (timesteps, span_len) = item
-    np.testing.assert_array_equal(_magnet.maskrate_to_spans(timesteps, span_len), GOLDENS[f"lut/{i}"])
+    np.testing.assert_array_equal(_magnet_train.maskrate_to_spans(timesteps, span_len), GOLDENS[f"lut/{i}"])
 
 
 @pytest.mark.parametrize("item", list(enumerate(INDEX["mask"])))
@@ -289,7 +290,7 @@ def test_bad_arguments_raise_naming_them(options, error, match):
 
 
 def test_bad_prompt_and_model_output_raise():
-    with pytest.raises(ValueError, match=r"`prompt` holds the code 12; codes must lie in \[0, card=12\)"):
+    with pytest.raises(ValueError, match=r"`prompt` holds the code 12; codes must lie in \[0, 12\)"):
         lm.magnet_generate(model_of([1]), np.full((1, 2, 3), CARD, np.int32), key=jax.random.key(0), **BASE)
     with pytest.raises(ValueError, match=r"`model_fn` must return logits \[B', K, T', card\]"):
         lm.magnet_generate(lambda t, s: t, prompt_of(1, 3), key=jax.random.key(0), **BASE)
@@ -339,7 +340,7 @@ def test_codec_lm_attention_is_bidirectional_and_banded_past_stage_0():
         assert bool(np.any(np.asarray(a[:, :, 3] != b[:, :, 3]))) is moves  # 12 steps away from position 3
         assert bool(np.any(np.asarray(a[:, :, 14] != b[:, :, 14])))  # inside the band, and before 15
     causal = lm.CodecLM(2, CARD, dim=16, num_layers=1, num_heads=2, max_len=32, rngs=nnx.Rngs(0))
-    with pytest.raises(ValueError, match=r"build it with CodecLM\(\.\.\., causal=False\)"):
+    with pytest.raises(ValueError, match=r"bidirectional model: build it with causal=False"):
         lm.magnet_fn_of(causal)
 
 

@@ -1,8 +1,10 @@
 """jax_patterns.lm: using a pattern in a Flax codec LM.
 
 Training predictions and losses (fused or not, padded or packed), generation and streaming (`generate`,
-`stream`), continuous batching over per-slot timelines (`Engine`), and MAGNeT's masked non-autoregressive
-decoding and training step (`magnet_generate`, `magnet_mask`, `magnet_inputs`, `magnet_cross_entropy`).
+`stream`), continuous batching over per-slot timelines (`Engine`), all three on one decode core
+(`_decode.py`) driven by a step function or a model implementing the step-model protocol (`StepModel`),
+and MAGNeT's masked non-autoregressive decoding and training step (`magnet_generate`, `magnet_mask`,
+`magnet_inputs`, `magnet_cross_entropy`).
 """
 
 from jax_patterns.lm._decode import UNKNOWN as UNKNOWN
@@ -10,19 +12,24 @@ from jax_patterns.lm._decode import StepInfo as StepInfo
 from jax_patterns.lm._engine import Engine as Engine
 from jax_patterns.lm._fused import fused_packed_cross_entropy as fused_packed_cross_entropy
 from jax_patterns.lm._fused import fused_pattern_cross_entropy as fused_pattern_cross_entropy
-from jax_patterns.lm._generate import Stream as Stream
+from jax_patterns.lm._generate import Generated as Generated
 from jax_patterns.lm._generate import generate as generate
-from jax_patterns.lm._generate import stream as stream
-from jax_patterns.lm._magnet import magnet_cross_entropy as magnet_cross_entropy
-from jax_patterns.lm._magnet import magnet_generate as magnet_generate
-from jax_patterns.lm._magnet import magnet_inputs as magnet_inputs
-from jax_patterns.lm._magnet import magnet_mask as magnet_mask
+from jax_patterns.lm._magnet_decode import magnet_generate as magnet_generate
+from jax_patterns.lm._magnet_train import magnet_cross_entropy as magnet_cross_entropy
+from jax_patterns.lm._magnet_train import magnet_inputs as magnet_inputs
+from jax_patterns.lm._magnet_train import magnet_mask as magnet_mask
 from jax_patterns.lm._model import CodecLM as CodecLM
-from jax_patterns.lm._model import ModelStep as ModelStep
-from jax_patterns.lm._model import magnet_fn_of as magnet_fn_of
-from jax_patterns.lm._model import step_fn_of as step_fn_of
+from jax_patterns.lm._options import DecodeOptions as DecodeOptions
+from jax_patterns.lm._protocol import ConditionedStepModel as ConditionedStepModel
+from jax_patterns.lm._protocol import ModelStep as ModelStep
+from jax_patterns.lm._protocol import StepModel as StepModel
+from jax_patterns.lm._protocol import condition_fn_of as condition_fn_of
+from jax_patterns.lm._protocol import magnet_fn_of as magnet_fn_of
+from jax_patterns.lm._protocol import step_fn_of as step_fn_of
 from jax_patterns.lm._sampling import Sampling as Sampling
 from jax_patterns.lm._sampling import sample_next_token as sample_next_token
+from jax_patterns.lm._stream import Stream as Stream
+from jax_patterns.lm._stream import stream as stream
 from jax_patterns.lm._train import compute_predictions as compute_predictions
 from jax_patterns.lm._train import packed_cross_entropy as packed_cross_entropy
 from jax_patterns.lm._train import packed_segment_cross_entropy as packed_segment_cross_entropy
@@ -31,12 +38,17 @@ from jax_patterns.lm._train import pattern_cross_entropy as pattern_cross_entrop
 __all__ = (
     "UNKNOWN",
     "CodecLM",
+    "ConditionedStepModel",
+    "DecodeOptions",
     "Engine",
+    "Generated",
     "ModelStep",
     "Sampling",
     "StepInfo",
+    "StepModel",
     "Stream",
     "compute_predictions",
+    "condition_fn_of",
     "fused_packed_cross_entropy",
     "fused_pattern_cross_entropy",
     "generate",

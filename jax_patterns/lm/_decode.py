@@ -1,27 +1,32 @@
-"""The compiled decode loop under `generate` and `stream`: one state, one step, three jitted programs.
+"""The decode core under `generate`, `stream` and `Engine`: one state, one per-example step, three programs.
 
 The loop state (`Carry`) is the interleaved sequence being filled, the step
-function's state, the next step to write, each example's length (its EOS) and
-the PRNG key. `_step` writes one step; `start` runs the first call (the whole
-prefix) and `advance` runs steps until a limit or until every example is
-finished. `generate` is `start` then `advance` to the end; `stream` is `start`
-then `advance` by `chunk_steps`, so both write the same tokens.
+function's state, the next step to write (one for the batch, or one per
+example), each example's length (its EOS), the PRNG key(s) and the sampling
+settings. `step` writes one step of every example; `finished` says which
+examples are done; `codes_so_far` reverts what is written. `generate` runs
+`run_all` (the first call, then every step); `stream` runs `run_first` then
+`run_chunk` (donated state, a traced chunk size); `Engine` runs the same `step`
+with one offset per slot and a mask of live slots.
 
-What a step writes, per position `(b, k)` of step `s`:
+What a step writes, per position `(b, k)` of example `b`'s step `s`:
 - the prompt's token where the position is already known (never overwritten);
-- the special token where the pattern has no code, or where the code's timestep
-  is at or past the example's length (after its EOS);
-- otherwise the token sampled from the step function's logits (or the token it
-  returned, for two-level decoders).
+- the fill token (special, or `fill_after` past the codebook's first code)
+  where the pattern has no code, or where the code's timestep is at or past
+  the example's length (after its EOS, or past a request's own limit);
+- otherwise the token the policy makes of the step function's output (sampled
+  from logits, or a two-level decoder's own tokens).
 
-With an EOS token, an example is finished once every generated code of a frame
-below its length is written (prompt codes are written from the start): a
+With a countdown (an EOS token, or `Engine`'s per-request limits) an example is
+finished once every generated code of a frame below its length is written: a
 `[B, T + 1]` table made once per call gives, for each example and length, the
 step of that last code, so the countdown costs one lookup per example per step.
 
 Programs are keyed on `Config` (everything the trace reads besides arrays) and
 on the step function's pytree structure: a plain function is its own key, a
-`jax.tree_util.Partial` carries arrays (parameters) as traced leaves.
+`jax.tree_util.Partial` carries arrays (parameters) as traced leaves. The step
+function is always called as `step_fn(state, tokens, info)` (`as_step` adapts
+two-argument functions once, at the boundary).
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_patterns import Pattern
-from jax_patterns.lm._sampling import Sampling, sample_next_token
+from jax_patterns.lm._policies import POLICIES, TokenPolicy, doubled, doubled_info, mix
+from jax_patterns.lm._sampling import Sampling
 
 UNKNOWN = -1
 """The token of not-yet-generated positions (audiocraft's `unknown_token`)."""
@@ -45,18 +51,19 @@ class StepInfo(tp.NamedTuple):
     """What a step function called with `step_info=True` is told about the step it decodes.
 
     Attributes:
-      step: int32 scalar, the sequence step the call's output is written to;
-        the input tokens are the steps just before it.
+      step: int32, the sequence step the call's output is written to (the
+        input tokens are the steps just before it): a scalar under `generate`
+        and `stream`, `[B]` under `lm.Engine` (each slot's own step).
       special: bool `[B, K]`: positions of that step that will hold the special
         token whatever the step function returns (no code there, or past the
         example's EOS).
       known: bool `[B, K]`: positions already fixed by the prompt; they keep
         their token whatever the step function returns.
-      key: the PRNG key of this step (what `generate` samples with), for a
-        step function that samples itself.
+      key: the PRNG key of this step (what the decode samples with), for a
+        step function that samples itself: one key, or `[B]` keys (per-example
+        keys, and `lm.Engine`).
       reset: None under `generate`; under `lm.Engine`, bool `[B]`: the slots
-        that took a new request since the last call (`step` is then `[B]`, one
-        step per slot, and `key` `[B]` keys).
+        that took a new request since the last call.
     """
 
     step: jax.Array
@@ -67,25 +74,27 @@ class StepInfo(tp.NamedTuple):
 
 
 class Carry(tp.NamedTuple):
-    """The decode loop's state (a pytree)."""
+    """The decode loop's state (a pytree). `active` and `reset` are None but under `Engine`."""
 
-    seq: jax.Array  # [B, K, S] int32, UNKNOWN where not yet written
+    seq: tp.Any  # [B, K, S] int32, UNKNOWN where not yet written
     state: tp.Any  # the step function's state
-    offset: jax.Array  # int32 scalar: the next step to write
-    lengths: jax.Array  # [B] int32: timesteps before the EOS (T where none yet)
-    prompt_lengths: jax.Array  # [B] int32
-    needed: jax.Array  # [B, T + 1] int32: `_needed_steps`, the countdown of each example by length
-    key: jax.Array
+    offset: tp.Any  # int32: the next step to write; a scalar, or [B] (one per example)
+    lengths: tp.Any  # [B] int32: timesteps before the EOS (or the request's limit)
+    prompt_lengths: tp.Any  # [B] int32
+    needed: tp.Any  # [B, T + 1] int32: `needed_steps`, the countdown by length ([B, 0] without a countdown)
+    key: tp.Any  # one PRNG key, or [B] keys
     sampling: Sampling  # [B] arrays: temperature, top-k, top-p, guidance (traced: new values compile nothing)
+    active: tp.Any = None  # [B] bool: the slot holds a request (Engine)
+    reset: tp.Any = None  # [B] bool: the slot took a new request since the last step (Engine)
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Everything the decode programs read besides arrays (their static key).
 
-    The sampling values (temperature, top-k, top-p, guidance coefficient) are
-    not here: they are traced arrays of the carry, so a new value compiles
-    nothing; only greedy vs sampling and guidance on/off are static.
+    The sampling values are not here: they are traced arrays of the carry, so a
+    new value compiles nothing; only greedy vs sampling and guidance on/off are
+    static.
     """
 
     pattern: Pattern
@@ -94,23 +103,12 @@ class Config:
     use_sampling: bool = False
     guidance: bool = False
     eos_token: int | None = None
-    step_info: bool = False
-    step_returns: str = "logits"
-    per_example_prompts: bool = False
+    policy: TokenPolicy = POLICIES["logits"]
     fill_after: int | None = None
+    countdown: bool = False  # lengths end examples: with an EOS token, and always under `Engine`
 
 
-@functools.lru_cache(maxsize=64)
-def tables(pattern: Pattern) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Static tables of a pattern, once per pattern.
-
-    Returns:
-      `timestep [K, S]`: the timestep each position holds, -1 where none;
-      `last [T]`: the step holding frame `t`'s last code (-1 if none): frame `t`
-      is complete in every codebook once that step is written;
-      `after [K, S]`: whether the position comes after its codebook's first code
-      (where `fill_after` replaces the special token).
-    """
+def _make_tables(pattern: Pattern) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     steps, ts, qs = pattern.coords
     keep = ts < pattern.timesteps
     steps, ts, qs = steps[keep], ts[keep], qs[keep]
@@ -121,10 +119,26 @@ def tables(pattern: Pattern) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     first = np.full(pattern.n_q, len(pattern), np.int64)
     np.minimum.at(first, qs, steps)
     after = np.arange(len(pattern))[None, :] > first[:, None]
-    return timestep, last.astype(np.int32), after
+    out = (timestep, last.astype(np.int32), after)
+    for array in out:
+        array.flags.writeable = False
+    return out
 
 
-def _needed_steps(cfg: Config, prompt_lengths: jax.Array) -> jax.Array:
+def tables(pattern: Pattern) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Static tables of a pattern, made once and cached on the pattern itself.
+
+    Returns:
+      `timestep [K, S]`: the timestep each position holds, -1 where none;
+      `last [T]`: the step holding frame `t`'s last code (-1 if none): frame `t`
+      is complete in every codebook once that step is written;
+      `after [K, S]`: whether the position comes after its codebook's first code
+      (where `fill_after` replaces the special token).
+    """
+    return pattern.derived("decode_tables", _make_tables)
+
+
+def needed_steps(cfg: Config, prompt_lengths: jax.Array) -> jax.Array:
     """`[B, T + 1]`: for example `b` and a length `L`, the last step holding a code of a frame in `[P_b, L)`.
 
     Frames below the prompt length are known from the start; -1 where nothing
@@ -137,94 +151,124 @@ def _needed_steps(cfg: Config, prompt_lengths: jax.Array) -> jax.Array:
     return jnp.concatenate([jnp.full((prompt_lengths.shape[0], 1), -1, jnp.int32), running], axis=1)
 
 
-def _call(step_fn: tp.Callable, cfg: Config, state: tp.Any, tokens: jax.Array, info: StepInfo, coef: tp.Any) -> tuple:
-    """One call of the step function: classifier-free guidance doubles the batch; info is passed if asked."""
-    batch = tokens.shape[0]
-    if cfg.guidance:
-        tokens = jnp.concatenate([tokens, tokens], axis=0)
-        info = info._replace(
-            special=jnp.concatenate([info.special, info.special]), known=jnp.concatenate([info.known, info.known])
-        )
-    out, state = step_fn(state, tokens, info) if cfg.step_info else step_fn(state, tokens)
-    if cfg.guidance:
-        cond, uncond = out[:batch], out[batch:]
-        out = uncond + (cond - uncond) * coef.astype(out.dtype)[:, None, None]
-    return out, state
+def _read(seq: jax.Array, at: jax.Array) -> jax.Array:
+    """`seq[b, :, at]` -> `[B, K]`; `at` a scalar (one step for the batch) or `[B]`."""
+    if at.ndim == 0:
+        return jax.lax.dynamic_index_in_dim(seq, at, axis=2, keepdims=False)
+    return jnp.take_along_axis(seq, at[:, None, None], axis=2)[..., 0]
 
 
-def _check_output(out: tp.Any, cfg: Config, batch: int, n_q: int) -> None:
-    """The step function's output must be logits `[B, K, card]` or tokens `[B, K]` (trace time)."""
-    shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
-    if cfg.step_returns == "tokens":
-        if shape != (batch, n_q) or dtype is None or not jnp.issubdtype(dtype, jnp.integer):
-            raise ValueError(
-                f"with step_returns='tokens' the step function must return int tokens [B={batch}, K={n_q}]; "
-                f"got shape {shape}, dtype {dtype}"
-            )
-        return
-    if shape is None or len(shape) != 3 or shape[:2] != (batch, n_q):
-        raise ValueError(f"the step function must return logits [B={batch}, K={n_q}, card]; got shape {shape}")
-    if cfg.eos_token is not None and not cfg.eos_token < shape[2]:
-        raise ValueError(f"`eos_token`={cfg.eos_token} is not a code the model can sample (card={shape[2]})")
+def _write(seq: jax.Array, at: jax.Array, token: jax.Array) -> jax.Array:
+    """`seq[b, :, at] = token [B, K]`: an in-place update when the step is shared, a scatter per example else."""
+    if at.ndim == 0:
+        return jax.lax.dynamic_update_index_in_dim(seq, token, at, axis=2)
+    return seq.at[jnp.arange(seq.shape[0]), :, at].set(token)
 
 
-def _step(step_fn: tp.Callable, cfg: Config, carry: Carry, first: bool) -> Carry:
-    """Writes step `carry.offset` from the step function's output on the steps before it."""
+def _rows(table: np.ndarray, at: jax.Array) -> jax.Array:
+    """Column(s) `at` of a `[K, S]` table as `[1 or B, K]`."""
+    rows = jnp.asarray(table).T[at]
+    return rows[None] if at.ndim == 0 else rows
+
+
+def call(step_fn: tp.Callable, cfg: Config, state: tp.Any, tokens: jax.Array, info: StepInfo, coef: tp.Any) -> tuple:
+    """One call of the step function, under guidance when the config says so (the batch doubled, then mixed)."""
+    if not cfg.guidance:
+        return step_fn(state, tokens, info)
+    out, state = step_fn(state, doubled(tokens), doubled_info(info))
+    return mix(out, coef), state
+
+
+def finished(cfg: Config, carry: Carry) -> jax.Array:
+    """`[B]`: each example is complete (its frames before its length are written, or the pattern has ended)."""
+    offset = jnp.broadcast_to(carry.offset, carry.lengths.shape)
+    done = offset >= len(cfg.pattern)
+    if cfg.countdown:
+        needed = jnp.take_along_axis(carry.needed, carry.lengths[:, None], axis=1)[:, 0]
+        done = done | (needed < offset)
+    return done
+
+
+def step(step_fn: tp.Callable, cfg: Config, carry: Carry, first: bool = False) -> Carry:
+    """Writes each example's step `carry.offset` from the step function's output on the steps before it.
+
+    `first`: the first call, fed the whole prefix `seq[..., :cfg.start]` (a
+    shared offset). Under `Engine` (`carry.active` set), slots that are not
+    live keep their tokens and their offset.
+    """
     seq, offset, lengths = carry.seq, carry.offset, carry.lengths
-    batch, n_q, _ = seq.shape
-    timestep = jnp.asarray(tables(cfg.pattern)[0])[:, offset]  # [K]
-    current = jax.lax.dynamic_index_in_dim(seq, offset, axis=2, keepdims=False)  # [B, K]
+    batch, n_q, steps = seq.shape
+    running = None if carry.active is None else carry.active & ~finished(cfg, carry)
+    at = offset if running is None else jnp.clip(offset, 1, steps - 1)  # frozen slots sit at 0 or past the end
+    timestep_table, _, after_table = tables(cfg.pattern)
+    timestep = _rows(timestep_table, at)  # [1 or B, K]
+    current = _read(seq, at)  # [B, K]
     known = current != UNKNOWN
-    special = (timestep[None, :] < 0) | (timestep[None, :] >= lengths[:, None])
-    key = jax.random.fold_in(carry.key, offset)
-    tokens = seq[..., : cfg.start] if first else jax.lax.dynamic_slice_in_dim(seq, offset - 1, 1, axis=2)
-    settings = carry.sampling
-    out, state = _call(step_fn, cfg, carry.state, tokens, StepInfo(offset, special, known, key), settings.cfg_coef)
-    _check_output(out, cfg, batch, n_q)
-    if cfg.step_returns == "tokens":
-        token = out.astype(jnp.int32)
+    special = (timestep < 0) | (timestep >= lengths[:, None])
+    if carry.key.ndim == 0:
+        key = jax.random.fold_in(carry.key, at)
     else:
-        token = sample_next_token(out, key, cfg.use_sampling, settings.temp, settings.top_k, settings.top_p)
+        key = jax.vmap(jax.random.fold_in)(carry.key, jnp.broadcast_to(at, (batch,)))
+    if first:
+        tokens = seq[..., : cfg.start]
+    else:
+        tokens = _read(seq, at - 1)[..., None]
+    info = StepInfo(at, special, known, key, carry.reset)
+    out, state = call(step_fn, cfg, carry.state, tokens, info, carry.sampling.cfg_coef)
+    cfg.policy.check(out, batch, n_q, cfg.eos_token)
+    token = cfg.policy.tokens(out, key, carry.sampling, cfg.use_sampling)
     if cfg.eos_token is not None:
         # a generated codebook-0 code (a prompt code is one below the prompt length): read from the
         # carry, not from `seq`, so that XLA updates the sequence in place instead of copying it
-        generated = (timestep[0] >= carry.prompt_lengths) & (timestep[0] < lengths)
-        hit = generated & (token[:, 0] == cfg.eos_token)
-        lengths = jnp.where(hit, jnp.minimum(lengths, timestep[0]), lengths)
+        frame = timestep[:, 0]
+        hit = (frame >= carry.prompt_lengths) & (frame < lengths) & (token[:, 0] == cfg.eos_token)
+        if running is not None:
+            hit = hit & running
+        lengths = jnp.where(hit, jnp.minimum(lengths, frame), lengths)
     fill = jnp.int32(cfg.special_token)
     if cfg.fill_after is not None:  # two fill tokens: before each codebook's first code, and after it
-        after = jnp.asarray(tables(cfg.pattern)[2])[:, offset]
-        fill = jnp.where(after, jnp.int32(cfg.fill_after), fill)[None, :]
+        fill = jnp.where(_rows(after_table, at), jnp.int32(cfg.fill_after), fill)
     token = jnp.where(special, fill, token)
-    token = jnp.where(known, current, token)
-    seq = jax.lax.dynamic_update_index_in_dim(seq, token, offset, axis=2)
-    return carry._replace(seq=seq, state=state, offset=offset + 1, lengths=lengths)
+    keep = known if running is None else known | ~running[:, None]
+    token = jnp.where(keep, current, token)
+    seq = _write(seq, at, token)
+    if running is None:
+        return carry._replace(seq=seq, state=state, offset=offset + 1, lengths=lengths)
+    return carry._replace(
+        seq=seq,
+        state=state,
+        offset=offset + running.astype(jnp.int32),
+        lengths=lengths,
+        reset=jnp.zeros_like(carry.reset),
+    )
 
 
-def all_finished(cfg: Config, carry: Carry) -> jax.Array:
-    """Whether every example's frames before its length are written (always False without `eos_token`)."""
-    if cfg.eos_token is None:
-        return jnp.bool_(False)
-    needed = jnp.take_along_axis(carry.needed, carry.lengths[:, None], axis=1)
-    return jnp.all(needed < carry.offset)
-
-
-def _codes(cfg: Config, carry: Carry) -> tuple[jax.Array, jax.Array]:
-    """The codes `[B, K, T]` so far (fill past each length) and how many leading frames are complete."""
+def codes_so_far(cfg: Config, carry: Carry) -> tuple[jax.Array, jax.Array]:
+    """Each example's codes `[B, K, T]` so far (fill past its length) and its complete leading frames `[B]`."""
     codes, _, _ = cfg.pattern.revert_pattern_sequence(carry.seq, UNKNOWN)
     timesteps = cfg.pattern.timesteps
-    if cfg.eos_token is not None:
+    if cfg.countdown:
         past = jnp.arange(timesteps)[None, None, :] >= carry.lengths[:, None, None]
         codes = jnp.where(past, jnp.int32(cfg.special_token), codes)
-    complete = jnp.all(codes != UNKNOWN, axis=(0, 1))  # [T]
-    ready = jnp.where(jnp.all(complete), timesteps, jnp.argmin(complete)).astype(jnp.int32)
+    complete = jnp.all(codes != UNKNOWN, axis=1)  # [B, T]
+    ready = jnp.where(jnp.all(complete, axis=1), timesteps, jnp.argmin(complete, axis=1)).astype(jnp.int32)
     return codes, ready
 
 
-def _initial(
-    cfg: Config, prompt: jax.Array, prompt_lengths: jax.Array | None, state: tp.Any, key: tp.Any, sampling: Sampling
+def initial(
+    cfg: Config,
+    prompt: jax.Array,
+    prompt_lengths: jax.Array | None,
+    state: tp.Any,
+    key: tp.Any,
+    sampling: Sampling,
+    lengths: jax.Array | None = None,
 ) -> Carry:
-    """The sequence built from the prompt (codes past each prompt length unknown), before any call."""
+    """The sequence built from the prompt (codes past each prompt length unknown), before any call.
+
+    `lengths` (default `T` each) are the examples' starting lengths: `Engine`
+    passes each request's own limit.
+    """
     batch, n_q, prompt_len = prompt.shape
     given = prompt.astype(jnp.int32)
     if prompt_lengths is None:
@@ -239,39 +283,50 @@ def _initial(
         after = jnp.asarray(tables(cfg.pattern)[2]) & ~mask
         seq = jnp.where(jnp.broadcast_to(after, seq.shape), jnp.int32(cfg.fill_after), seq)
     key = jax.random.key(0) if key is None else key
-    lengths = jnp.full((batch,), cfg.pattern.timesteps, jnp.int32)
-    needed = _needed_steps(cfg, prompt_lengths) if cfg.eos_token is not None else jnp.zeros((batch, 0), jnp.int32)
+    if lengths is None:
+        lengths = jnp.full((batch,), cfg.pattern.timesteps, jnp.int32)
+    needed = needed_steps(cfg, prompt_lengths) if cfg.countdown else jnp.zeros((batch, 0), jnp.int32)
     return Carry(seq, state, jnp.int32(cfg.start), lengths, prompt_lengths, needed, key, sampling)
 
 
-def _advance(step_fn: tp.Callable, cfg: Config, carry: Carry, limit: tp.Any) -> Carry:
+def advance(step_fn: tp.Callable, cfg: Config, carry: Carry, limit: tp.Any) -> Carry:
     """Steps until `limit` (exclusive) or until every example is finished: one `lax.while_loop`."""
     steps = len(cfg.pattern)
 
     def running(c: Carry) -> jax.Array:
-        return (c.offset < jnp.minimum(limit, steps)) & ~all_finished(cfg, c)
+        return (c.offset < jnp.minimum(limit, steps)) & ~jnp.all(finished(cfg, c))
 
-    return jax.lax.while_loop(running, lambda c: _step(step_fn, cfg, c, False), carry)
+    return jax.lax.while_loop(running, lambda c: step(step_fn, cfg, c), carry)
+
+
+def _report(cfg: Config, carry: Carry) -> tuple:
+    """What `stream` reads after a program: the codes, the frames complete in every example, done, lengths."""
+    codes, ready = codes_so_far(cfg, carry)
+    return codes, jnp.min(ready), jnp.all(finished(cfg, carry)), jnp.copy(carry.lengths)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
 def run_all(step_fn, state, prompt, prompt_lengths, key, sampling, *, cfg: Config) -> tuple[jax.Array, jax.Array]:
     """`generate`'s program: the first call, every step, then the codes and lengths."""
-    carry = _step(step_fn, cfg, _initial(cfg, prompt, prompt_lengths, state, key, sampling), True)
-    carry = _advance(step_fn, cfg, carry, len(cfg.pattern))
-    codes, _ = _codes(cfg, carry)
+    carry = step(step_fn, cfg, initial(cfg, prompt, prompt_lengths, state, key, sampling), first=True)
+    carry = advance(step_fn, cfg, carry, len(cfg.pattern))
+    codes, _ = codes_so_far(cfg, carry)
     return codes, carry.lengths
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
 def run_first(step_fn, state, prompt, prompt_lengths, key, sampling, *, cfg: Config) -> tuple:
     """`stream`'s first program: the first call; returns the carry and what is complete."""
-    carry = _step(step_fn, cfg, _initial(cfg, prompt, prompt_lengths, state, key, sampling), True)
-    return (carry, *_codes(cfg, carry), all_finished(cfg, carry) | (carry.offset >= len(cfg.pattern)))
+    carry = step(step_fn, cfg, initial(cfg, prompt, prompt_lengths, state, key, sampling), first=True)
+    return (carry, *_report(cfg, carry))
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "chunk_steps"))
-def run_chunk(step_fn, carry: Carry, *, cfg: Config, chunk_steps: int) -> tuple:
-    """`stream`'s chunk program: up to `chunk_steps` more steps; one compilation serves every chunk."""
-    carry = _advance(step_fn, cfg, carry, carry.offset + chunk_steps)
-    return (carry, *_codes(cfg, carry), all_finished(cfg, carry) | (carry.offset >= len(cfg.pattern)))
+@functools.partial(jax.jit, static_argnames=("cfg",), donate_argnames=("carry",))
+def run_chunk(step_fn, carry: Carry, chunk_steps: jax.Array, *, cfg: Config) -> tuple:
+    """`stream`'s chunk program: up to `chunk_steps` (traced) more steps; one compilation for every chunk size.
+
+    The carry is donated: the KV cache and the sequence are updated in place, never copied per chunk.
+    """
+    limit = carry.offset + jnp.minimum(chunk_steps, len(cfg.pattern) - carry.offset)  # no int32 overflow
+    carry = advance(step_fn, cfg, carry, limit)
+    return (carry, *_report(cfg, carry))

@@ -2,18 +2,16 @@
 
 `generate` decodes a batch in lockstep: every example sits at the same step and
 the batch ends with its slowest example. `Engine` gives each slot its own step
-into one pattern (`pattern_provider.get_pattern(max_timesteps)`), its own
-prompt, length (EOS countdown), key and sampling settings. A chunk program
-advances every live slot `chunk_steps` steps of its own timeline; between
-chunks (one host sync each) finished requests hand out their last frames and
-free slots take the next waiting requests: a batch-of-one prefill (the first
-call of `generate` for that prompt, one program per prompt bucket) and an
-insert of its state into the slot.
+into one pattern (`pattern_provider.get_pattern(max_timesteps)`). The decoding
+itself is the decode core's (`_decode.step` with one offset per slot and a mask
+of live slots); this module only schedules: admission (`submit` checks a
+request completely before queueing it), prefill (a batch-of-one first call of
+`generate` for the request's prompt, its conditions written first, one program
+per prompt bucket), insert (the prefilled rows copied into the slot), chunks,
+and the hand-out of frames.
 
 Each request's codes equal `generate` of that request alone with the engine's
-pattern: the slot runs the same per-example steps (`_decode`'s first step in
-the prefill, then one step per iteration, with the prompt's later steps fed as
-known tokens, as `generate` does with `prompt_lengths`).
+pattern: the slot runs the same per-example steps.
 """
 
 from __future__ import annotations
@@ -28,128 +26,62 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_patterns._checks import check_flag, check_int, check_key
-from jax_patterns.lm import _decode
-from jax_patterns.lm._decode import UNKNOWN, Config, StepInfo
-from jax_patterns.lm._sampling import Sampling, sample_next_token, settings
+from jax_patterns._checks import check_int, check_key
+from jax_patterns.lm._decode import UNKNOWN, Carry, Config, codes_so_far, finished, initial, step
+from jax_patterns.lm._generate import check_prompt, fitting_step, start_step
+from jax_patterns.lm._options import DecodeOptions, resolve
+from jax_patterns.lm._protocol import as_pytree
+from jax_patterns.lm._sampling import Sampling, settings
 
 
-class SlotCarry(tp.NamedTuple):
-    """The engine's device state: every field has the slot axis first."""
-
-    seq: tp.Any  # [B, K, S] int32, UNKNOWN where not yet written
-    state: tp.Any  # the step function's state, leaves [B, ...]
-    offset: tp.Any  # [B] int32: each slot's next step
-    lengths: tp.Any  # [B] int32: frames before the EOS (the request's max_timesteps until then)
-    prompt_lengths: tp.Any  # [B] int32
-    needed: tp.Any  # [B, T + 1] int32: the EOS countdown table (`_decode._needed_steps`)
-    key: tp.Any  # [B] PRNG keys: each request's own
-    sampling: Sampling  # [B] arrays
-    active: tp.Any  # [B] bool: the slot holds a request
-    reset: tp.Any  # [B] bool: the slot took a new request since the last step
-
-
-def _finished(cfg: Config, carry: tp.Any) -> jax.Array:
-    """`[B]`: each slot's request is complete (its frames before its length written, or the pattern's end)."""
-    needed = jnp.take_along_axis(carry.needed, carry.lengths[:, None], axis=1)[:, 0]
-    return (needed < carry.offset) | (carry.offset >= len(cfg.pattern))
-
-
-def _slot_step(step_fn: tp.Callable, cfg: Config, carry: SlotCarry) -> SlotCarry:
-    """One step of every live slot's own timeline: `_decode._step` with one offset per slot."""
-    seq, offset, lengths = carry.seq, carry.offset, carry.lengths
-    batch, n_q, steps = seq.shape
-    running = carry.active & ~_finished(cfg, carry)
-    at = jnp.clip(offset, 1, steps - 1)
-    timestep_table, _, after_table = _decode.tables(cfg.pattern)
-    timestep = jnp.asarray(timestep_table).T[at]  # [B, K]
-    current = jnp.take_along_axis(seq, at[:, None, None], axis=2)[..., 0]  # [B, K]
-    known = current != UNKNOWN
-    special = (timestep < 0) | (timestep >= lengths[:, None])
-    keys = jax.vmap(jax.random.fold_in)(carry.key, at)
-    tokens = jnp.take_along_axis(seq, (at - 1)[:, None, None], axis=2)  # [B, K, 1]
-    info = StepInfo(at, special, known, keys, carry.reset)
-    out, state = _decode._call(step_fn, cfg, carry.state, tokens, info, carry.sampling.cfg_coef)
-    _decode._check_output(out, cfg, batch, n_q)
-    if cfg.step_returns == "tokens":
-        token = out.astype(jnp.int32)
-    else:
-        values = carry.sampling
-
-        def sample(logits, key, temp, top_k, top_p):  # a batch of one, exactly as `generate` alone samples
-            return sample_next_token(logits[None], key, cfg.use_sampling, temp[None], top_k[None], top_p[None])[0]
-
-        token = jax.vmap(sample)(out, keys, values.temp, values.top_k, values.top_p)
-    if cfg.eos_token is not None:
-        generated = (timestep[:, 0] >= carry.prompt_lengths) & (timestep[:, 0] < lengths)
-        hit = running & generated & (token[:, 0] == cfg.eos_token)
-        lengths = jnp.where(hit, jnp.minimum(lengths, timestep[:, 0]), lengths)
-    fill = jnp.full((batch, n_q), cfg.special_token, jnp.int32)
-    if cfg.fill_after is not None:
-        fill = jnp.where(jnp.asarray(after_table).T[at], jnp.int32(cfg.fill_after), fill)
-    token = jnp.where(special, fill, token)
-    token = jnp.where(known | ~running[:, None], current, token)
-    seq = seq.at[jnp.arange(batch), :, at].set(token)
-    return carry._replace(
-        seq=seq,
-        state=state,
-        offset=offset + running.astype(jnp.int32),
-        lengths=lengths,
-        reset=jnp.zeros_like(carry.reset),
-    )
-
-
-def _slot_codes(cfg: Config, carry: SlotCarry) -> tuple[jax.Array, jax.Array]:
-    """Each slot's codes `[B, K, T]` (fill past its length) and its complete leading frames `[B]`."""
-    codes, _, _ = cfg.pattern.revert_pattern_sequence(carry.seq, UNKNOWN)
-    timesteps = cfg.pattern.timesteps
-    past = jnp.arange(timesteps)[None, None, :] >= carry.lengths[:, None, None]
-    codes = jnp.where(past, jnp.int32(cfg.special_token), codes)
-    complete = jnp.all(codes != UNKNOWN, axis=1)  # [B, T]
-    ready = jnp.where(jnp.all(complete, axis=1), timesteps, jnp.argmin(complete, axis=1)).astype(jnp.int32)
-    return codes, ready
-
-
-@functools.partial(jax.jit, static_argnames=("cfg", "chunk_steps"), donate_argnums=(1,))
-def _run_chunk(step_fn, carry: SlotCarry, waiting: jax.Array, *, cfg: Config, chunk_steps: int) -> tuple:
+@functools.partial(jax.jit, static_argnames=("cfg",), donate_argnames=("carry",))
+def _run_chunk(step_fn, carry: Carry, waiting: jax.Array, chunk_steps: jax.Array, *, cfg: Config) -> tuple:
     """Up to `chunk_steps` steps of every live slot; then what the host reads: codes, ready frames, finished, lengths.
 
     The chunk ends early when no slot is running, or when a request finishes while others wait for a slot
     (`waiting`): a free slot never idles for the rest of a chunk.
     """
-    done_before = _finished(cfg, carry) | ~carry.active
+    done_before = finished(cfg, carry) | ~carry.active
 
     def going(state: tuple) -> jax.Array:
         i, c = state
-        finished = _finished(cfg, c) | ~c.active
-        return (i < chunk_steps) & ~jnp.all(finished) & ~(waiting & jnp.any(finished & ~done_before))
+        done = finished(cfg, c) | ~c.active
+        return (i < chunk_steps) & ~jnp.all(done) & ~(waiting & jnp.any(done & ~done_before))
 
     steps, carry = jax.lax.while_loop(
-        going, lambda state: (state[0] + 1, _slot_step(step_fn, cfg, state[1])), (jnp.int32(0), carry)
+        going, lambda state: (state[0] + 1, step(step_fn, cfg, state[1])), (jnp.int32(0), carry)
     )
-    codes, ready = _slot_codes(cfg, carry)
-    return carry, (codes, ready, _finished(cfg, carry) & carry.active, carry.lengths, steps)
+    codes, ready = codes_so_far(cfg, carry)
+    return carry, (codes, ready, finished(cfg, carry) & carry.active, jnp.copy(carry.lengths), steps)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
-def _prefill(step_fn, state, codes, prompt_lengths, limit, key, sampling, *, cfg: Config) -> _decode.Carry:
-    """A request alone: its sequence, then `generate`'s first call (the prompt's first `cfg.start` steps)."""
-    carry = _decode._initial(cfg, codes, prompt_lengths, state, key, sampling)
-    # the countdown table serves EOS and the request's own max_timesteps alike: made with or without EOS
-    needed = _decode._needed_steps(cfg, carry.prompt_lengths)
-    return _decode._step(step_fn, cfg, carry._replace(lengths=limit, needed=needed), True)
+def _prefill(step_fn, condition_fn, state, conditions, codes, prompt_lengths, limit, key, sampling, *, cfg: Config):
+    """A request alone: its conditions written into its rows, its sequence, then `generate`'s first call."""
+    if condition_fn is not None:
+        if cfg.guidance:  # the null condition: zeros of the same structure
+            conditions = jax.tree.map(lambda c: jnp.concatenate([c, jnp.zeros_like(c)]), conditions)
+        state = condition_fn(state, conditions)
+    carry = initial(cfg, codes, prompt_lengths, state, key, sampling, lengths=limit)
+    return step(step_fn, cfg, carry, first=True)
 
 
-@functools.partial(jax.jit, donate_argnums=(0,))
-def _insert(carry: SlotCarry, one: _decode.Carry, slot: jax.Array) -> SlotCarry:
-    """Puts a prefilled request (a batch of one) into `slot`: every field's row `slot` replaced."""
+@functools.partial(jax.jit, static_argnames=("rows",), donate_argnums=(0,))
+def _insert(carry: Carry, one: Carry, slot: jax.Array, *, rows: int) -> Carry:
+    """Puts a prefilled request (a batch of one; `rows` state rows) into `slot` (its state rows `slot + r * slots`)."""
+    slots = carry.seq.shape[0]
 
-    def put(rows: jax.Array, row: jax.Array) -> jax.Array:
-        return jax.lax.dynamic_update_index_in_dim(rows, row.reshape(rows.shape[1:]), slot, 0)
+    def put(all_rows: jax.Array, row: jax.Array) -> jax.Array:
+        return jax.lax.dynamic_update_index_in_dim(all_rows, row.reshape(all_rows.shape[1:]), slot, 0)
 
-    return SlotCarry(
+    def put_state(all_rows: jax.Array, its_rows: jax.Array) -> jax.Array:
+        for r in range(rows):  # with guidance: the conditional row, then the null condition's
+            all_rows = jax.lax.dynamic_update_index_in_dim(all_rows, its_rows[r], slot + r * slots, 0)
+        return all_rows
+
+    return Carry(
         seq=put(carry.seq, one.seq),
-        state=jax.tree.map(put, carry.state, one.state),
+        state=jax.tree.map(put_state, carry.state, one.state),
         offset=put(carry.offset, one.offset),
         lengths=put(carry.lengths, one.lengths),
         prompt_lengths=put(carry.prompt_lengths, one.prompt_lengths),
@@ -167,8 +99,10 @@ class _Request:
     codes: np.ndarray  # [1, K, T] (the prompt, zero-padded)
     prompt_len: int
     limit: int
+    start: int
     sampling: Sampling
     key: jax.Array
+    conditions: tp.Any
     sent: int = 0  # frames handed out so far
 
 
@@ -181,6 +115,19 @@ def _leading(state: tp.Any, batch: int, name: str) -> None:
                 f"needs the slot axis first ({batch}, ...), which is how {name} resets and refills a slot "
                 "(a KV cache's position too: CodecLM.init_cache(batch, per_row=True))"
             )
+
+
+def _buckets(prompt_buckets: tp.Any, max_timesteps: int) -> tuple[int, ...]:
+    """The prompt lengths the prefill is compiled for: 0, and the powers of 2 (or the given lengths)."""
+    buckets = {0}
+    if prompt_buckets is None:
+        buckets |= {2**i for i in range(max_timesteps.bit_length())}
+    else:
+        if isinstance(prompt_buckets, (str, bytes)) or not isinstance(prompt_buckets, tp.Iterable):
+            raise TypeError(f"`prompt_buckets` must be a sequence of ints (prompt lengths), got {prompt_buckets!r}")
+        for i, b in enumerate(prompt_buckets):
+            buckets.add(check_int(f"prompt_buckets[{i}]", b, minimum=0))
+    return tuple(sorted(b for b in buckets if b < max_timesteps))
 
 
 class Engine:
@@ -196,44 +143,59 @@ class Engine:
 
     Each slot decodes one request on its own timeline: its own step into
     `pattern_provider.get_pattern(max_timesteps)`, prompt, EOS countdown, fill
-    tokens, sampling settings and key. A chunk advances every live slot by
-    `chunk_steps` steps (one compiled program for the whole workload; one host
-    sync per chunk, none per step; a chunk ends early when a request finishes
-    while others wait, so a free slot never idles for the rest of a chunk).
-    Between chunks, finished requests free their slots and waiting requests
-    enter them: a prefill runs the request's prompt
-    alone (`generate`'s first call, compiled once per prompt bucket: the prompt
+    tokens, sampling settings, guidance coefficient, conditions and key. A
+    chunk advances every live slot by up to `chunk_steps` steps (one compiled
+    program for the whole workload; one host sync per chunk, none per step; a
+    chunk ends early when a request finishes while others wait). Between
+    chunks, finished requests free their slots and waiting requests enter them:
+    a prefill runs the request alone (its conditions written by `condition_fn`,
+    then `generate`'s first call, compiled once per prompt bucket: the prompt
     length rounded down to `prompt_buckets`, by default 0 and the powers of 2;
     the prompt's later steps are fed one per step, as known tokens), and an
-    insert copies its state into the slot.
+    insert copies its rows into the slot.
 
     Exact: each request's frames equal `generate` of that request alone
-    (`lm.generate(step_fn, init_state(1), pattern, prompt[None], ..., key=k)`,
-    with `eos_token`, `fill_after`, `use_sampling` and its sampling settings),
-    whatever the arrival order, slot count and chunk size, provided the step
-    function's rows are independent. A request's key `k` is the `key` given to
-    `submit`, else `jax.random.fold_in(engine key, request id)`. A request's
-    `max_timesteps` below the engine's caps its length as an EOS at that frame
-    would (for a delayed pattern that is `generate` with `get_pattern(max_timesteps)`).
+    (`lm.generate(step_fn, init_state(rows), pattern, prompt[None], options, key=k)`
+    with the request's sampling settings, `rows` = 2 under guidance, the state
+    conditioned first), whatever the arrival order, slot count and chunk size,
+    provided the step function's rows are independent. A request's key `k` is
+    the `key` given to `submit`, else `jax.random.fold_in(engine key, request id)`.
 
-    The step function is called as `generate` calls it, on `[B, K, 1]` (B =
-    slots); with `step_info=True` its `StepInfo` holds each slot's step `[B]`
-    and `reset [B]`, the slots that took a new request since the last call.
-    Classifier-free guidance is not supported by the engine (`cfg_coef`).
+    A request's `max_timesteps` `L` below the engine's caps it: its frames
+    `>= L` are the special token from the start (the model sees them as
+    such; they are never decoded) and it ends once its frames `< L` are
+    complete. For delayed and parallel patterns that equals `generate` with
+    `get_pattern(L)`; it is not an EOS at frame `L` (an EOS token stays in
+    codebook 0's input, which changes what the model sees next).
+
+    Iteration (`for rid, frames, finished in engine`) finishes every state
+    change before it yields: a consumer may `break` at any item and iterate
+    again later (to submit more, say); nothing is yielded twice or lost, and
+    each request yields `finished=True` exactly once.
+
+    Guidance: an engine built with a guidance coefficient (`cfg_coef=` or
+    `options.sampling.cfg_coef`) guides every request, each with its own
+    coefficient (`submit(sampling=lm.Sampling(cfg_coef=...))`, default the
+    engine's); its state has `2 * slots` rows (`init_state(2 * slots)`): slot
+    `b`'s conditional row `b` and its null-condition row `slots + b`.
 
     Args:
       step_fn: `(state, tokens [B, K, n]) -> (logits [B, K, card], state)`, as for `generate`.
       init_state: `batch -> state`, every leaf with the batch (slot) axis first.
       pattern_provider: the pattern family; the engine uses `get_pattern(max_timesteps)`.
+      options: an `lm.DecodeOptions` (or its fields, and `Sampling`'s, as keywords).
       slots: decode slots B (>= 1).
       max_timesteps: the longest request, in frames.
-      special_token, eos_token, fill_after, use_sampling, step_info, step_returns: as for `generate`.
-      chunk_steps: steps per chunk (>= 1): a finished slot waits at most this long for a new request.
+      chunk_steps: steps per chunk (>= 1; larger values are clamped to the
+        pattern's length): a finished slot waits at most this long for a new request.
       key: the engine's PRNG key (requests' keys derive from it); default `jax.random.key(0)`.
       prompt_buckets: prompt lengths the prefill is compiled for (0 always included).
+      condition_fn: optional `(state, conditions) -> state` (`lm.condition_fn_of(model)`):
+        writes a request's conditions (`submit(conditions=...)`) into its rows at its prefill.
+      history: how many requests `entered` remembers (a long-running server's state stays bounded).
 
     Raises:
-      ValueError / TypeError: bad sizes or ids; a state whose leaves lack the slot axis.
+      ValueError / TypeError: bad sizes, ids or settings; a state whose leaves lack the slot axis.
     """
 
     def __init__(
@@ -241,70 +203,55 @@ class Engine:
         step_fn: tp.Callable,
         init_state: tp.Callable[[int], tp.Any],
         pattern_provider: tp.Any,
+        options: DecodeOptions | None = None,
         *,
         slots: int,
         max_timesteps: int,
-        special_token: int,
-        eos_token: int | None = None,
-        fill_after: int | None = None,
         chunk_steps: int = 16,
-        use_sampling: bool = False,
-        step_info: bool = False,
-        step_returns: str = "logits",
         key: jax.Array | None = None,
         prompt_buckets: tp.Sequence[int] | None = None,
+        condition_fn: tp.Callable | None = None,
+        history: int = 1024,
+        **settings_: tp.Any,
     ):
-        from jax_patterns.lm._generate import fitting_step_fn, token_ids
-
+        self.options = resolve(options, settings_, "Engine")
         self.slots = check_int("slots", slots, minimum=1)
         self.max_timesteps = check_int("max_timesteps", max_timesteps, minimum=1)
-        self.chunk_steps = check_int("chunk_steps", chunk_steps, minimum=1)
-        special_token, eos_token, fill_after = token_ids(special_token, eos_token, fill_after, step_returns)
+        chunk_steps = check_int("chunk_steps", chunk_steps, minimum=1)
+        self.history = check_int("history", history, minimum=0)
         if not callable(init_state):
             raise TypeError(f"`init_state` must be callable (batch -> state), got {type(init_state).__name__}")
-        if not hasattr(pattern_provider, "get_pattern"):
+        if not callable(getattr(pattern_provider, "get_pattern", None)):
             raise TypeError(f"`pattern_provider` must be a pattern provider, got {type(pattern_provider).__name__}")
         self.pattern = pattern_provider.get_pattern(self.max_timesteps)
-        self._fn = fitting_step_fn(step_fn, self.pattern)
+        self.chunk_steps = min(chunk_steps, len(self.pattern))
+        self._fn = fitting_step(step_fn, self.options.step_info, self.pattern)
+        self._condition_fn = None if condition_fn is None else as_pytree(condition_fn, "condition_fn")
+        self._rows = 2 if self.options.guidance else 1
+        self._default = settings(self.options.sampling, 1)  # the requests' default settings, checked once
         self._cfg = Config(
             pattern=self.pattern,
-            special_token=special_token,
+            special_token=self.options.special_token,
             start=0,
-            use_sampling=check_flag("use_sampling", use_sampling),
-            eos_token=eos_token,
-            step_info=check_flag("step_info", step_info),
-            step_returns=step_returns,
-            per_example_prompts=True,
-            fill_after=fill_after,
+            use_sampling=self.options.use_sampling,
+            guidance=self.options.guidance,
+            eos_token=self.options.eos_token,
+            policy=self.options.policy,
+            fill_after=self.options.fill_after,
+            countdown=True,
         )
-        self._init_state = init_state
-        state = init_state(self.slots)
-        _leading(state, self.slots, "the engine")
-        self._one_state = init_state(1)  # the prefill's starting state, made once (a prefill never changes it)
-        _leading(self._one_state, 1, "the engine's prefill")
-        buckets = {0} | ({2**i for i in range(self.max_timesteps.bit_length())} if prompt_buckets is None else set())
-        for i, b in enumerate(prompt_buckets or ()):
-            buckets.add(check_int(f"prompt_buckets[{i}]", b, minimum=0))
-        self.prompt_buckets = tuple(sorted(b for b in buckets if b < self.max_timesteps))
+        state = init_state(self.slots * self._rows)
+        _leading(state, self.slots * self._rows, "the engine")
+        self._one_state = init_state(self._rows)  # the prefill's starting state, made once (a prefill never changes it)
+        _leading(self._one_state, self._rows, "the engine's prefill")
+        self.prompt_buckets = _buckets(prompt_buckets, self.max_timesteps)
         self._key = jax.random.key(0) if key is None else check_key("key", key)
-        timesteps, steps, n_q = self.max_timesteps, len(self.pattern), self.pattern.n_q
-        empty = settings(Sampling(), self.slots)
-        self._carry = jax.device_put(
-            SlotCarry(
-                seq=np.full((self.slots, n_q, steps), UNKNOWN, np.int32),
-                state=state,
-                offset=np.zeros(self.slots, np.int32),
-                lengths=np.zeros(self.slots, np.int32),
-                prompt_lengths=np.zeros(self.slots, np.int32),
-                needed=np.full((self.slots, timesteps + 1), -1, np.int32),
-                key=jax.random.split(self._key, self.slots),
-                sampling=Sampling(empty.temp, empty.top_k, empty.top_p, None),
-                active=np.zeros(self.slots, bool),
-                reset=np.zeros(self.slots, bool),
-            )
-        )
+        self._carry = self._empty(state)
+        self._chunk = jax.device_put(np.int32(self.chunk_steps))
         self._waiting: collections.deque[_Request] = collections.deque()
         self._in_slot: list[_Request | None] = [None] * self.slots
+        self._outbox: collections.deque[tuple[int, np.ndarray, bool]] = collections.deque()
+        self._checked: set = set()
         self._next_id = 0
         self.chunks = 0
         """Chunks run so far."""
@@ -312,18 +259,84 @@ class Engine:
         """Requests prefilled so far."""
         self.steps = 0
         """Decode steps run so far (each advances every live slot by one step)."""
-        self.entered: dict[int, float] = {}
-        """`time.perf_counter()` when each request entered a slot (its prefill was dispatched)."""
+        self.entered: collections.OrderedDict[int, float] = collections.OrderedDict()
+        """`time.perf_counter()` when each of the last `history` requests entered a slot (its prefill was
+        dispatched)."""
 
-    def _start(self, prompt_len: int) -> tuple[int, int]:
-        """The prefill's bucket for a prompt of `prompt_len` frames and the step its first call writes."""
-        from jax_patterns.lm._generate import _start_step
+    def _empty(self, state: tp.Any) -> Carry:
+        timesteps, steps, n_q, slots = self.max_timesteps, len(self.pattern), self.pattern.n_q, self.slots
+        empty = settings(Sampling(cfg_coef=0.0 if self.options.guidance else None), slots)
+        return jax.device_put(
+            Carry(
+                seq=np.full((slots, n_q, steps), UNKNOWN, np.int32),
+                state=state,
+                offset=np.zeros(slots, np.int32),
+                lengths=np.zeros(slots, np.int32),
+                prompt_lengths=np.zeros(slots, np.int32),
+                needed=np.full((slots, timesteps + 1), -1, np.int32),
+                key=jax.random.split(self._key, slots),
+                sampling=empty,
+                active=np.zeros(slots, bool),
+                reset=np.zeros(slots, bool),
+            )
+        )
 
+    def _start(self, prompt_len: int) -> int:
+        """The step the prefill's first call writes for a prompt of `prompt_len` frames (its bucket's start)."""
         bucket = max(b for b in self.prompt_buckets if b <= prompt_len)
-        start = _start_step(self.pattern, bucket, False)
-        if start > _start_step(self.pattern, prompt_len, False):  # not an earlier start: `generate`'s
-            start = _start_step(self.pattern, prompt_len, True)  # per-example one (the earliest over lengths <= T0)
-        return bucket, start
+        start = start_step(self.pattern, bucket, False)
+        if start > start_step(self.pattern, prompt_len, False):  # not an earlier start: `generate`'s
+            start = start_step(self.pattern, prompt_len, True)  # per-example one (the earliest over lengths <= T0)
+        return start
+
+    def _request_sampling(self, sampling: tp.Any) -> Sampling:
+        if sampling is None:
+            return self._default
+        if not isinstance(sampling, Sampling):
+            raise TypeError(f"`sampling` must be an lm.Sampling, got {type(sampling).__name__}")
+        if self.options.guidance and sampling.cfg_coef is None:
+            sampling = sampling._replace(cfg_coef=self.options.sampling.cfg_coef)
+        elif not self.options.guidance and sampling.cfg_coef is not None:
+            raise ValueError(
+                "`sampling.cfg_coef`: this engine runs without guidance; build it with a guidance coefficient "
+                "(`cfg_coef=` or options.sampling.cfg_coef) to guide requests"
+            )
+        return settings(sampling, 1)
+
+    def _request_conditions(self, conditions: tp.Any) -> tp.Any:
+        if self._condition_fn is None:
+            if conditions is not None:
+                raise ValueError("`conditions` given, but the engine has no `condition_fn` to write them")
+            return None
+        if conditions is None:
+            raise ValueError("`conditions` is None; this engine writes each request's conditions (`condition_fn`)")
+        leaves = jax.tree.leaves(conditions)
+        if not leaves or any(not hasattr(leaf, "shape") or np.ndim(leaf) == 0 or leaf.shape[0] != 1 for leaf in leaves):
+            raise ValueError(
+                "`conditions` must be a pytree of arrays, each with a batch axis of 1 first ([1, ...]: one request)"
+            )
+        return conditions
+
+    def _validate(self, request: _Request) -> None:
+        """Traces the request's prefill (once per distinct program) so that it fails here, not mid-iteration."""
+        args = self._prefill_args(request)
+        leaves = jax.tree.leaves(args)
+        signature = (request.start, jax.tree.structure(args), tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves))
+        if signature not in self._checked:
+            cfg = dataclasses.replace(self._cfg, start=request.start)
+            jax.eval_shape(functools.partial(_prefill, cfg=cfg), self._fn, self._condition_fn, *args)
+            self._checked.add(signature)
+
+    def _prefill_args(self, request: _Request) -> tuple:
+        return (
+            self._one_state,
+            request.conditions,
+            request.codes,
+            np.asarray([request.prompt_len], np.int32),
+            np.asarray([request.limit], np.int32),
+            request.key,
+            request.sampling,
+        )
 
     def submit(
         self,
@@ -332,45 +345,46 @@ class Engine:
         max_timesteps: int | None = None,
         sampling: Sampling | None = None,
         key: jax.Array | None = None,
+        conditions: tp.Any = None,
     ) -> int:
-        """Queues a request; returns its id (0, 1, 2, ... in submission order).
+        """Queues a request, checked completely first (what `generate` refuses, `submit` refuses); returns its id.
+
+        Ids are 0, 1, 2, ... in submission order.
 
         Args:
-          prompt: `[K, T0]` integer codes, `0 <= T0 < max_timesteps`.
+          prompt: `[K, T0]` integer codes (host values), `0 <= T0 < max_timesteps`.
           max_timesteps: this request's length limit (default and at most the engine's).
-          sampling: its `lm.Sampling` (scalars; `cfg_coef` must be None), default `lm.Sampling()`.
+          sampling: its `lm.Sampling` (scalars), default the engine's; `cfg_coef` only on a guided engine.
           key: its PRNG key; default `jax.random.fold_in(engine key, id)`.
+          conditions: with `condition_fn`, this request's conditions (a pytree of `[1, ...]` arrays).
 
         Raises:
-          ValueError / TypeError: a prompt of the wrong K or rank, non-integer codes, a prompt that does not
-            fit, a `max_timesteps` beyond the engine's, bad sampling settings.
+          ValueError / TypeError: a prompt of the wrong K or rank, non-integer codes or codes out of range (in
+            their own dtype), a prompt that does not fit or that the pattern cannot start from, a
+            `max_timesteps` beyond the engine's, bad sampling settings or key, conditions that do not fit.
         """
-        codes = np.asarray(jax.device_get(prompt)) if prompt is not None else None
-        n_q = self.pattern.n_q
-        if codes is None or codes.ndim != 2 or codes.shape[0] != n_q:
-            raise ValueError(f"`prompt` must be codes [K={n_q}, T0], got {None if codes is None else codes.shape}")
-        if codes.dtype == np.bool_ or not np.issubdtype(codes.dtype, np.integer):
-            raise TypeError(f"`prompt` must hold integer codes, got dtype {codes.dtype}")
+        if isinstance(prompt, jax.core.Tracer):
+            raise TypeError("`prompt` must be concrete codes [K, T0], not a traced value")
+        codes = check_prompt(None if prompt is None else np.asarray(jax.device_get(prompt)), self.pattern.n_q,
+                             self.options, ndim=2)  # fmt: skip
         limit = self.max_timesteps if max_timesteps is None else check_int("max_timesteps", max_timesteps, minimum=1)
         if limit > self.max_timesteps:
             raise ValueError(f"`max_timesteps`={limit} is beyond the engine's max_timesteps={self.max_timesteps}")
         prompt_len = codes.shape[1]
         if prompt_len >= limit:
             raise ValueError(f"`prompt` has T0={prompt_len} frames; expected fewer than max_timesteps={limit}")
-        if codes.size and (codes.min() < 0 or np.any(codes == self._cfg.special_token)):
-            raise ValueError(f"`prompt` codes must be >= 0 and differ from `special_token`={self._cfg.special_token}")
-        sampling = Sampling() if sampling is None else sampling
-        if not isinstance(sampling, Sampling):
-            raise TypeError(f"`sampling` must be an lm.Sampling, got {type(sampling).__name__}")
-        if sampling.cfg_coef is not None:
-            raise ValueError("`sampling.cfg_coef`: the engine does not support classifier-free guidance; use None")
-        checked = settings(sampling, 1)
-        rid = self._next_id
-        self._next_id += 1
-        padded = np.zeros((1, n_q, self.max_timesteps), np.int32)
+        start = self._start(prompt_len)
+        checked = self._request_sampling(sampling)
+        request_key = check_key("key", key) if key is not None else None
+        padded = np.zeros((1, self.pattern.n_q, self.max_timesteps), np.int32)
         padded[0, :, :prompt_len] = codes
-        request_key = jax.random.fold_in(self._key, rid) if key is None else check_key("key", key)
-        self._waiting.append(_Request(rid, padded, prompt_len, limit, checked, request_key))
+        conditions = self._request_conditions(conditions)
+        rid = self._next_id
+        request_key = jax.random.fold_in(self._key, rid) if request_key is None else request_key
+        request = _Request(rid, padded, prompt_len, limit, start, checked, request_key, conditions)
+        self._validate(request)
+        self._next_id += 1
+        self._waiting.append(request)
         return rid
 
     def _fill(self) -> None:
@@ -379,45 +393,48 @@ class Engine:
             if self._in_slot[slot] is not None or not self._waiting:
                 continue
             request = self._waiting.popleft()
-            _, start = self._start(request.prompt_len)
-            cfg = dataclasses.replace(self._cfg, start=start)
-            args = jax.device_put(
-                (
-                    self._one_state,
-                    request.codes,
-                    np.asarray([request.prompt_len], np.int32),
-                    np.asarray([request.limit], np.int32),
-                    request.sampling,
-                )
-            )
-            one = _prefill(self._fn, args[0], args[1], args[2], args[3], request.key, args[4], cfg=cfg)
-            self._carry = _insert(self._carry, one, jax.device_put(np.int32(slot)))
+            cfg = dataclasses.replace(self._cfg, start=request.start)
+            args = jax.device_put(self._prefill_args(request))
+            one = _prefill(self._fn, self._condition_fn, *args, cfg=cfg)
+            self._carry = _insert(self._carry, one, jax.device_put(np.int32(slot)), rows=self._rows)
             self._in_slot[slot] = request
             self.prefills += 1
             self.entered[request.rid] = time.perf_counter()
+            while len(self.entered) > self.history:
+                self.entered.popitem(last=False)
+
+    def _chunk_once(self) -> None:
+        """One chunk; every state change done, its items queued in the outbox."""
+        self._fill()
+        waiting = jax.device_put(np.bool_(bool(self._waiting)))
+        self._carry, out = _run_chunk(self._fn, self._carry, waiting, self._chunk, cfg=self._cfg)
+        self.chunks += 1
+        codes, ready, done, lengths, steps = jax.device_get(out)  # the chunk's one host sync
+        self.steps += int(steps)
+        for slot, request in enumerate(self._in_slot):
+            if request is None:
+                continue
+            finished_now = bool(done[slot])
+            upto = int(lengths[slot]) if finished_now else min(int(ready[slot]), int(lengths[slot]))
+            if upto > request.sent or finished_now:
+                frames = np.array(codes[slot, :, request.sent : max(upto, request.sent)])
+                request.sent = max(upto, request.sent)
+                self._outbox.append((request.rid, frames, finished_now))
+            if finished_now:  # the slot stays finished (frozen) on the device until a request is inserted
+                self._in_slot[slot] = None
 
     def __iter__(self) -> tp.Iterator[tuple[int, np.ndarray, bool]]:
         """Runs chunks until every submitted request is finished; yields `(request id, frames [K, n], finished)`.
 
         Frames come in order per request, as soon as they are complete; the last
         yield of a request has `finished=True` (its total is its length: the EOS
-        frame or its `max_timesteps`). Requests submitted while iterating are served too.
+        frame or its `max_timesteps`). Requests submitted while iterating are
+        served too. Every state change is made before an item is yielded, so a
+        consumer may leave the loop at any item and iterate again later.
         """
-        while self._waiting or any(r is not None for r in self._in_slot):
-            self._fill()
-            waiting = jax.device_put(np.bool_(bool(self._waiting)))
-            self._carry, out = _run_chunk(self._fn, self._carry, waiting, cfg=self._cfg, chunk_steps=self.chunk_steps)
-            self.chunks += 1
-            codes, ready, finished, lengths, steps = jax.device_get(out)  # the chunk's one host sync
-            self.steps += int(steps)
-            for slot, request in enumerate(self._in_slot):
-                if request is None:
-                    continue
-                done = bool(finished[slot])
-                upto = int(lengths[slot]) if done else min(int(ready[slot]), int(lengths[slot]))
-                if upto > request.sent or done:
-                    frames = np.array(codes[slot, :, request.sent : max(upto, request.sent)])
-                    request.sent = max(upto, request.sent)
-                    yield request.rid, frames, done
-                if done:  # the slot stays finished (frozen) on the device until a request is inserted
-                    self._in_slot[slot] = None
+        while True:
+            while self._outbox:
+                yield self._outbox.popleft()
+            if not (self._waiting or any(r is not None for r in self._in_slot)):
+                return
+            self._chunk_once()

@@ -1,70 +1,73 @@
-"""Generation with a pattern: audiocraft's `LMModel.generate` loop as one compiled XLA loop, and streaming.
+"""Generation with a pattern: audiocraft's `LMModel.generate` loop as one compiled XLA loop.
 
-`generate` and `stream` check their arguments here, in Python, then run the
-programs of `_decode.py`. Both accept per-example prompt lengths, an EOS token
-with the pattern's own countdown, and step functions that return logits or,
-for two-level (depth) decoders, tokens.
+`generate` checks its arguments here, in Python (`prepare`, which `stream`
+shares), then runs the decode core's `run_all` program (`_decode.py`).
 """
 
 from __future__ import annotations
 
-import functools
 import typing as tp
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jax_patterns import Pattern
-from jax_patterns._checks import check_flag, check_int_token, validate_lengths
-from jax_patterns.lm import _decode
-from jax_patterns.lm._decode import Config
+from jax_patterns._checks import check_codes, check_key, validate_lengths
+from jax_patterns.lm._decode import Config, run_all
+from jax_patterns.lm._options import DecodeOptions, resolve
+from jax_patterns.lm._protocol import as_pytree, as_step, max_len_of
 from jax_patterns.lm._sampling import Sampling, settings
 
 StepFn = tp.Callable[..., tuple[jax.Array, tp.Any]]
 
 
-def _as_pytree(step_fn: tp.Any) -> jax.tree_util.Partial:
-    """The step function as a pytree argument: a `Partial` keeps its arrays traced, a function is its own key."""
-    if not callable(step_fn):
-        raise TypeError(f"`step_fn` must be callable, got {type(step_fn).__name__}")
-    if isinstance(step_fn, jax.tree_util.Partial):
-        return step_fn
-    return jax.tree_util.Partial(step_fn)
+class Generated(tp.NamedTuple):
+    """What `generate` returns: the codes and each example's length (unpacks as `codes, lengths = ...`)."""
+
+    codes: jax.Array
+    """int32 `[B, K, T]`, the prompt included; frames `>= lengths[b]` are `special_token`."""
+    lengths: jax.Array
+    """int32 `[B]`: each example's number of timesteps (its EOS frame, or `T` where none was sampled)."""
 
 
-def _max_len(step_fn: jax.tree_util.Partial) -> int | None:
-    """The longest input a step function declares (`max_len` on it or on a `Partial`'s function), if any."""
-    for holder in (step_fn.func, step_fn):
-        limit = getattr(holder, "max_len", None)
-        if isinstance(limit, int):
-            return limit
-    return None
+def start_step(pattern: Pattern, prompt_len: int, per_example: bool) -> int:
+    """The first step to decode: the earliest one any example may need (its first unknown code's step).
 
+    With per-example prompts it is the earliest over every prompt length in
+    `[0, T0]`, whatever the values: one program per (pattern, T0, options)
+    serves every request. Decoding from an earlier step changes no token (prompt
+    positions are kept, and a causal step function sees the same prefix); it
+    only feeds the prompt steps one at a time instead of in the first call.
+    Cached on the pattern.
 
-def token_ids(special_token: tp.Any, eos_token: tp.Any, fill_after: tp.Any, step_returns: tp.Any) -> tuple:
-    """The decode's token ids and `step_returns`, checked (`generate`, `stream` and `Engine` share them).
-
-    Returns `(special_token, eos_token, fill_after)` as ints (None kept).
+    Raises:
+      ValueError: the pattern has no step to start a prompt of some length from
+        (its first step is not a special token).
     """
-    special_token = check_int_token("special_token", special_token)
-    if step_returns not in ("logits", "tokens"):
-        raise ValueError(f"`step_returns` must be 'logits' or 'tokens', got {step_returns!r}")
-    if eos_token is not None:
-        if isinstance(eos_token, bool) or not isinstance(eos_token, (int, np.integer)) or eos_token < 0:
-            raise ValueError(f"`eos_token` must be a non-negative int (a code of codebook 0), got {eos_token!r}")
-        eos_token = check_int_token("eos_token", eos_token)
-        if eos_token == special_token:
-            raise ValueError(f"`eos_token`={eos_token} equals `special_token`; EOS must be a code the model samples")
-    if fill_after is not None:
-        fill_after = check_int_token("fill_after", fill_after)
-    return special_token, eos_token, fill_after
+    return pattern.derived(f"start/{prompt_len}/{per_example}", lambda p: _start_step(p, prompt_len, per_example))
 
 
-def fitting_step_fn(step_fn: tp.Any, pattern: Pattern) -> jax.tree_util.Partial:
-    """The step function as a pytree, checked to hold the pattern's steps (its declared `max_len`)."""
-    fn = _as_pytree(step_fn)
-    limit = _max_len(fn)
+def _start_step(pattern: Pattern, prompt_len: int, per_example: bool) -> int:
+    candidates = range(prompt_len + 1) if per_example else (prompt_len,)
+    starts = [(n, pattern.get_first_step_with_timesteps(n)) for n in candidates]
+    for n, first in starts:
+        if first is None or first == 0:
+            raise ValueError(
+                f"the pattern has no step to start decoding a prompt of {n} timesteps from (first step: {first}); "
+                "generation needs a pattern that starts with a special token"
+            )
+    return min(tp.cast(int, first) for _, first in starts)
+
+
+def fitting_step(step_fn: tp.Any, step_info: bool, pattern: Pattern) -> jax.tree_util.Partial:
+    """The step function normalised (`as_step`), checked to hold the pattern's steps (its declared `max_len`).
+
+    Raises:
+      TypeError: `step_fn` is not callable.
+      ValueError: the pattern feeds more steps than the step function's `max_len`.
+    """
+    fn = as_step(step_fn, step_info)
+    limit = max_len_of(as_pytree(step_fn, "step_fn"))
     if limit is not None and len(pattern) - 1 > limit:
         raise ValueError(
             f"the pattern has {len(pattern)} steps, so the step function is fed {len(pattern) - 1} of them, more "
@@ -73,115 +76,63 @@ def fitting_step_fn(step_fn: tp.Any, pattern: Pattern) -> jax.tree_util.Partial:
     return fn
 
 
-def _prompt_lengths(prompt_lengths: tp.Any, batch: int, prompt_len: int) -> tp.Any:
-    """`prompt_lengths` checked by the library's one lengths check: host values in `[0, T0]` (as int32), device
-    or traced values as they are (clipped into `[0, T0]` in the program, never read back)."""
-    if prompt_lengths is None:
-        return None
-    checked = validate_lengths(prompt_lengths, (batch,), prompt_len, "prompt_lengths", "T0")
-    return checked.astype(np.int32) if isinstance(checked, np.ndarray) else checked
+def check_prompt(prompt: tp.Any, n_q: int, options: DecodeOptions, name: str = "prompt", ndim: int = 3) -> tp.Any:
+    """Prompt codes checked by the one codes check: integers in `[0, 2**31)` (in their own dtype), other than
+    `special_token` and `fill_after` (they would read as "no code")."""
+    forbid = [t for t in (options.special_token, options.fill_after) if t is not None]
+    return check_codes(prompt, name, n_q=n_q, below=None, forbid=forbid, ndim=ndim)
 
 
-def _sampling(
-    sampling: Sampling | None, batch: int, temp: tp.Any, top_k: tp.Any, top_p: tp.Any, cfg_coef: tp.Any
-) -> Sampling:
-    """The sampling settings from `sampling=` or the keyword arguments (not both), checked, as `[B]` arrays."""
-    if sampling is None:
-        return settings(Sampling(temp, top_k, top_p, cfg_coef), batch)
-    defaults = Sampling()
-    given = [
-        name
-        for name, value, default in zip(Sampling._fields, (temp, top_k, top_p, cfg_coef), defaults)
-        if not (
-            value is default or (type(value) in (int, float) and type(default) in (int, float) and value == default)
-        )
-    ]
-    if given:
-        raise ValueError(
-            f"pass the sampling settings either as `sampling=` or as keywords, not both (got {', '.join(given)} too)"
-        )
-    return settings(sampling, batch)
+def check_sampling_key(options: DecodeOptions, values: Sampling, key: tp.Any) -> None:
+    """Sampling from logits needs a key, unless every (host) temperature is <= 0 (greedy)."""
+    if options.step_returns == "logits" and options.use_sampling and key is None:
+        temp = values.temp
+        if not (isinstance(temp, np.ndarray) and np.all(temp <= 0)):
+            raise ValueError("sampling (`use_sampling=True`, `temp > 0`) needs a PRNG `key`")
 
 
-@functools.lru_cache(maxsize=256)
-def _start_step(pattern: Pattern, prompt_len: int, per_example: bool) -> int:
-    """The first step to decode: the earliest one any example may need (its first unknown code's step).
-
-    With per-example prompts it is the earliest over every prompt length in
-    `[0, T0]`, whatever the values: one program per (pattern, T0, options)
-    serves every request. Decoding from an earlier step changes no token (prompt
-    positions are kept, and a causal step function sees the same prefix); it
-    only feeds the prompt steps one at a time instead of in the first call.
-    """
-    candidates = set(range(prompt_len + 1)) if per_example else {prompt_len}
-    starts = [pattern.get_first_step_with_timesteps(n) for n in sorted(candidates)]
-    if any(s is None or s == 0 for s in starts):
-        bad = next(n for n, s in zip(sorted(candidates), starts) if s is None or s == 0)
-        first = pattern.get_first_step_with_timesteps(bad)
-        raise ValueError(
-            f"the pattern has no step to start decoding a prompt of {bad} timesteps from (first step: {first}); "
-            "generation needs a pattern that starts with a special token"
-        )
-    return min(tp.cast(list[int], starts))
-
-
-def _prepare(
+def prepare(
     step_fn: tp.Any,
     pattern: Pattern,
     prompt: tp.Any,
-    *,
-    special_token: int,
+    options: DecodeOptions,
     key: tp.Any,
-    use_sampling: bool,
-    temp: tp.Any,
-    top_k: tp.Any,
-    top_p: tp.Any,
-    cfg_coef: tp.Any,
     prompt_lengths: tp.Any,
-    eos_token: int | None,
-    step_info: bool,
-    step_returns: str,
-    fill_after: int | None = None,
-    sampling: Sampling | None = None,
-) -> tuple[jax.tree_util.Partial, jax.Array, tp.Any, Sampling, Config]:
-    """Every check of `generate` and `stream`, before tracing; returns what the programs take."""
+) -> tuple[jax.tree_util.Partial, tuple, Config]:
+    """Every check of `generate` and `stream`, before tracing.
+
+    Returns the normalised step function, the program's array arguments
+    `(prompt, prompt_lengths, key, sampling)` moved to the device with one
+    explicit `device_put` (nothing moves implicitly afterwards), and the static
+    `Config`.
+    """
     if not isinstance(pattern, Pattern):
         raise TypeError(f"`pattern` must be a Pattern, got {type(pattern).__name__}")
-    if prompt is None:
-        raise TypeError("`prompt` is None; expected codes [B, K, T0] (T0 may be 0)")
-    if not isinstance(prompt, (jax.Array, jax.core.Tracer)):
-        prompt = np.asarray(prompt)  # moved to the device by the program's call, not here
-    if prompt.ndim != 3 or prompt.shape[1] != pattern.n_q:
-        raise ValueError(f"`prompt` must be [B, K={pattern.n_q}, T0], got shape {prompt.shape}")
-    if prompt.dtype == np.bool_ or not jnp.issubdtype(prompt.dtype, jnp.integer):
-        raise TypeError(f"`prompt` must hold integer codes, got dtype {prompt.dtype}")
+    prompt = check_prompt(prompt, pattern.n_q, options)
     batch, _, prompt_len = prompt.shape
     if prompt_len >= pattern.timesteps:
         raise ValueError(f"`prompt` has T0={prompt_len} timesteps; expected fewer than timesteps={pattern.timesteps}")
-    special_token, eos_token, fill_after = token_ids(special_token, eos_token, fill_after, step_returns)
-    use_sampling = check_flag("use_sampling", use_sampling)
-    values = _sampling(sampling, batch, temp, top_k, top_p, cfg_coef)
-    if step_returns == "tokens" and values.cfg_coef is not None:
-        raise ValueError("`cfg_coef` mixes logits; a step function with step_returns='tokens' applies guidance itself")
-    if step_returns == "logits" and use_sampling and key is None:
-        given = (sampling or Sampling(temp, top_k, top_p, cfg_coef)).temp
-        if not (isinstance(given, (int, float, np.ndarray, np.generic)) and np.all(np.asarray(given) <= 0)):
-            raise ValueError("sampling (`use_sampling=True`, `temp > 0`) needs a PRNG `key`")
-    fn = fitting_step_fn(step_fn, pattern)
-    lengths = _prompt_lengths(prompt_lengths, batch, prompt_len)
+    values = settings(options.sampling, batch)
+    check_sampling_key(options, values, key)
+    if key is not None:
+        key = check_key("key", key, batch)
+    fn = fitting_step(step_fn, options.step_info, pattern)
+    lengths = None
+    if prompt_lengths is not None:
+        lengths = validate_lengths(prompt_lengths, (batch,), prompt_len, "prompt_lengths", "T0")
+        lengths = lengths.astype(np.int32) if isinstance(lengths, np.ndarray) else lengths
     cfg = Config(
         pattern=pattern,
-        special_token=special_token,
-        start=_start_step(pattern, prompt_len, prompt_lengths is not None),
-        use_sampling=use_sampling,
-        guidance=values.cfg_coef is not None,
-        eos_token=eos_token,
-        step_info=check_flag("step_info", step_info),
-        step_returns=step_returns,
-        per_example_prompts=prompt_lengths is not None,
-        fill_after=fill_after,
+        special_token=options.special_token,
+        start=start_step(pattern, prompt_len, prompt_lengths is not None),
+        use_sampling=options.use_sampling,
+        guidance=options.guidance,
+        eos_token=options.eos_token,
+        policy=options.policy,
+        fill_after=options.fill_after,
+        countdown=options.eos_token is not None,
     )
-    return fn, prompt, lengths, values, cfg
+    return fn, jax.device_put((prompt, lengths, key, values)), cfg
 
 
 def generate(
@@ -189,21 +140,12 @@ def generate(
     state: tp.Any,
     pattern: Pattern,
     prompt: jax.typing.ArrayLike,
+    options: DecodeOptions | None = None,
     *,
-    special_token: int,
     key: jax.Array | None = None,
-    use_sampling: bool = False,
-    temp: tp.Any = 1.0,
-    top_k: tp.Any = 0,
-    top_p: tp.Any = 0.0,
-    cfg_coef: tp.Any = None,
     prompt_lengths: jax.typing.ArrayLike | None = None,
-    eos_token: int | None = None,
-    step_info: bool = False,
-    step_returns: str = "logits",
-    fill_after: int | None = None,
-    sampling: Sampling | None = None,
-) -> tp.Any:
+    **settings: tp.Any,
+) -> Generated:
     """Generates `pattern.timesteps` timesteps of codes, audiocraft's `LMModel.generate` step for step.
 
     The sequence starts as the pattern built from the prompt padded with the
@@ -216,6 +158,11 @@ def generate(
     compiled once per configuration: a second identical call, eager or under
     `jax.jit`, compiles nothing. `generate` can be called inside `jax.jit` and
     `jax.vmap`.
+
+    The decode settings are one `lm.DecodeOptions` (`options=`), or its fields
+    as keywords: `special_token` (required), `eos_token`, `fill_after`,
+    `use_sampling`, `sampling` or its fields `temp`, `top_k`, `top_p`,
+    `cfg_coef`, `step_info`, `step_returns` (see `DecodeOptions`).
 
     Per-example prompts (`prompt_lengths`): example `b` continues from
     `prompt[b, :, :prompt_lengths[b]]`; its codes past that are ignored. The
@@ -233,259 +180,66 @@ def generate(
     pattern's own countdown (`max_delay` steps for a delayed pattern, the
     remaining codebooks' passes for coarse-first). The loop stops when every
     example is finished, on the device, without a host round trip per step.
-    In the returned codes, frames `>= lengths[b]` are `special_token`.
     Dia (one EOS per channel at its delay, then pad) and Higgs Audio (`eos`
-    after each codebook's last code) are the same countdown: their per-channel
-    EOS/pad positions are the positions `>= lengths[b]` of the delayed layout,
-    which a caller may rewrite with its own fill ids.
+    after each codebook's last code) are the same countdown.
 
     Step functions: `step_fn(state, tokens [B, K, n]) -> (logits [B, K, card], state)`:
     the logits predict the step after `tokens`; it is called once with the
     whole prefix before the first decoded step, then with one step at a time
-    (a KV-cached model fits directly). With `step_info=True` it is called as
-    `step_fn(state, tokens, info)` with a `StepInfo`: the step it decodes, the
-    positions that will be special or kept from the prompt, and the step's PRNG
-    key (HF MusicGen masks special input positions from attention: they are
-    `tokens == special_token`). With `step_returns="tokens"` it returns int
-    tokens `[B, K]` instead of logits: a two-level (Moshi / CSM style) decoder
-    samples the K codebooks of a step with its own depth model; special
-    tokens, prompt protection and EOS are applied to them unchanged. Pass the
-    same function object (or a `jax.tree_util.Partial` holding parameters as
-    arrays, as `step_fn_of` does) to reuse the compiled program.
+    (a KV-cached model fits directly: `lm.step_fn_of(model)`). With
+    `step_info=True` it is called as `step_fn(state, tokens, info)` with an
+    `lm.StepInfo`. With `step_returns="tokens"` it returns int tokens `[B, K]`
+    (a two-level decoder). Pass the same function object (or a
+    `jax.tree_util.Partial` holding parameters as arrays, as `step_fn_of`
+    does) to reuse the compiled program.
+
+    Keys: `key` is one PRNG key for the batch, or `[B]` keys; with `[B]` keys
+    example `b` equals `generate` of that example alone with `key[b]`.
+
+    Changed in this release: `generate` returns `Generated(codes, lengths)`
+    whatever `eos_token` is (before, codes alone without `eos_token`).
 
     Args:
-      step_fn: the step function (above). With `cfg_coef`, `tokens` is
-        `[2B, K, n]` (the batch twice) and the logits `[2B, K, card]`:
-        conditional first.
+      step_fn: the step function (above). With guidance (`cfg_coef` not None),
+        `tokens` is `[2B, K, n]` (the batch twice) and the logits `[2B, K, card]`:
+        conditional first; `state` holds the 2B rows.
       state: the initial state of `step_fn` (e.g. an empty KV cache).
       pattern: the pattern for the number of timesteps to generate.
-      prompt: `[B, K, T0]` codes, `0 <= T0 < timesteps`.
-      special_token: the special token id (audiocraft: `card`).
-      key: PRNG key, needed when sampling.
-      use_sampling: sample (static) rather than take the argmax (greedy, the default).
-      temp, top_k, top_p: as in audiocraft, each a number or `[B]` (one per
-        example), host or traced: new values compile nothing. `top_k >= card`
-        keeps every code (audiocraft's `torch.topk` raises there).
-      cfg_coef: classifier-free guidance, `uncond + (cond - uncond) * cfg_coef`,
-        a number or `[B]`; None (static) turns guidance off.
-      sampling: the four settings above as one `lm.Sampling` (instead of the
-        keywords, not with them).
+      prompt: `[B, K, T0]` integer codes, `0 <= T0 < timesteps`, other than
+        `special_token` and `fill_after`.
+      options: an `lm.DecodeOptions` (or its fields as keywords, not both).
+      key: a PRNG key or `[B]` keys, needed when sampling.
       prompt_lengths: optional `[B]` ints in `[0, T0]`, host or traced
         (traced values are clipped into range, the library's `lengths` policy).
-        One program serves every value: decoding starts at the earliest step
-        a prompt of length 0 needs (tokens are the same as from each
-        example's own start; longer prompts are fed step by step after the
-        first call).
-      eos_token: optional codebook-0 code that ends an example.
-      step_info: call `step_fn(state, tokens, info)`.
-      step_returns: `"logits"` (default) or `"tokens"`.
-      fill_after: a second fill token (bos/pad, bos/eos conventions): the
-        positions without a code get `special_token` before their codebook's
-        first position in the layout and `fill_after` after it (as
-        `build_pattern_sequence(..., fill_after=)`), past an EOS included.
+      **settings: the fields of `lm.DecodeOptions` and of `lm.Sampling`, when
+        `options` is not given.
 
     Returns:
-      codes `[B, K, timesteps]` (int32); with `eos_token`, `(codes, lengths)`
-      where `lengths [B]` (int32) is each example's number of timesteps
-      (`timesteps` where no EOS was sampled).
+      `Generated(codes, lengths)`: int32 codes `[B, K, timesteps]` (frames
+      `>= lengths[b]` are `special_token`) and int32 lengths `[B]`.
 
     Raises:
-      ValueError: a prompt that does not fit, bad `prompt_lengths`, a pattern
-        that does not start with a special token (nothing to predict the first
-        step from), sampling without a key, a step function whose `max_len` is
-        shorter than the pattern, a bad `eos_token` / `step_returns`, a token id
-        outside int32, a sampling setting out of range or of the wrong shape.
-      TypeError: a `prompt_lengths` of the wrong type, a non-callable `step_fn`,
-        a token id that is not an int (4.7, None), non-integer prompt codes.
-    """
-    fn, prompt, lengths, values, cfg = _prepare(
-        step_fn,
-        pattern,
-        prompt,
-        special_token=special_token,
-        key=key,
-        use_sampling=use_sampling,
-        temp=temp,
-        top_k=top_k,
-        top_p=top_p,
-        cfg_coef=cfg_coef,
-        prompt_lengths=prompt_lengths,
-        eos_token=eos_token,
-        step_info=step_info,
-        step_returns=step_returns,
-        fill_after=fill_after,
-        sampling=sampling,
-    )
-    codes, out_lengths = _decode.run_all(fn, state, prompt, lengths, key, values, cfg=cfg)
-    return codes if eos_token is None else (codes, out_lengths)
-
-
-Progress = tp.Callable[[int, int], tp.Any]
-
-
-class Stream:
-    """The iterator `stream` returns: int32 frames `[B, K, n]`, in order, as soon as they are complete.
-
-    Attributes:
-      lengths: `[B]` numpy int32, each example's length as known so far
-        (`timesteps` until its EOS is sampled); final once iteration ends.
-      frames: frames yielded so far.
-      chunks: chunks of decode steps run so far.
-    """
-
-    def __init__(self, fn: jax.tree_util.Partial, cfg: Config, chunk_steps: int, args: tuple, progress: tp.Any):
-        self._fn, self._cfg, self._chunk_steps, self._args = fn, cfg, chunk_steps, args
-        self._pending: tp.Any = None
-        self._carry: tp.Any = None
-        self._finished = False
-        self._progress = progress
-        self.frames = 0
-        self.chunks = 0
-        self.lengths = np.full(args[1].shape[0], cfg.pattern.timesteps, np.int32)
-
-    def __iter__(self) -> Stream:
-        return self
-
-    def _dispatch(self) -> tuple:
-        """Queues the next program (the first call, then chunks); returns its (codes, ready, done, lengths)."""
-        if self._carry is None:
-            state, prompt, lengths, key, values = self._args
-            carry, *out = _decode.run_first(self._fn, state, prompt, lengths, key, values, cfg=self._cfg)
-        else:
-            carry, *out = _decode.run_chunk(self._fn, self._carry, cfg=self._cfg, chunk_steps=self._chunk_steps)
-        self._carry = carry
-        return (*out, carry.lengths)
-
-    def __next__(self) -> np.ndarray:
-        timesteps = self._cfg.pattern.timesteps
-        while self.frames < timesteps:
-            current = self._dispatch() if self._pending is None else self._pending
-            # the next chunk is queued before this one is read: the device decodes while the host copies
-            self._pending = None if self._finished else self._dispatch()
-            self.chunks += 1
-            codes, ready, done, lengths = jax.device_get(current)  # the one host sync of this chunk
-            self.lengths = np.asarray(lengths)
-            self._finished = bool(done)
-            ready = timesteps if self._finished else int(ready)
-            if self._progress is not None:
-                self._progress(ready, timesteps)
-            if ready > self.frames:
-                frames = np.asarray(codes[..., self.frames : ready])
-                self.frames = ready
-                return frames
-        self._pending = None
-        close = getattr(self._progress, "close", None)
-        if callable(close):
-            close()
-        raise StopIteration
-
-
-class _Bar:
-    """A tqdm bar over frames, as a `progress(ready, total)` callback."""
-
-    def __init__(self, total: int):
-        from tqdm import tqdm
-
-        self._bar = tqdm(total=total, desc="stream", unit="frame")
-
-    def __call__(self, ready: int, total: int) -> None:
-        self._bar.update(ready - self._bar.n)
-
-    def close(self) -> None:
-        self._bar.close()
-
-
-def stream(
-    step_fn: StepFn,
-    state: tp.Any,
-    pattern: Pattern,
-    prompt: jax.typing.ArrayLike,
-    *,
-    special_token: int,
-    chunk_steps: int,
-    key: jax.Array | None = None,
-    use_sampling: bool = False,
-    temp: tp.Any = 1.0,
-    top_k: tp.Any = 0,
-    top_p: tp.Any = 0.0,
-    cfg_coef: tp.Any = None,
-    prompt_lengths: jax.typing.ArrayLike | None = None,
-    eos_token: int | None = None,
-    step_info: bool = False,
-    step_returns: str = "logits",
-    fill_after: int | None = None,
-    sampling: Sampling | None = None,
-    progress: bool | Progress = False,
-) -> Stream:
-    """`generate`, yielding complete frames as it goes: an iterator of int32 numpy `[B, K, n]`.
-
-    Decoding runs in jitted chunks of `chunk_steps` steps (one compiled program
-    for every chunk, none per step); after each chunk the host reads, in one
-    transfer, the codes and how many leading frames are complete in every
-    codebook of every example, and yields the new ones. Prompt frames come
-    first (they are complete from the start), so the concatenation of the
-    yields along the last axis is exactly `generate`'s codes with the same
-    arguments. With `eos_token`, frames at or past an example's length are the
-    special token, iteration stops when every example is finished (the last
-    yield holds the remaining frames, up to `timesteps`), and the returned
-    `Stream`'s `lengths` attribute holds the lengths. The next chunk is queued
-    before the current one is read, so the device keeps decoding while the host
-    copies.
-
-    Args:
-      step_fn, state, pattern, prompt, special_token, key, use_sampling, temp,
-        top_k, top_p, cfg_coef, prompt_lengths, eos_token, step_info,
-        step_returns, fill_after, sampling: as for `generate`.
-      chunk_steps: decode steps per chunk (>= 1): small chunks give frames
-        sooner, large chunks fewer host round trips.
-      progress: `True` for a tqdm bar over frames (stderr), or a callable
-        `progress(frames_ready, timesteps)` called after every chunk.
-
-    Returns:
-      a `Stream` (an iterator of frames; `lengths` once iteration ends).
-
-    Raises:
-      ValueError, TypeError: as for `generate`; `chunk_steps` not a positive int.
+      ValueError: a prompt that does not fit or holds a code out of range, bad
+        `prompt_lengths`, a pattern that does not start with a special token,
+        sampling without a key, keys of the wrong shape, a step function whose
+        `max_len` is shorter than the pattern, settings given twice, a bad
+        `eos_token` / `step_returns`, a sampling setting out of range or of
+        the wrong shape.
+      TypeError: a `prompt_lengths` of the wrong type, a non-callable
+        `step_fn`, a token id that is not an int, non-integer prompt codes,
+        a key that is not a PRNG key, an unknown keyword.
 
     Example:
-      >>> import jax.numpy as jnp
-      >>> from jax_patterns import DelayedPatternProvider, lm
+      >>>       >>> from jax_patterns import DelayedPatternProvider, lm
       >>> def step_fn(state, tokens):  # a toy model: logits favour code (state % 4)
       ...     state = state + 1
       ...     return jnp.eye(4)[state % 4][None, None].repeat(2, axis=1), state
-      >>> pattern = DelayedPatternProvider(n_q=2).get_pattern(5)
-      >>> chunks = lm.stream(step_fn, 0, pattern, jnp.zeros((1, 2, 0), jnp.int32), special_token=4, chunk_steps=2)
-      >>> [c[0].tolist() for c in chunks]  # frame 0 is complete once codebook 1 (delay 1) has it
-      [[[1, 2], [2, 3]], [[3, 0], [0, 1]], [[1], [2]]]
+      >>> pattern = DelayedPatternProvider(n_q=2).get_pattern(3)
+      >>> codes, lengths = lm.generate(step_fn, 0, pattern, jnp.zeros((1, 2, 0), jnp.int32), special_token=4)
+      >>> codes[0].tolist(), lengths.tolist()
+      ([[1, 2, 3], [2, 3, 0]], [3])
     """
-    if isinstance(chunk_steps, bool) or not isinstance(chunk_steps, (int, np.integer)) or chunk_steps < 1:
-        raise ValueError(f"`chunk_steps` must be a positive int, got {chunk_steps!r}")
-    fn, prompt, lengths, values, cfg = _prepare(
-        step_fn,
-        pattern,
-        prompt,
-        special_token=special_token,
-        key=key,
-        use_sampling=use_sampling,
-        temp=temp,
-        top_k=top_k,
-        top_p=top_p,
-        cfg_coef=cfg_coef,
-        prompt_lengths=prompt_lengths,
-        eos_token=eos_token,
-        step_info=step_info,
-        step_returns=step_returns,
-        fill_after=fill_after,
-        sampling=sampling,
-    )
-    callback: tp.Any = None
-    if progress is True:
-        callback = _Bar(pattern.timesteps)
-    elif callable(progress):
-        callback = progress
-    elif progress is not False and progress is not None:
-        raise TypeError(f"`progress` must be a bool or a callable (ready, total), got {progress!r}")
-    args = jax.device_put((state, prompt, lengths, key, values))  # explicit: nothing moves implicitly afterwards
-    chunks = Stream(fn, cfg, int(chunk_steps), args, callback)
-    chunks._pending = chunks._dispatch()  # trace errors surface here, and the first call starts at once
-    return chunks
+    options = resolve(options, settings, "generate")
+    fn, (prompt, lengths, key, values), cfg = prepare(step_fn, pattern, prompt, options, key, prompt_lengths)
+    codes, out_lengths = run_all(fn, state, prompt, lengths, key, values, cfg=cfg)
+    return Generated(codes, out_lengths)

@@ -10,7 +10,6 @@ cache, which is what `generate`'s `step_fn` needs.
 
 from __future__ import annotations
 
-import dataclasses
 import typing as tp
 
 import jax
@@ -74,18 +73,26 @@ class Block(nnx.Module):
 class CodecLM(nnx.Module):
     """`seq [B, K, S]` (codes in `[0, card]`, `card` = special) -> logits `[B, K, S, card]`.
 
+    Implements the step-model protocol (`lm.StepModel`: `max_len`,
+    `init_cache`, `decode`), so `lm.step_fn_of(model)` decodes it with
+    `generate`, `stream` and `Engine`, and `lm.magnet_fn_of(model)` with
+    `magnet_generate` when `causal=False`.
+
     Args:
       n_q: number of codebooks K.
       card: codebook size.
       dim: model width.
       num_layers: transformer blocks.
-      num_heads: attention heads.
+      num_heads: attention heads (`dim` must be a multiple).
       max_len: longest sequence (positions and cache size).
       causal: causal attention (autoregressive LMs); `False` attends both ways, as a MAGNeT model does.
       subcodes_context: with `causal=False` and a `stage >= 1` passed to `__call__`, position `i` attends
         only to `|i - j| <= subcodes_context` (audiocraft's MAGNeT band, default 5; -1: no band). Stage 0
         attends everywhere.
       rngs: NNX random streams for initialisation.
+
+    Raises:
+      TypeError / ValueError: sizes that are not positive ints, `dim` not a multiple of `num_heads`.
 
     Example:
       >>> from flax import nnx
@@ -108,15 +115,29 @@ class CodecLM(nnx.Module):
         subcodes_context: int = 5,
         rngs: nnx.Rngs,
     ):
-
-        self.n_q, self.card, self.dim, self.max_len = n_q, card, dim, max_len
+        self.n_q = check_int("n_q", n_q, minimum=1)
+        self.card = check_int("card", card, minimum=1)
+        self.dim = check_int("dim", dim, minimum=1)
+        self.max_len = check_int("max_len", max_len, minimum=1)
+        num_layers = check_int("num_layers", num_layers, minimum=0)
+        num_heads = check_int("num_heads", num_heads, minimum=1)
+        if self.dim % num_heads:
+            raise ValueError(f"`dim`={self.dim} must be a multiple of `num_heads`={num_heads}")
+        if self.n_q * (self.card + 1) >= 2**31:
+            raise ValueError(f"`n_q` * (`card` + 1) = {self.n_q * (self.card + 1)} embedding rows do not fit int32")
         self.causal = check_flag("causal", causal)
         self.subcodes_context = check_int("subcodes_context", subcodes_context, minimum=-1)
-        self.embed = nnx.Embed(n_q * (card + 1), dim, rngs=rngs)  # one table of card + 1 rows per codebook
-        self.position = nnx.Embed(max_len, dim, rngs=rngs)
+        self.embed = nnx.Embed(self.n_q * (self.card + 1), dim, rngs=rngs)  # one table of card + 1 rows per codebook
+        self.position = nnx.Embed(self.max_len, dim, rngs=rngs)
         self.blocks = nnx.List([Block(dim, num_heads, rngs=rngs) for _ in range(num_layers)])
         self.norm = nnx.LayerNorm(dim, rngs=rngs)
-        self.heads = nnx.Linear(dim, n_q * card, rngs=rngs)
+        self.heads = nnx.Linear(dim, self.n_q * self.card, rngs=rngs)
+        self.num_heads = num_heads
+
+    @property
+    def input_vocab(self) -> int:
+        """Token ids embedded per codebook: the `card` codes and the special (or mask) token `card`."""
+        return self.card + 1
 
     def init_cache(self, batch: int, dtype: tp.Any = jnp.float32, per_row: bool = False) -> Cache:
         """An empty KV cache for `batch` sequences of up to `max_len` steps.
@@ -125,22 +146,15 @@ class CodecLM(nnx.Module):
         and attends at its own step, so rows can be refilled independently, as
         `lm.Engine`'s slots are (every leaf then has the batch axis first).
         """
-        heads = self.blocks[0].num_heads
-        shape = (batch, self.max_len, heads, self.dim // heads)
+        batch = check_int("batch", batch, minimum=1)
+        shape = (batch, self.max_len, self.num_heads, self.dim // self.num_heads)
         return {
             "keys": [jnp.zeros(shape, dtype) for _ in self.blocks],
             "values": [jnp.zeros(shape, dtype) for _ in self.blocks],
             "index": jnp.zeros((batch,) if per_row else (), jnp.int32),
         }
 
-    def _trunk(
-        self,
-        tokens: jax.Array,
-        cache: Cache,
-        segments: jax.Array | None = None,
-        positions: jax.Array | None = None,
-        stage: tp.Any = None,
-    ) -> tuple[jax.Array, Cache]:
+    def _trunk(self, tokens: jax.Array, cache: Cache, rows: Rows) -> tuple[jax.Array, Cache]:
         """The normed hidden state `[B, n, dim]` the heads read, and the cache."""
         batch, n_q, n = tokens.shape
         if n_q != self.n_q:
@@ -148,42 +162,29 @@ class CodecLM(nnx.Module):
         if n > self.max_len:
             raise ValueError(f"{n} steps given; the model holds at most max_len={self.max_len} positions")
         index = cache["index"]
-        if not isinstance(index, jax.core.Tracer) and int(jnp.max(index, initial=0)) + n > self.max_len:
-            raise ValueError(
-                f"decoding {n} steps at position {int(jnp.max(index, initial=0))} goes past max_len={self.max_len}; "
-                "build the model with a larger max_len"
-            )
         offsets = (jnp.arange(n_q) * (self.card + 1))[None, :, None]
         x = self.embed(tokens + offsets).sum(axis=1)  # [B, n, dim]
-        if positions is None:
-            positions = index.reshape(-1, 1) + jnp.arange(n)[None, :]  # [1 or B, n]
+        positions = rows.positions
+        if positions is None:  # a position past max_len reads the last row; its logits are NaN (`_logits`)
+            positions = jnp.minimum(index.reshape(-1, 1) + jnp.arange(n)[None, :], self.max_len - 1)  # [1 or B, n]
         x = x + self.position(positions)
         context = None
-        if stage is not None and not self.causal and self.subcodes_context >= 0:
-            context = jnp.where(jnp.asarray(stage) > 0, self.subcodes_context, -1)
+        if rows.stage is not None and not self.causal and self.subcodes_context >= 0:
+            context = jnp.where(jnp.asarray(rows.stage) > 0, self.subcodes_context, -1)
         keys, values = [], []
         for block, k, v in zip(self.blocks, cache["keys"], cache["values"]):
-            x, k, v = block(x, k, v, index, segments, self.causal, context)
+            x, k, v = block(x, k, v, index, rows.segments, self.causal, context)
             keys.append(k)
             values.append(v)
         return self.norm(x), {"keys": keys, "values": values, "index": index + n}
 
-    def _run(
-        self,
-        tokens: jax.Array,
-        cache: Cache,
-        segments: jax.Array | None = None,
-        positions: jax.Array | None = None,
-        stage: tp.Any = None,
-    ) -> tuple[jax.Array, Cache]:
-        batch, _, n = tokens.shape
-        index = cache["index"]
-        x, cache = self._trunk(tokens, cache, segments, positions, stage)
-        logits = self.heads(x).reshape(batch, n, self.n_q, self.card).transpose(0, 2, 1, 3)
-        # a traced position past max_len cannot raise: its logits are NaN, never a plausible number
+    def _logits(self, hidden: jax.Array, index: jax.Array) -> jax.Array:
+        """The K heads on `hidden [B, n, dim]` -> `[B, K, n, card]`; NaN at positions past `max_len`."""
+        batch, n, _ = hidden.shape
+        logits = self.heads(hidden).reshape(batch, n, self.n_q, self.card).transpose(0, 2, 1, 3)
+        # a position past max_len cannot raise (traced, or not read back): its logits are NaN, never a plausible number
         inside = (index.reshape(-1, 1) + jnp.arange(n)[None, :]) < self.max_len  # [1 or B, n]
-        logits = jnp.where(inside[:, None, :, None], logits, jnp.nan)
-        return logits, cache
+        return jnp.where(inside[:, None, :, None], logits, jnp.nan)
 
     def __call__(
         self,
@@ -208,8 +209,10 @@ class CodecLM(nnx.Module):
         Raises:
           ValueError: `segment_ids` or `positions` not of shape `[B, S]`, or one without the other.
         """
-        self._check_rows(seq, segment_ids, positions)
-        return self._run(seq, self.init_cache(seq.shape[0]), segment_ids, positions, stage)[0]
+        rows = self._rows(seq, segment_ids, positions, stage)
+        cache = self.init_cache(seq.shape[0])
+        hidden, _ = self._trunk(seq, cache, rows)
+        return self._logits(hidden, cache["index"])
 
     def hidden(
         self, seq: jax.Array, segment_ids: jax.Array | None = None, positions: jax.Array | None = None
@@ -220,8 +223,7 @@ class CodecLM(nnx.Module):
         the bias) is `model(seq)`; the fused loss takes the two without making
         the logits. Arguments as for `__call__`.
         """
-        self._check_rows(seq, segment_ids, positions)
-        return self._trunk(seq, self.init_cache(seq.shape[0]), segment_ids, positions)[0]
+        return self._trunk(seq, self.init_cache(seq.shape[0]), self._rows(seq, segment_ids, positions, None))[0]
 
     def head_weights(self) -> tuple[jax.Array, jax.Array]:
         """The K output heads as `(heads [K, dim, card], bias [K, card])`, the fused loss's layout.
@@ -234,7 +236,8 @@ class CodecLM(nnx.Module):
         kernel = self.heads.kernel[...].reshape(self.dim, self.n_q, self.card).transpose(1, 0, 2)
         return kernel, self.heads.bias[...].reshape(self.n_q, self.card)
 
-    def _check_rows(self, seq: jax.Array, segment_ids: tp.Any, positions: tp.Any) -> None:
+    def _rows(self, seq: jax.Array, segment_ids: tp.Any, positions: tp.Any, stage: tp.Any) -> Rows:
+        """The per-row options of a whole-sequence call, checked."""
         if (segment_ids is None) != (positions is None):
             raise ValueError("packed rows need both `segment_ids` and `positions` (`Packed.segment_ids`, `.positions`)")
         for name, value in (("segment_ids", segment_ids), ("positions", positions)):
@@ -242,64 +245,24 @@ class CodecLM(nnx.Module):
                 raise ValueError(
                     f"`{name}` has shape {tuple(value.shape)}; expected [B, S] = {(seq.shape[0], seq.shape[-1])}"
                 )
+        return Rows(segment_ids, positions, stage)
 
-    def decode(self, cache: Cache, tokens: jax.Array) -> tuple[jax.Array, Cache]:
-        """Runs new steps `tokens [B, K, n]` against the cache; returns the last step's logits `[B, K, card]`."""
+    def decode(self, cache: Cache, tokens: jax.Array, info: tp.Any = None) -> tuple[jax.Array, Cache]:
+        """Runs new steps `tokens [B, K, n]` against the cache; returns the last step's logits `[B, K, card]`.
+
+        Steps past `max_len` give NaN logits (nothing is read back to check them). `info` (an
+        `lm.StepInfo`) is accepted for the step-model protocol and not used.
+        """
         if not self.causal:
             raise ValueError("`decode` runs a causal model step by step; this model has causal=False (MAGNeT)")
-        logits, cache = self._run(tokens, cache)
-        return logits[:, :, -1], cache
+        index = cache["index"]
+        hidden, cache = self._trunk(tokens, cache, Rows())
+        return self._logits(hidden[:, -1:], index + tokens.shape[-1] - 1)[:, :, 0], cache
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelStep:
-    """The decode of a `CodecLM` with this structure, as a step function of `(params, cache, tokens)`.
+class Rows(tp.NamedTuple):
+    """Options of a call that vary per row: packed segments and positions, and MAGNeT's stage."""
 
-    Equal for models of equal structure, so `generate` reuses its compiled
-    program across `step_fn_of` calls and parameter updates. `max_len` tells
-    `generate` the longest sequence the model can decode.
-    """
-
-    graphdef: tp.Any
-    max_len: int
-
-    def __call__(self, params: tp.Any, cache: Cache, tokens: jax.Array) -> tuple[jax.Array, Cache]:
-        return nnx.merge(self.graphdef, params).decode(cache, tokens)
-
-
-def step_fn_of(model: CodecLM) -> jax.tree_util.Partial:
-    """The model as a pure `(cache, tokens) -> (logits, cache)` step function, for `generate` and `stream`.
-
-    A `jax.tree_util.Partial` of `ModelStep` and the parameters: the parameters
-    are traced arrays of the compiled decode, not constants baked into it, and
-    two models of the same structure share one compiled program.
-    """
-    graphdef, params = nnx.split(model)
-    return jax.tree_util.Partial(ModelStep(graphdef, model.max_len), params)
-
-
-@dataclasses.dataclass(frozen=True)
-class MagnetStep:
-    """A bidirectional `CodecLM` as `(params, tokens, stage) -> logits`: `magnet_generate`'s `model_fn`."""
-
-    graphdef: tp.Any
-
-    def __call__(self, params: tp.Any, tokens: jax.Array, stage: jax.Array) -> jax.Array:
-        return nnx.merge(self.graphdef, params)(tokens, stage=stage)
-
-
-def magnet_fn_of(model: CodecLM) -> jax.tree_util.Partial:
-    """A `CodecLM(causal=False)` as `lm.magnet_generate`'s `model_fn(tokens, stage)`.
-
-    A `jax.tree_util.Partial` of the graph and the parameters, as `step_fn_of`:
-    the parameters stay traced, and models of one structure share a program.
-
-    Raises:
-      ValueError: the model is causal (MAGNeT attends both ways).
-    """
-    if not isinstance(model, CodecLM):
-        raise TypeError(f"`model` must be a CodecLM, got {type(model).__name__}")
-    if model.causal:
-        raise ValueError("MAGNeT decodes with a bidirectional model: build it with CodecLM(..., causal=False)")
-    graphdef, params = nnx.split(model)
-    return jax.tree_util.Partial(MagnetStep(graphdef), params)
+    segments: tp.Any = None
+    positions: tp.Any = None
+    stage: tp.Any = None

@@ -1,21 +1,24 @@
-"""MAGNeT (audiocraft's non-autoregressive family): masked iterative decoding, training masks and loss.
+"""MAGNeT's masked iterative decoding (audiocraft 1.3.0 `MagnetLMModel._generate_magnet`), one compiled program.
 
-audiocraft 1.3.0's `MagnetLMModel._generate_magnet` decodes one codebook per
-stage, each in `decoding_steps[stage]` iterations: re-mask the least confident
-spans (a cosine schedule sets how many), run the model on the whole sequence,
-sample the masked positions, score them. Here the whole decode (every stage,
-every iteration) is one compiled `lax.fori_loop`; the per-iteration schedule
-(stage, mask rate, temperature, guidance coefficient) is a small host table,
-built once per configuration. `MagnetSolver` draws the training masks:
-`magnet_mask`, `magnet_inputs` and `magnet_cross_entropy` are its three parts,
-each usable with a traced `stage` (one compiled train step for every stage).
+audiocraft's `_generate_magnet` decodes one codebook per stage, each in
+`decoding_steps[stage]` iterations: re-mask the least confident spans (a cosine
+schedule sets how many), run the model on the whole sequence, sample the masked
+positions, score them. Here the whole decode (every stage, every iteration) is
+one compiled `lax.fori_loop`; the schedule (stage, mask rate) is a small host
+table built once per configuration, and the per-iteration temperature and
+guidance coefficient are computed from it in the program, host and traced
+settings alike (`_schedule_values`).
 
 Numbers follow audiocraft's: the mask rate of iteration `i` of `n` is the
 float32 `cos(pi / 2 * linspace(0, 1, n)[i])`, with torch's float32 `linspace`
 (see `schedule`); the cosine is the correctly rounded float32 value, which is
 torch's on the shipped configurations (torch's own float32 cosine is 1 ulp off
 it on some `n`, and CUDA's differs again: a masked count `int(p * N)` moves by
-one only where `p * N` lies within an ulp of an integer).
+one only where `p * N` lies within an ulp of an integer). audiocraft computes
+the temperature and the guidance coefficient in Python floats (float64); the
+program computes them in two-float arithmetic (a float32 pair holding about 48
+bits) and rounds once, which gives audiocraft's float32 value for settings that
+float32 holds (the shipped ones; tested bit for bit).
 """
 
 from __future__ import annotations
@@ -30,16 +33,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_patterns._checks import (
+    check_codes,
     check_flag,
     check_int,
     check_int_token,
     check_key,
-    check_padding_side,
     clip_lengths,
-    is_host,
     validate_lengths,
 )
-from jax_patterns.lm._sampling import Sampling, _setting, settings
+from jax_patterns.lm._policies import doubled, mix
+from jax_patterns.lm._protocol import as_pytree, input_vocab_of
+from jax_patterns.lm._sampling import Sampling, setting, settings, truncation
 
 DONT_REMASK = -1e4
 """audiocraft's score of a position (or span) that must not be re-masked."""
@@ -49,7 +53,7 @@ SCORINGS = ("max", "prod")
 
 
 # ---------------------------------------------------------------------------
-# The schedule: host tables, once per configuration
+# The schedule: a host table once per configuration, its values in the program
 # ---------------------------------------------------------------------------
 def _linspace32(n: int) -> np.ndarray:
     """torch's float32 `linspace(0, 1, n)` bit for bit: `i * step` below the middle, `1 - (n - 1 - i) * step` above,
@@ -86,30 +90,62 @@ def schedule(decoding_steps: tuple[int, ...]) -> dict[str, np.ndarray]:
     return out
 
 
-def _host_number(value: tp.Any) -> bool:
-    return is_host(value) and not isinstance(value, (bool, np.bool_))
+def _two_sum(a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """`a + b` as `(s, e)` with `s + e` exact (Knuth's TwoSum, no branch)."""
+    s = a + b
+    v = s - a
+    return s, (a - (s - v)) + (b - v)
 
 
-def _temperatures(temp: tp.Any, anneal: bool, table: dict[str, np.ndarray], batch: int) -> tp.Any:
-    """`[J, B]` float32 temperatures `max(temp * left / n, 0.01)` (or `max(temp, 0.01)`), as audiocraft's Python
-    floats: host values in float64, rounded once; traced values in float32 in the graph."""
-    factor = table["left"] / table["n"] if anneal else np.ones(len(table["n"]))
-    if is_host(temp):
-        values = np.broadcast_to(np.asarray(temp, np.float64), (batch,))[None, :] * factor[:, None]
-        return np.maximum(values, 1e-2).astype(np.float32)
-    return jnp.maximum(temp[None, :] * jnp.asarray(factor, jnp.float32)[:, None], jnp.float32(1e-2))
+def _split(a: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Veltkamp's split of a float32 into two 12-bit halves (exact: `hi + lo == a`)."""
+    c = a * jnp.float32(4097.0)
+    hi = c - (c - a)
+    return hi, a - hi
 
 
-def _coefficients(high: tp.Any, low: tp.Any, table: dict[str, np.ndarray], batch: int) -> tp.Any:
-    """`[J, B]` float32 guidance coefficients `p * max + (1 - p) * min` (audiocraft's annealing), host values in
-    float64 as audiocraft's `float(mask_p)` arithmetic; traced values in float32."""
-    rate = table["rate"].astype(np.float64)[:, None]
-    if is_host(high) and is_host(low):
-        high, low = (np.broadcast_to(np.asarray(v, np.float64), (batch,))[None] for v in (high, low))
-        return (rate * high + (1.0 - rate) * low).astype(np.float32)
-    rate32 = jnp.asarray(rate, jnp.float32)
-    high, low = (jnp.broadcast_to(jnp.asarray(v, jnp.float32), (batch,))[None] for v in (high, low))
-    return rate32 * high + (1.0 - rate32) * low
+def _two_prod(a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """`a * b` as `(p, e)` with `p + e` exact (Dekker's product, without a fused multiply-add)."""
+    p = a * b
+    ah, al = _split(a)
+    bh, bl = _split(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _rounded(*parts: jax.Array) -> jax.Array:
+    """The float32 sum of exact parts, accumulated as a two-float pair and rounded once."""
+    hi, lo = parts[0], jnp.zeros_like(parts[0])
+    for part in parts[1:]:
+        hi, err = _two_sum(hi, part)
+        lo = lo + err
+    return hi + lo
+
+
+def _schedule_values(
+    table: dict[str, np.ndarray], temp: jax.Array, anneal: bool, high: tp.Any, low: tp.Any
+) -> tuple[jax.Array, jax.Array]:
+    """`[J, B]` temperatures `max(temp * (left / n), 0.01)` and guidance coefficients `p * high + (1 - p) * low`.
+
+    audiocraft's Python (float64) formulas, in two-float arithmetic, rounded once to float32: one path for host
+    and traced settings (host settings enter the program as arrays too).
+    """
+    rate = jnp.asarray(table["rate"])[:, None]
+    if anneal:  # left / n as a two-float quotient, then times temp
+        left, n = jnp.asarray(table["left"], jnp.float32)[:, None], jnp.asarray(table["n"], jnp.float32)[:, None]
+        q = left / n
+        p, e = _two_prod(q, n)
+        q_lo = ((left - p) - e) / n
+        t_hi, t_lo = _two_prod(temp[None, :], q)
+        temps = _rounded(t_hi, t_lo, temp[None, :] * q_lo)
+    else:
+        temps = jnp.broadcast_to(temp[None, :], (rate.shape[0], temp.shape[0]))
+    temps = jnp.maximum(temps, jnp.float32(1e-2))
+    if high is None:
+        return temps, jnp.zeros_like(temps)
+    one_minus_hi, one_minus_lo = _two_sum(jnp.float32(1.0), -rate)
+    a, a_err = _two_prod(rate, high[None, :])
+    b, b_err = _two_prod(one_minus_hi, low[None, :])
+    return temps, _rounded(a, b, a_err, b_err, one_minus_lo * low[None, :])
 
 
 # ---------------------------------------------------------------------------
@@ -128,34 +164,34 @@ def _sample(
     """audiocraft's sampling step on one codebook's logits `[B, T, card]`: `(tokens, confidence)`, both `[B, T]`.
 
     `probs = softmax(logits / temp)`. Greedy: the argmax of the logits, its
-    probability as confidence. Sampling: top-p (`top_p > 0`; drawn in sorted
-    order, confidence from `probs`), else top-k (`top_k > 0`; `probs`
-    truncated and renormalised, which is also the confidence: audiocraft's
-    `sample_top_k` works in place), else the full `probs`.
+    probability as confidence. Sampling: the codes `truncation` keeps (the
+    library's one top-k / top-p), drawn by inverse CDF: top-p in decreasing
+    probability order (audiocraft's `sample_top_p`; confidence from `probs`),
+    top-k in the vocabulary's order over the truncated and renormalised
+    `probs`, which is also the confidence (audiocraft's `sample_top_k` works
+    in place), else the full `probs`.
     """
     probs = jax.nn.softmax(logits / temp[:, None, None], axis=-1)
     if not use_sampling:
         tokens = jnp.argmax(logits, axis=-1).astype(jnp.int32)
         return tokens, jnp.take_along_axis(probs, tokens[..., None], axis=-1)[..., 0]
-    card = logits.shape[-1]
-    order = jnp.argsort(-probs, axis=-1, stable=True)
-    ordered = jnp.take_along_axis(probs, order, axis=-1)
-    kept = jnp.where((jnp.cumsum(ordered, axis=-1) - ordered) <= top_p[:, None, None], ordered, 0.0)
-    from_top_p = jnp.take_along_axis(order, _inverse_cdf(kept / kept.sum(-1, keepdims=True), u)[..., None], -1)[..., 0]
-    kth = jnp.take_along_axis(ordered, jnp.clip(top_k, 1, card)[:, None, None] - 1, axis=-1)
-    truncated = jnp.where(probs >= kth, probs, 0.0)
-    truncated = truncated / truncated.sum(-1, keepdims=True)
-    from_top_k = _inverse_cdf(truncated, u)
-    from_all = _inverse_cdf(probs, u)
-    use_p, use_k = (top_p > 0)[:, None], (top_k > 0)[:, None]
-    tokens = jnp.where(use_p, from_top_p, jnp.where(use_k, from_top_k, from_all))
-    confidence = jnp.take_along_axis(
-        jnp.where(use_k[..., None] & ~use_p[..., None], truncated, probs), tokens[..., None], axis=-1
-    )[..., 0]
-    return tokens, confidence
+    use_p, use_k = (top_p > 0)[:, None], ((top_k > 0) & ~(top_p > 0))[:, None]
+    kept = jnp.where(truncation(probs, top_k, top_p), probs, 0.0)
+    truncated = kept / kept.sum(-1, keepdims=True)
+
+    def in_sorted_order(kept: jax.Array) -> jax.Array:
+        order = jnp.argsort(-probs, axis=-1, stable=True)
+        ordered = jnp.take_along_axis(kept, order, axis=-1)
+        drawn = _inverse_cdf(ordered / ordered.sum(-1, keepdims=True), u)
+        return jnp.take_along_axis(order, drawn[..., None], axis=-1)[..., 0]
+
+    from_top_p = jax.lax.cond(jnp.any(use_p), in_sorted_order, lambda k: jnp.zeros(k.shape[:-1], jnp.int32), kept)
+    tokens = jnp.where(use_p, from_top_p, jnp.where(use_k, _inverse_cdf(truncated, u), _inverse_cdf(probs, u)))
+    confidence = jnp.take_along_axis(jnp.where(use_k[..., None], truncated, probs), tokens[..., None], axis=-1)
+    return tokens, confidence[..., 0]
 
 
-def _rank(scores: jax.Array) -> jax.Array:
+def rank(scores: jax.Array) -> jax.Array:
     """Each score's place in decreasing order, ties lowest index first: `[..., N]` int32.
 
     Counted pairwise for up to 1024 entries (XLA's CPU sort costs more than
@@ -170,7 +206,7 @@ def _rank(scores: jax.Array) -> jax.Array:
     return ahead.sum(-1, dtype=jnp.int32)
 
 
-def _dilate(starts: jax.Array, span_len: int, timesteps: int) -> jax.Array:
+def dilate(starts: jax.Array, span_len: int, timesteps: int) -> jax.Array:
     """Span starts `[..., S]` -> the mask `[..., T]` of the spans `[s, s + span_len)` (audiocraft's shifted ORs)."""
     mask = jnp.zeros(starts.shape[:-1] + (timesteps,), bool).at[..., : starts.shape[-1]].set(starts)
     out = mask
@@ -197,11 +233,11 @@ def _least_probable_spans(scores: jax.Array, num: jax.Array, span_len: int) -> j
     windows = scores[: timesteps - span_len + 1]
     for shift in range(1, span_len):  # summed left to right, as torch's `unfold(...).sum(-1)`
         windows = windows + scores[shift : timesteps - span_len + 1 + shift]
-    rank = _rank(windows)
+    ranks = rank(windows)
     target = jnp.maximum(num, span_len)
 
     def build(count: jax.Array) -> jax.Array:
-        return _dilate(rank < count, span_len, timesteps)
+        return dilate(ranks < count, span_len, timesteps)
 
     low, high = target // span_len, target - span_len + 1
     mid = _round_half_even(low + high)
@@ -234,6 +270,7 @@ class MagnetConfig:
     scoring: str
     use_sampling: bool
     guidance: bool
+    anneal_temp: bool
     mask_token: int
 
     @property
@@ -246,9 +283,21 @@ def _uniforms(keys: jax.Array, j: jax.Array, timesteps: int) -> jax.Array:
     return jax.vmap(lambda key: jax.random.uniform(jax.random.fold_in(key, j), (timesteps,), jnp.float32))(keys)
 
 
+def _check_logits(logits: tp.Any, shape: tuple[int, ...]) -> None:
+    """The model's output, at trace time: logits `[B', K, T', card]`."""
+    got = getattr(logits, "shape", None)
+    if got is None or len(got) != 4 or tuple(got[:3]) != shape:
+        raise ValueError(
+            f"`model_fn` must return logits [B', K, T', card] = [{', '.join(map(str, shape))}, card]; "
+            f"got {got if got is not None else type(logits).__name__}"
+        )
+
+
 @functools.partial(jax.jit, static_argnames=("cfg",))
-def _decode(model_fn, prompt, prompt_lengths, keys, temps, coefs, top_k, top_p, *, cfg: MagnetConfig):
+def _decode(model_fn, prompt, prompt_lengths, key, temp, high, low, top_k, top_p, *, cfg: MagnetConfig):
     table = schedule(cfg.decoding_steps)
+    keys = _keys(jax.random.key(0) if key is None else key, prompt.shape[0])
+    temps, coefs = _schedule_values(table, temp, cfg.anneal_temp, high if cfg.guidance else None, low)
     batch, n_q, _ = prompt.shape
     T, L, mask = cfg.timesteps, cfg.span_len, cfg.mask_token
     positions = jnp.arange(T)
@@ -265,6 +314,12 @@ def _decode(model_fn, prompt, prompt_lengths, keys, temps, coefs, top_k, top_p, 
     to_generate = (units - protected.sum(-1)).astype(jnp.float32)  # chunks or tokens, per example
     fresh_scores = jnp.where(protected, jnp.float32(DONT_REMASK), jnp.float32(0.0))
 
+    def model(codes: jax.Array, stage: jax.Array, coef: jax.Array) -> jax.Array:
+        tokens = doubled(codes) if cfg.guidance else codes
+        logits = model_fn(tokens, stage)
+        _check_logits(logits, tuple(tokens.shape))
+        return mix(logits, coef) if cfg.guidance else logits
+
     def one_iteration(j, carry):
         codes, row, scores, chosen = carry
         stage = jnp.asarray(table["stage"])[j]
@@ -275,19 +330,14 @@ def _decode(model_fn, prompt, prompt_lengths, keys, temps, coefs, top_k, top_p, 
         if L > 1 and cfg.arrangement == "stride1":
             remask = jax.vmap(functools.partial(_least_probable_spans, span_len=L))(scores, count)
         else:
-            chosen = _rank(scores) < count[:, None]
+            chosen = rank(scores) < count[:, None]
             remask = jnp.repeat(chosen, L, axis=-1) if cfg.chunked else chosen
         row = jnp.where(remask, mask, row)
         prompt_row = jax.lax.dynamic_index_in_dim(prompt, stage, axis=1, keepdims=False)
         row = jnp.where(in_prompt, prompt_row, row)
         this = (jnp.arange(n_q) == stage)[None, :, None]
         codes = jnp.where(this, row[:, None, :], codes)
-        if cfg.guidance:
-            logits = model_fn(jnp.concatenate([codes, codes], axis=0), stage)
-            cond, uncond = logits[:batch], logits[batch:]
-            logits = uncond + (cond - uncond) * coefs[j][:, None, None, None]
-        else:
-            logits = model_fn(codes, stage)
+        logits = model(codes, stage, coefs[j])
         logits = jax.lax.dynamic_index_in_dim(logits, stage, axis=1, keepdims=False).astype(jnp.float32)
         u = _uniforms(keys, j, T) if cfg.use_sampling else None
         tokens, confidence = _sample(logits, temps[j], u, cfg.use_sampling, top_k, top_p)
@@ -312,18 +362,31 @@ def _decode(model_fn, prompt, prompt_lengths, keys, temps, coefs, top_k, top_p, 
     return jax.lax.fori_loop(0, len(table["stage"]), one_iteration, carry)[0]
 
 
-# ---------------------------------------------------------------------------
-# The public entry point
-# ---------------------------------------------------------------------------
-def _as_pytree(model_fn: tp.Any) -> jax.tree_util.Partial:
-    if not callable(model_fn):
-        raise TypeError(f"`model_fn` must be callable, got {type(model_fn).__name__}")
-    return model_fn if isinstance(model_fn, jax.tree_util.Partial) else jax.tree_util.Partial(model_fn)
+@functools.lru_cache(maxsize=32)
+def _probe(treedef: tp.Any, avals: tuple, shape: tuple[int, ...]) -> tp.Any:
+    """The shape of `model_fn`'s output on tokens of `shape` (a trace once per structure, then cached)."""
+
+    def run(leaves: tp.Any, tokens: jax.Array, stage: jax.Array) -> tp.Any:
+        return jax.tree_util.tree_unflatten(treedef, leaves)(tokens, stage)
+
+    out = jax.eval_shape(run, list(avals), jax.ShapeDtypeStruct(shape, jnp.int32), jax.ShapeDtypeStruct((), jnp.int32))
+    return getattr(out, "shape", None)
 
 
-def _keys(key: tp.Any, batch: int) -> jax.Array:
+def _card(fn: jax.tree_util.Partial, shape: tuple[int, ...]) -> int:
+    """The model's vocabulary, from its output's shape (checked); traced once per model structure and shape."""
+    leaves, treedef = jax.tree_util.tree_flatten(fn)
+    avals = tuple(jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x)) for x in leaves)
+    out = _probe(treedef, avals, shape)
+    if out is None or len(out) != 4 or tuple(out[:3]) != shape:
+        raise ValueError(
+            f"`model_fn` must return logits [B', K, T', card] = [{', '.join(map(str, shape))}, card]; got {out}"
+        )
+    return int(out[-1])
+
+
+def _keys(key: jax.Array, batch: int) -> jax.Array:
     """One PRNG key per example: `key` itself when it is `[B]` keys, else `fold_in(key, b)` for example `b`."""
-    key = check_key("key", key, batch)
     if key.shape == (batch,):
         return key
     return jax.vmap(lambda b: jax.random.fold_in(key, b))(jnp.arange(batch))
@@ -333,6 +396,19 @@ def _choice(name: str, value: tp.Any, options: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in options:
         raise ValueError(f"`{name}` must be one of {options}, got {value!r}")
     return value
+
+
+def _mask_token(mask_token: int, card: int, vocab: int | None) -> None:
+    """The mask id must be one the model embeds and never samples: `card` (audiocraft), or below its `input_vocab`."""
+    if 0 <= mask_token < card:
+        raise ValueError(f"`mask_token`={mask_token} is a code the model samples (card={card}); audiocraft uses card")
+    if vocab is None and mask_token != card:
+        raise ValueError(
+            f"`mask_token`={mask_token}: the model embeds no id past its {card} codes but the mask `card`={card} "
+            "(declare `input_vocab` on the model function, as lm.magnet_fn_of does, to use another id)"
+        )
+    if vocab is not None and not card <= mask_token < vocab:
+        raise ValueError(f"`mask_token`={mask_token} must lie in [card={card}, input_vocab={vocab}) of the model")
 
 
 def magnet_generate(
@@ -375,11 +451,13 @@ def magnet_generate(
       audiocraft's bisection on the masked total; `span_len <= 1`: single tokens.
     - Guidance (`max_cfg_coef` not None): `model_fn` gets `[2B, K, T]`, the
       conditional half first, and the logits are
-      `uncond + (cond - uncond) * (p * max_cfg_coef + (1 - p) * min_cfg_coef)`.
-      `max_cfg_coef=None`: no guidance, `model_fn` gets `[B, K, T]`
-      (audiocraft's own loop needs conditions; here guidance is optional).
+      `uncond + (cond - uncond) * (p * max_cfg_coef + (1 - p) * min_cfg_coef)`
+      (in the logits' dtype). `max_cfg_coef=None`: no guidance, `model_fn`
+      gets `[B, K, T]` (audiocraft's own loop needs conditions; here guidance
+      is optional).
     - Temperature `temp * left / n` when annealing (`left` = iterations left
       in the stage), floored at 0.01; `probs = softmax(logits / temperature)`.
+      Host and traced settings go through the same computation (the same tokens).
 
     Sampling draws one uniform per position and iteration: with `keys[b]` the
     example's key (`key` itself if it holds `[B]` keys, else
@@ -390,13 +468,17 @@ def magnet_generate(
     by decreasing probability (top-p, as audiocraft's `sample_top_p`). Handing
     the same uniforms to audiocraft's `utils.multinomial` gives the same codes.
 
+    The model is traced once per structure and shape (its output's shape is
+    checked then and cached): a second identical call traces nothing.
+
     Args:
       model_fn: `(tokens [B', K, T'], stage) -> logits [B', K, T', card]`;
         `stage` is a traced int32 scalar (one program serves every stage). A
         `jax.tree_util.Partial` keeps its arrays traced (`lm.magnet_fn_of`).
       prompt: `[B, K, T0]` codes in `[0, card)`, `0 <= T0 <= T'`.
       timesteps: the length to generate (audiocraft's `max_gen_len`), `> T0`.
-      mask_token: the mask id (audiocraft: `card`); not a code the model samples.
+      mask_token: the mask id: `card` (audiocraft), or an id below the
+        model's declared `input_vocab`; never a code the model samples.
       key: a PRNG key, or `[B]` keys (needed when sampling).
       decoding_steps: iterations per stage; the first K are used (audiocraft
         zips them with the codebooks); fewer than K raises.
@@ -416,9 +498,11 @@ def magnet_generate(
 
     Raises:
       ValueError: bad sizes or choices, a prompt of the wrong shape or codes out
-        of `[0, card)`, `mask_token` inside `[0, card)`, fewer `decoding_steps`
-        than codebooks, `model_fn` logits of the wrong shape.
-      TypeError: non-integer ids, sizes or prompt codes, a non-callable `model_fn`.
+        of `[0, card)` (in their own dtype), a `mask_token` the model samples or
+        does not embed, fewer `decoding_steps` than codebooks, `model_fn`
+        logits of the wrong shape, keys of the wrong shape.
+      TypeError: non-integer ids, sizes or prompt codes, a non-callable
+        `model_fn`, a key that is not a PRNG key.
     """
     timesteps = check_int("timesteps", timesteps, minimum=1)
     mask_token = check_int_token("mask_token", mask_token)
@@ -427,14 +511,7 @@ def magnet_generate(
     span_scoring = _choice("span_scoring", span_scoring, SCORINGS)
     use_sampling = check_flag("use_sampling", use_sampling)
     anneal_temp = check_flag("anneal_temp", anneal_temp)
-    if prompt is None:
-        raise TypeError("`prompt` is None; expected codes [B, K, T0] (T0 may be 0)")
-    if is_host(prompt):
-        prompt = np.asarray(prompt)
-    if prompt.ndim != 3:
-        raise ValueError(f"`prompt` must be codes [B, K, T0], got shape {tuple(prompt.shape)}")
-    if prompt.dtype == np.bool_ or not jnp.issubdtype(prompt.dtype, jnp.integer):
-        raise TypeError(f"`prompt` must hold integer codes, got dtype {prompt.dtype}")
+    prompt = check_codes(prompt, "prompt", n_q=None, below=None)
     batch, n_q, prompt_len = prompt.shape
     if isinstance(decoding_steps, (str, bytes)) or not isinstance(decoding_steps, tp.Sequence):
         raise TypeError(f"`decoding_steps` must be a sequence of ints, got {decoding_steps!r}")
@@ -454,205 +531,25 @@ def magnet_generate(
             f"`timesteps`={timesteps} leaves {trimmed} after the trim to a multiple of span_len={span_len}; "
             f"expected at least max(span_len, T0={prompt_len}) positions"
         )
-    lengths = np.full((batch,), prompt_len, np.int32)
+    lengths: tp.Any = np.full((batch,), prompt_len, np.int32)
     if prompt_lengths is not None:
         lengths = validate_lengths(prompt_lengths, (batch,), prompt_len, "prompt_lengths", "T0")
         lengths = lengths.astype(np.int32) if isinstance(lengths, np.ndarray) else lengths
     guidance = max_cfg_coef is not None
     values = settings(Sampling(temp, top_k, top_p), batch)
+    high = low = np.zeros((batch,), np.float32)
     if guidance:
-        high = _setting("max_cfg_coef", max_cfg_coef, batch, False, -math.inf, math.inf)
-        low = _setting("min_cfg_coef", min_cfg_coef, batch, False, -math.inf, math.inf)
+        high = setting("max_cfg_coef", max_cfg_coef, batch, False, -math.inf, math.inf)
+        low = setting("min_cfg_coef", min_cfg_coef, batch, False, -math.inf, math.inf)
     if use_sampling and key is None:
         raise ValueError("sampling (`use_sampling=True`) needs a PRNG `key`")
-    keys = _keys(key if key is not None else jax.random.key(0), batch)
-    fn = _as_pytree(model_fn)
-    tokens_shape = jax.ShapeDtypeStruct(((2 if guidance else 1) * batch, n_q, trimmed), jnp.int32)
-    out = jax.eval_shape(fn, tokens_shape, jax.ShapeDtypeStruct((), jnp.int32))
-    if not hasattr(out, "shape") or len(out.shape) != 4 or tuple(out.shape[:3]) != tokens_shape.shape:
-        raise ValueError(
-            f"`model_fn` must return logits [B', K, T', card] = [{tokens_shape.shape[0]}, {n_q}, {trimmed}, card]; "
-            f"got {getattr(out, 'shape', type(out).__name__)}"
-        )
-    card = out.shape[-1]
-    if 0 <= mask_token < card:
-        raise ValueError(f"`mask_token`={mask_token} is a code the model samples (card={card}); audiocraft uses card")
-    if isinstance(prompt, np.ndarray) and prompt.size and (prompt.min() < 0 or prompt.max() >= card):
-        bad = int(prompt.min()) if prompt.min() < 0 else int(prompt.max())
-        raise ValueError(f"`prompt` holds the code {bad}; codes must lie in [0, card={card})")
-    table = schedule(steps)
-    temps = _temperatures(temp if is_host(temp) else values.temp, anneal_temp, table, batch)
-    raw = (max_cfg_coef if is_host(max_cfg_coef) else high, min_cfg_coef if is_host(min_cfg_coef) else low)
-    coefs = _coefficients(*raw, table, batch) if guidance else np.zeros((len(table["n"]), batch), np.float32)
-    cfg = MagnetConfig(steps, trimmed, span_len, span_arrangement, span_scoring, use_sampling, guidance, mask_token)
-    return _decode(fn, prompt, lengths, keys, temps, coefs, values.top_k, values.top_p, cfg=cfg)
-
-
-# ---------------------------------------------------------------------------
-# Training: masks, inputs, loss
-# ---------------------------------------------------------------------------
-@functools.lru_cache(maxsize=64)
-def maskrate_to_spans(timesteps: int, span_len: int) -> np.ndarray:
-    """audiocraft's `_calc_mean_maskrate_to_u_LUT`: int32 `[101]`, mask rate in percent -> number of span starts.
-
-    The mean mask rate of `u` random span starts is `1 - C(T - L, u) / C(T, u)`
-    (computed as audiocraft does, a running product in float64); entry `m` is
-    the first `u` whose rate reaches `m / 100`.
-    """
-    rates = [0.0]
-    v = (timesteps - span_len) / float(timesteps)
-    for u in range(1, timesteps):
-        rates.append(1 - v)
-        v *= (timesteps - span_len - u) / (timesteps - u)
-    table = np.searchsorted(np.asarray(rates), np.arange(101) / 100.0, side="left").astype(np.int32)
-    table.flags.writeable = False
-    return table
-
-
-def magnet_mask(
-    key: jax.Array, batch: int, timesteps: int, *, n_q: int, span_len: int = 3, mask_timesteps: int | None = None
-) -> tuple[jax.Array, jax.Array]:
-    """A training step's `(stage, mask [B, T])`, drawn as audiocraft's `MagnetSolver.run_step` draws them.
-
-    One stage for the batch, uniform over `[0, n_q)`; per example a mask rate
-    `p = cos(pi / 2 * u)`, `u ~ U(0, 1)`. With `span_len > 1`,
-    `max(LUT[round(100 p)], 1)` span starts (`maskrate_to_spans`, built for
-    `mask_timesteps`: the training segment length, default `timesteps`) chosen
-    as a uniform subset, each widened right to `span_len` tokens; with
-    `span_len <= 1`, `max(round(T p), 1)` single tokens.
-
-    The draws, for a test to hand the same numbers to audiocraft:
-    `k_stage, k_rate, k_order = jax.random.split(key, 3)`;
-    `stage = jax.random.randint(k_stage, (), 0, n_q)`;
-    `u = jax.random.uniform(k_rate, (B,))`; the subset is the positions `i`
-    where `argsort(jax.random.uniform(k_order, (B, T)))[b, i] < count`
-    (audiocraft's `rand(B, T).argsort(-1) < count`).
-
-    Args:
-      key: a PRNG key.
-      batch: B.
-      timesteps: T of the batch.
-      n_q: the number of codebooks K (the stage is drawn in `[0, n_q)`).
-      span_len: the span length (audiocraft's `masking.span_len`).
-      mask_timesteps: the length the lookup table is built for (default T).
-
-    Returns:
-      `(stage, mask)`: an int32 scalar and a bool `[B, T]`.
-    """
-    batch = check_int("batch", batch, minimum=1)
-    timesteps = check_int("timesteps", timesteps, minimum=1)
-    n_q = check_int("n_q", n_q, minimum=1)
-    span_len = check_int("span_len", span_len, minimum=1)
-    segment = timesteps if mask_timesteps is None else check_int("mask_timesteps", mask_timesteps, minimum=1)
-    if span_len > 1 and segment <= span_len:
-        raise ValueError(f"`mask_timesteps`={segment} must exceed span_len={span_len} for span masks")
-    k_stage, k_rate, k_order = jax.random.split(key, 3)
-    stage = jax.random.randint(k_stage, (), 0, n_q, dtype=jnp.int32)
-    rate = jnp.cos(jax.random.uniform(k_rate, (batch,), jnp.float32) * jnp.float32(math.pi) * jnp.float32(0.5))
-    # audiocraft's `rand(B, T).argsort(-1) < count`: the permutation itself (not its inverse) against the count
-    order = jnp.argsort(jax.random.uniform(k_order, (batch, timesteps), jnp.float32), -1).astype(jnp.int32)
-    if span_len <= 1:
-        count = jnp.maximum(jnp.round(timesteps * rate), 1).astype(jnp.int32)
-        return stage, order < count[:, None]
-    lut = jnp.asarray(maskrate_to_spans(segment, span_len))
-    count = jnp.maximum(lut[jnp.round(100 * rate).astype(jnp.int32)], 1)
-    return stage, _dilate(order < count[:, None], span_len, timesteps)
-
-
-def _stage(stage: tp.Any, n_q: int) -> tp.Any:
-    """`stage` checked: an int in `[0, n_q)` (host), or a traced int32 scalar (clipped there)."""
-    if is_host(stage):
-        value = check_int("stage", stage.item() if isinstance(stage, np.ndarray) and stage.ndim == 0 else stage)
-        if not 0 <= value < n_q:
-            raise ValueError(f"`stage`={value} must lie in [0, K={n_q})")
-        return jnp.int32(value)
-    if stage.ndim != 0 or not jnp.issubdtype(stage.dtype, jnp.integer):
-        raise TypeError(f"`stage` must be an int scalar, got shape {stage.shape} dtype {stage.dtype}")
-    return jnp.clip(stage.astype(jnp.int32), 0, n_q - 1)
-
-
-def _mask_of(mask: tp.Any, shape: tuple[int, int]) -> tp.Any:
-    if (
-        mask is None
-        or (is_host(mask) and np.asarray(mask).dtype != np.bool_)
-        or (not is_host(mask) and mask.dtype != jnp.bool_)
-    ):
-        raise TypeError(f"`mask` must be a bool array [B, T], got {getattr(mask, 'dtype', type(mask).__name__)}")
-    if tuple(mask.shape) != shape:
-        raise ValueError(f"`mask` has shape {tuple(mask.shape)}; expected [B, T] = {shape}")
-    return jnp.asarray(mask)
-
-
-def magnet_inputs(codes: tp.Any, stage: tp.Any, mask: tp.Any, mask_token: int) -> jax.Array:
-    """The model's training input: codebooks below `stage` clean, the stage's `mask` positions and every codebook
-    above it `mask_token` (audiocraft's `run_step`). `codes [B, K, T]`, `mask [B, T]` -> int32 `[B, K, T]`."""
-    mask_token = check_int_token("mask_token", mask_token)
-    codes = _codes(codes)
-    batch, n_q, timesteps = codes.shape
-    if isinstance(codes, np.ndarray) and codes.size and (codes.min() < 0 or np.any(codes == mask_token)):
-        raise ValueError(f"`codes` must be codes >= 0 other than `mask_token`={mask_token} (it would read as masked)")
-    stage = _stage(stage, n_q)
-    mask = _mask_of(mask, (batch, timesteps))
-    level = jnp.arange(n_q)[None, :, None]
-    hidden = (level > stage) | ((level == stage) & mask[:, None, :])
-    return jnp.where(hidden, jnp.int32(mask_token), codes.astype(jnp.int32))
-
-
-def _codes(codes: tp.Any) -> tp.Any:
-    if codes is None:
-        raise TypeError("`codes` is None; expected codes [B, K, T]")
-    codes = np.asarray(codes) if is_host(codes) else codes
-    if codes.ndim != 3:
-        raise ValueError(f"`codes` must be [B, K, T], got shape {tuple(codes.shape)}")
-    if codes.dtype == np.bool_ or not jnp.issubdtype(codes.dtype, jnp.integer):
-        raise TypeError(f"`codes` must hold integer codes, got dtype {codes.dtype}")
-    return codes
-
-
-def magnet_cross_entropy(
-    logits: jax.Array,
-    codes: tp.Any,
-    stage: tp.Any,
-    mask: tp.Any,
-    *,
-    lengths: tp.Any = None,
-    padding_side: str = "right",
-) -> jax.Array:
-    """audiocraft's `_compute_cross_entropy_magnet`: the token mean of codebook `stage`'s cross entropy over its
-    masked, non-padding positions. NaN when no position is scored (as torch's `cross_entropy` with every target
-    ignored).
-
-    Args:
-      logits: `[B, K, T, card]`.
-      codes: `[B, K, T]` targets in `[0, card)`.
-      stage: the trained codebook, an int or a traced int32 scalar.
-      mask: bool `[B, T]`, the stage's masked positions (`magnet_mask`).
-      lengths: optional `[B]` valid frames per example (padding is not scored).
-      padding_side: "right" (frames `[0, lengths)`) or "left" (the last `lengths` frames).
-
-    Returns:
-      A float32 scalar.
-    """
-    codes = _codes(codes)
-    batch, n_q, timesteps = codes.shape
-    if tuple(logits.shape[:3]) != (batch, n_q, timesteps) or logits.ndim != 4:
-        raise ValueError(
-            f"`logits` has shape {tuple(logits.shape)}; expected [B, K, T, card] with [B, K, T] = "
-            f"{(batch, n_q, timesteps)}"
-        )
-    card = logits.shape[-1]
-    if isinstance(codes, np.ndarray) and codes.size and (codes.min() < 0 or codes.max() >= card):
-        bad = int(codes.min()) if codes.min() < 0 else int(codes.max())
-        raise ValueError(f"`codes` holds the target {bad}; targets must lie in [0, card={card})")
-    stage = _stage(stage, n_q)
-    mask = _mask_of(mask, (batch, timesteps))
-    left = check_padding_side(padding_side)
-    if lengths is not None:
-        lengths = clip_lengths(validate_lengths(lengths, (batch,), timesteps, bound="T"), timesteps)
-        position = jnp.arange(timesteps)[None, :]
-        valid = position >= (timesteps - lengths)[:, None] if left else position < lengths[:, None]
-        mask = mask & valid
-    row = jax.lax.dynamic_index_in_dim(logits, stage, axis=1, keepdims=False).astype(jnp.float32)
-    target = jax.lax.dynamic_index_in_dim(codes, stage, axis=1, keepdims=False).astype(jnp.int32)
-    picked = jnp.take_along_axis(jax.nn.log_softmax(row, axis=-1), target[..., None], axis=-1)[..., 0]
-    return -jnp.sum(jnp.where(mask, picked, 0.0)) / jnp.sum(mask).astype(jnp.float32)
+    key = None if key is None else check_key("key", key, batch)
+    fn = as_pytree(model_fn, "model_fn")
+    card = _card(fn, ((2 if guidance else 1) * batch, n_q, trimmed))
+    _mask_token(mask_token, card, input_vocab_of(fn))
+    check_codes(prompt, "prompt", n_q=n_q, below=card)
+    cfg = MagnetConfig(
+        steps, trimmed, span_len, span_arrangement, span_scoring, use_sampling, guidance, anneal_temp, mask_token
+    )
+    args = jax.device_put((prompt, lengths, key, values.temp, high, low, values.top_k, values.top_p))
+    return _decode(fn, *args, cfg=cfg)
