@@ -142,7 +142,17 @@ class Pattern:
       (3, 1)
     """
 
-    __slots__ = ("timesteps", "n_q", "omit_special_token", "provider", "_steps", "_coords", "_layout", "_cache")
+    __slots__ = (
+        "timesteps",
+        "n_q",
+        "omit_special_token",
+        "provider",
+        "_steps",
+        "_coords",
+        "_layout",
+        "_cache",
+        "__weakref__",
+    )
 
     timesteps: int
     n_q: int

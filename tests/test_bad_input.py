@@ -13,6 +13,7 @@ import typing as tp
 import jax
 import numpy as np
 import pytest
+from flax import nnx
 
 import jax_patterns as jp
 from jax_patterns import lm, presets
@@ -128,6 +129,20 @@ ROWS: list[tuple[str, str, list, tp.Callable]] = [
     ("generate", "use_sampling", FLAG, lambda v: generate(use_sampling=v)),
     ("generate", "step_info", FLAG, lambda v: generate(step_info=v)),
     ("generate", "sampling", [(1.0, 0, 0.0, None), 3], lambda v: generate(sampling=v)),
+    ("generate", "key", [3, np.zeros(2), jax.random.split(jax.random.key(0), 2)], lambda v: generate(key=v)),
+    ("generate", "options", [3, {"special_token": 8}], lambda v: lm.generate(step_fn, 0, PAT, CODES[:, :, :1], v)),
+    ("generate", "prompt", [None, np.full((1, 2, 1), 2**32 + 8), np.full((1, 2, 1), -1), np.zeros((1, 2, 1))],
+     lambda v: lm.generate(step_fn, 0, PAT, v, special_token=8)),
+    ("DecodeOptions", "step_returns", [None, "probs", 3], lambda v: lm.DecodeOptions(8, step_returns=v)),
+    ("DecodeOptions", "sampling", [3, (1.0, 0, 0.0, None)], lambda v: lm.DecodeOptions(8, sampling=v)),
+    ("step_fn_of", "model", [None, 3, step_fn], lambda v: lm.step_fn_of(v)),
+    ("condition_fn_of", "model", [None, 3], lambda v: lm.condition_fn_of(v)),
+    ("CodecLM", "n_q", SIZE, lambda v: lm.CodecLM(v, 8, dim=4, num_layers=1, num_heads=2, rngs=nnx.Rngs(0))),
+    ("CodecLM", "card", SIZE, lambda v: lm.CodecLM(2, v, dim=4, num_layers=1, num_heads=2, rngs=nnx.Rngs(0))),
+    ("CodecLM", "max_len", SIZE, lambda v: lm.CodecLM(2, 8, dim=4, max_len=v, num_heads=2, rngs=nnx.Rngs(0))),
+    ("CodecLM", "num_heads", SIZE + [3], lambda v: lm.CodecLM(2, 8, dim=4, num_layers=1, num_heads=v,
+                                                             rngs=nnx.Rngs(0))),
+    ("CodecLM", "dim", SIZE, lambda v: lm.CodecLM(2, 8, dim=v, num_layers=1, num_heads=1, rngs=nnx.Rngs(0))),
     ("stream", "chunk_steps", SIZE, lambda v: lm.stream(step_fn, 0, PAT, np.zeros((1, 2, 1), np.int32),
                                                         special_token=8, chunk_steps=v)),
     ("pattern_cross_entropy", "lengths", LENGTHS[1:],
@@ -169,6 +184,9 @@ ROWS: list[tuple[str, str, list, tp.Callable]] = [
     ("magnet_generate", "anneal_temp", FLAG, lambda v: magnet(anneal_temp=v)),
     ("magnet_generate", "key", [3, np.zeros(3), jax.random.split(jax.random.key(0), 2)], lambda v: magnet(key=v)),
     ("magnet_generate", "model_fn", [None, 3, returns_its_tokens_as_logits], lambda v: magnet(model_fn=v)),
+    ("magnet_generate", "mask_token", [9, 2**20], lambda v: magnet(mask_token=v)),  # the model embeds only card
+    ("magnet_mask", "key", [None, 3, jax.random.split(jax.random.key(0), 2)], lambda v: lm.magnet_mask(v, 1, 6,
+                                                                                                       n_q=2)),
     ("magnet_mask", "batch", SIZE, lambda v: lm.magnet_mask(jax.random.key(0), v, 6, n_q=2)),
     ("magnet_mask", "timesteps", SIZE, lambda v: lm.magnet_mask(jax.random.key(0), 1, v, n_q=2)),
     ("magnet_mask", "n_q", SIZE, lambda v: lm.magnet_mask(jax.random.key(0), 1, 6, n_q=v)),
@@ -187,7 +205,8 @@ ROWS: list[tuple[str, str, list, tp.Callable]] = [
                                                                                         lengths=v)),
     ("magnet_cross_entropy", "padding_side", [None, "up"], lambda v: lm.magnet_cross_entropy(MLOGITS, CODES, 0, MASK,
                                                                                             padding_side=v)),
-    ("magnet_cross_entropy", "logits", [np.zeros((1, 2, 3, 8)), np.zeros((1, 2, 4))],
+    ("magnet_cross_entropy", "logits", [None, np.zeros((1, 2, 3, 8)), np.zeros((1, 2, 4)), np.zeros((1, 2, 4, 8),
+                                                                                                      np.int32)],
      lambda v: lm.magnet_cross_entropy(v, CODES, 0, MASK)),
     ("magnet_cross_entropy", "codes", [None, np.full((1, 2, 4), 8), np.full((1, 2, 4), -1), np.zeros((1, 2, 4))],
      lambda v: lm.magnet_cross_entropy(MLOGITS, v, 0, MASK)),
@@ -200,7 +219,11 @@ ROWS: list[tuple[str, str, list, tp.Callable]] = [
     ("Engine", "eos_token", [4.7, True, -1, 2**40, 8], lambda v: engine(eos_token=v)),
     ("Engine", "fill_after", TOKEN[1:], lambda v: engine(fill_after=v)),
     ("Engine", "use_sampling", FLAG, lambda v: engine(use_sampling=v)),
-    ("Engine", "prompt_buckets", [[-1], [2.5], [True]], lambda v: engine(prompt_buckets=v)),
+    ("Engine", "prompt_buckets", [[-1], [2.5], [True], 4, "0"], lambda v: engine(prompt_buckets=v)),
+    ("Engine", "history", SIZE[:-1], lambda v: engine(history=v)),
+    ("Engine", "cfg_coef", [True, "3", float("nan")], lambda v: engine(cfg_coef=v)),
+    ("Engine.submit", "conditions", [{"x": np.zeros((1, 2))}], lambda v: engine().submit(CODES[0][:, :0],
+                                                                                        conditions=v)),
     ("Engine", "init_state", [None, state_without_slot_axis, state_with_one_row_too_many],
      lambda v: engine(init_state=v)),
     ("Engine.submit", "prompt", [None, np.zeros((3, 1), np.int32), np.zeros((2, 1)), np.zeros((2, 6), np.int32),

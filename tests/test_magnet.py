@@ -217,6 +217,56 @@ def test_a_second_call_and_new_sampling_values_compile_nothing():
     assert decode_compiles(lambda: traced(jnp.float32(1.5)).block_until_ready()) == []
 
 
+def test_a_second_identical_call_traces_nothing():
+    """The model's output shape is checked once per structure and shape, not traced again per call."""
+    traces = []
+
+    def counted(cond, tokens, stage):
+        traces.append(tokens.shape)
+        return toy_logits(tokens, stage, jnp.concatenate([cond, jnp.zeros_like(cond)]), CARD, jnp)
+
+    fn = jax.tree_util.Partial(counted, jnp.asarray([3, 4], jnp.int32))
+    lm.magnet_generate(fn, prompt_of(2, 5), key=jax.random.key(0), **BASE).block_until_ready()
+    assert traces, "the model was traced"
+    traces.clear()
+    lm.magnet_generate(fn, prompt_of(2, 5, seed=3), key=jax.random.key(1), temp=2.0, **BASE).block_until_ready()
+    assert traces == []
+
+
+def test_host_and_traced_settings_give_the_same_tokens():
+    fn, prompt = model_of([3, 4]), prompt_of(2, 5)
+    settings = dict(temp=np.array([1.7, 3.1], np.float32), max_cfg_coef=np.float32(7.3), min_cfg_coef=np.float32(0.3))
+    host = lm.magnet_generate(fn, prompt, key=jax.random.key(4), **settings, **BASE)
+    traced = jax.jit(
+        lambda t, hi, lo: lm.magnet_generate(
+            fn, prompt, key=jax.random.key(4), temp=t, max_cfg_coef=hi, min_cfg_coef=lo, **BASE
+        )  # fmt: skip
+    )(*(jnp.asarray(v) for v in settings.values()))
+    np.testing.assert_array_equal(host, traced)
+
+
+def test_guidance_on_bfloat16_logits_runs_in_their_dtype():
+    def bf16(tokens, stage):
+        rows = jnp.concatenate([jnp.full((1,), 3, jnp.int32), jnp.zeros((1,), jnp.int32)])
+        return toy_logits(tokens, stage, rows, CARD, jnp).astype(jnp.bfloat16)
+
+    out = lm.magnet_generate(bf16, prompt_of(1, 4), key=jax.random.key(0), **BASE)
+    assert out.dtype == jnp.int32 and not np.any(np.asarray(out) == CARD)
+
+
+def test_the_mask_token_must_be_an_id_the_model_embeds():
+    from flax import nnx
+
+    model = lm.CodecLM(2, CARD, dim=16, num_layers=1, num_heads=2, max_len=16, causal=False, rngs=nnx.Rngs(0))
+    fn = lm.magnet_fn_of(model)
+    assert fn.func.input_vocab == CARD + 1
+    lm.magnet_generate(fn, prompt_of(1, 3), key=jax.random.key(0), **BASE).block_until_ready()
+    with pytest.raises(ValueError, match=r"`mask_token`=13 must lie in \[card=12, input_vocab=13\)"):
+        lm.magnet_generate(fn, prompt_of(1, 3), key=jax.random.key(0), **dict(BASE, mask_token=CARD + 1))
+    with pytest.raises(ValueError, match=r"`mask_token`=13: the model embeds no id past its 12 codes"):
+        lm.magnet_generate(model_of([1]), prompt_of(1, 3), key=jax.random.key(0), **dict(BASE, mask_token=CARD + 1))
+
+
 @pytest.mark.parametrize("arrangement", ["nonoverlap", "stride1"])
 def test_each_example_equals_itself_alone(arrangement):
     """Per-example prompt lengths (host and traced), keys and settings: each row equals a batch of one."""

@@ -380,7 +380,8 @@ class Engine:
         padded[0, :, :prompt_len] = codes
         conditions = self._request_conditions(conditions)
         rid = self._next_id
-        request_key = jax.random.fold_in(self._key, rid) if request_key is None else request_key
+        if request_key is None:  # an explicit transfer of the id: nothing moves implicitly
+            request_key = jax.random.fold_in(self._key, jax.device_put(np.uint32(rid)))
         request = _Request(rid, padded, prompt_len, limit, start, checked, request_key, conditions)
         self._validate(request)
         self._next_id += 1

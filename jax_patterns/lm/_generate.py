@@ -230,7 +230,8 @@ def generate(
         a key that is not a PRNG key, an unknown keyword.
 
     Example:
-      >>>       >>> from jax_patterns import DelayedPatternProvider, lm
+      >>> import jax.numpy as jnp
+      >>> from jax_patterns import DelayedPatternProvider, lm
       >>> def step_fn(state, tokens):  # a toy model: logits favour code (state % 4)
       ...     state = state + 1
       ...     return jnp.eye(4)[state % 4][None, None].repeat(2, axis=1), state
