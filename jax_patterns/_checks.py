@@ -326,7 +326,19 @@ def check_lengths(lengths: tp.Any, timesteps: int) -> None:
 
     Traced lengths outside the range cannot raise inside `jit`; the operations
     clip them. Call this inside a function wrapped with
-    `jax.experimental.checkify.checkify` to turn them into errors.
+    `jax.experimental.checkify.checkify` to turn them into errors. Host lengths
+    (numpy, Python) are checked at once, as everywhere: out of range raises
+    `ValueError`.
+
+    Args:
+      lengths: integer lengths, any shape (host, device or traced).
+      timesteps: the largest length allowed (`T_max`), an int in `[0, 2**31)`.
+
+    Raises:
+      TypeError: `timesteps` is not an int (None, a float, a bool), or
+        `lengths` is not an integer array.
+      ValueError: `timesteps` is negative or does not fit int32; host
+        `lengths` outside `[0, timesteps]`.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -338,11 +350,20 @@ def check_lengths(lengths: tp.Any, timesteps: int) -> None:
     import jax.numpy as jnp
     from jax.experimental import checkify
 
-    lengths = jnp.asarray(lengths)
+    timesteps = check_int("timesteps", timesteps, minimum=0)
+    if timesteps >= INT32_LIMIT:
+        raise ValueError(f"`timesteps` must be below 2**31 (int32 lengths), got {timesteps}")
+    if lengths is None:
+        raise TypeError("`lengths` is None; expected an integer array")
+    if is_host(lengths):  # host values: checked here, in their own dtype (no int32 cast first), as everywhere
+        validate_lengths(lengths, np.shape(lengths), timesteps)
+        return
+    if lengths.dtype == np.bool_ or not jnp.issubdtype(lengths.dtype, jnp.integer):
+        raise TypeError(f"`lengths` must be an integer array, got dtype {lengths.dtype}")
     checkify.check(
         jnp.all((lengths >= 0) & (lengths <= timesteps)),
         "lengths must lie in [0, {t}]; got min {lo} and max {hi}",
         t=jnp.asarray(timesteps),
-        lo=jnp.min(lengths, initial=0),
-        hi=jnp.max(lengths, initial=0),
+        lo=jnp.min(lengths, initial=jnp.iinfo(lengths.dtype).max),  # (the initial values: an empty array passes)
+        hi=jnp.max(lengths, initial=jnp.iinfo(lengths.dtype).min),
     )

@@ -27,6 +27,7 @@ LOGITS = np.zeros((1, 2, len(PAT), 8), np.float32)
 HIDDEN = np.zeros((1, PAT.valid_steps, 4), np.float32)  # the fused losses: trunk output and K heads
 HEADS = np.zeros((2, 4, 8), np.float32)
 PACKED = jp.pack([CODES[0]], P, row_steps=8, special_token=8)
+PLOGITS = np.zeros((1, 2, 8, 8), np.float32)  # logits on the packed row
 
 
 def step_fn(state, tokens):
@@ -53,6 +54,18 @@ def magnet(**options):
     )
     merged = {**base, **options}
     return lm.magnet_generate(merged.pop("model_fn"), merged.pop("prompt"), **merged)
+
+
+def zero_logits(seq):  # named functions: their repr (the test id) has no address early
+    return np.zeros((*seq.shape, 8), np.float32)
+
+
+def logits_one_step_short(seq):
+    return np.zeros((*seq.shape[:-1], seq.shape[-1] - 1, 8), np.float32)
+
+
+def int_logits(seq):
+    return np.zeros((*seq.shape, 8), np.int32)
 
 
 def state_without_slot_axis(batch):  # named functions: their repr (the test id) has no address early
@@ -165,6 +178,46 @@ ROWS: list[tuple[str, str, list, tp.Callable]] = [
     ("fused_packed_cross_entropy", "targets", [None, np.zeros((1, 2, 3), np.int32), np.zeros((1, 2, 5)),
                                                np.full((1, 2, 5), 8, np.int32)],
      lambda v: lm.fused_packed_cross_entropy(HIDDEN, HEADS, v)),
+    ("pattern_cross_entropy", "pattern", [None, 3, P], lambda v: lm.pattern_cross_entropy(LOGITS, CODES, v)),
+    ("pattern_cross_entropy", "logits_seq", [None, np.zeros((1, 2, 6)), np.zeros((1, 2, 4, 8)),
+                                             np.zeros((1, 2, 6, 8), np.int32)],
+     lambda v: lm.pattern_cross_entropy(v, CODES, PAT, keep_only_valid_steps=False)),
+    ("pattern_cross_entropy", "codes", [None, np.zeros((1, 2, 4)), CODES > 0, np.zeros((1, 2, 3), np.int32),
+                                        np.full((1, 2, 4), 2**40)],
+     lambda v: lm.pattern_cross_entropy(LOGITS, v, PAT, keep_only_valid_steps=False)),
+    ("pattern_cross_entropy", "mask", [np.ones((1, 2, 4)), np.ones((1, 2, 3), bool)],
+     lambda v: lm.pattern_cross_entropy(LOGITS, CODES, PAT, keep_only_valid_steps=False, mask=v)),
+    ("pattern_cross_entropy", "average", [None, "mean", 1], lambda v: lm.pattern_cross_entropy(
+        LOGITS, CODES, PAT, keep_only_valid_steps=False, average=v)),
+    ("pattern_cross_entropy", "padding_side", [None, "up"], lambda v: lm.pattern_cross_entropy(
+        LOGITS, CODES, PAT, keep_only_valid_steps=False, padding_side=v)),
+    ("pattern_cross_entropy", "keep_only_valid_steps", FLAG,
+     lambda v: lm.pattern_cross_entropy(LOGITS, CODES, PAT, keep_only_valid_steps=v)),
+    ("fused_pattern_cross_entropy", "pattern", [None, 3, P],
+     lambda v: lm.fused_pattern_cross_entropy(HIDDEN, HEADS, CODES, v)),
+    ("fused_pattern_cross_entropy", "bias", [np.zeros(2), np.zeros((2, 8), np.int32)],
+     lambda v: lm.fused_pattern_cross_entropy(HIDDEN, HEADS, CODES, PAT, bias=v)),
+    ("fused_pattern_cross_entropy", "mask", [np.ones((1, 2, 4)), np.ones((1, 2, 3), bool)],
+     lambda v: lm.fused_pattern_cross_entropy(HIDDEN, HEADS, CODES, PAT, mask=v)),
+    ("fused_pattern_cross_entropy", "codes", [None, np.zeros((1, 2, 4)), np.full((1, 2, 4), 2**40)],
+     lambda v: lm.fused_pattern_cross_entropy(HIDDEN, HEADS, v, PAT)),
+    ("compute_predictions", "pattern", [None, 3, P], lambda v: lm.compute_predictions(zero_logits, CODES, v, 8)),
+    ("compute_predictions", "apply_fn", [None, 3, logits_one_step_short, int_logits],
+     lambda v: lm.compute_predictions(v, CODES, PAT, 8)),
+    ("compute_predictions", "codes", [None, np.zeros((2, 4), np.int32), np.zeros((1, 2, 4)), CODES[..., :3],
+                                      np.full((1, 2, 4), 2**40)],
+     lambda v: lm.compute_predictions(zero_logits, v, PAT, 8)),
+    ("compute_predictions", "keep_only_valid_steps", FLAG, lambda v: lm.compute_predictions(zero_logits, CODES, PAT, 8,
+                                                                                              v)),
+    ("packed_segment_cross_entropy", "segments", [None, 2.5, True, 0, -1, 2**31, 2**64],
+     lambda v: lm.packed_segment_cross_entropy(PLOGITS, PACKED.targets, PACKED.segment_ids, v)),
+    ("packed_segment_cross_entropy", "segment_ids", [None, np.zeros((1, 8)), np.full((1, 8), 2), np.zeros((1, 8), int),
+                                                     np.zeros((1, 7), np.int32)],
+     lambda v: lm.packed_segment_cross_entropy(PLOGITS, PACKED.targets, v, 1)),
+    ("packed_segment_cross_entropy", "targets", [None, np.full((1, 2, 8), 8), np.zeros((1, 2, 8))],
+     lambda v: lm.packed_segment_cross_entropy(PLOGITS, v, PACKED.segment_ids, 1)),
+    ("check_lengths", "timesteps", [None, 2.5, True, -1, 2**31, 2**64], lambda v: jp.check_lengths(np.array([1]), v)),
+    ("check_lengths", "lengths", [None, [1.5], [True], [5], [-1], [2**64]], lambda v: jp.check_lengths(v, 4)),
     # MAGNeT
     ("magnet_generate", "timesteps", SIZE, lambda v: magnet(timesteps=v)),
     ("magnet_generate", "mask_token", TOKEN + [3], lambda v: magnet(mask_token=v)),

@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from helpers import FAMILIES, compilations
+from hypothesis import given
+from hypothesis import strategies as st
 
 import jax_patterns as jp
 from jax_patterns import lm
@@ -250,3 +252,211 @@ def test_vocabulary_and_codebook_parallel_equal_the_unsharded_loss(sharded, spli
     assert report["loss_close"] and report["grads_close"], report
     assert report["card_sized_gathers"] == [], report  # no logits or heads gathered across devices
     assert report["heads_grad_sharded"], report
+
+
+# --- empty codebooks: the unfused gradient, never NaN (issue 25 item 5) ------------------------------------------
+REDUCTIONS = {  # what a training step does with `(ce, per_codebook)` when a codebook may have nothing to score
+    "nanmean": lambda ce, per: jnp.nanmean(per),
+    "codebook 0": lambda ce, per: per[0],
+    "guard": lambda ce, per: jnp.where(jnp.isnan(ce), 0.0, ce),
+    "mean": lambda ce, per: ce,
+}
+
+
+def assert_same_gradients(unfused, fused, args):
+    """Equal values (NaN where the unfused is NaN) and equal gradients (finite where the unfused ones are)."""
+    np.testing.assert_allclose(np.asarray(fused(*args)), np.asarray(unfused(*args)), rtol=2e-5, atol=1e-6)
+    argnums = tuple(i for i, a in enumerate(args) if a is not None)
+    for a, b in zip(jax.grad(fused, argnums)(*args), jax.grad(unfused, argnums)(*args)):
+        assert np.isfinite(np.asarray(b)).all()  # the unfused loss's gradient: finite under every reduction
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4, atol=1e-6)
+
+
+@given(
+    provider=st.sampled_from(FAMILIES[:5]),
+    timesteps=st.sampled_from([3, 5]),
+    lengths=st.lists(st.integers(0, 5), min_size=2, max_size=2),
+    masked=st.sampled_from(["none", "codebook 0", "all"]),
+    kovs=st.booleans(),
+    side=st.sampled_from(["right", "left"]),
+    average=st.sampled_from(["codebooks", "tokens"]),
+    reduction=st.sampled_from(sorted(REDUCTIONS)),
+    seed=st.integers(0, 2**16),
+)
+def test_empty_codebooks_give_the_unfused_gradient(
+    provider, timesteps, lengths, masked, kovs, side, average, reduction, seed
+):
+    rng = np.random.default_rng(seed)
+    pattern = provider.get_pattern(timesteps)
+    codes = rng.integers(0, CARD, (2, provider.n_q, timesteps))
+    mask = np.ones(codes.shape, bool)
+    if masked == "codebook 0":
+        mask[:, 0] = False
+    elif masked == "all":
+        mask[:] = False
+    steps = pattern.valid_steps if kovs else len(pattern)
+    args = (
+        jnp.asarray(rng.normal(size=(2, steps, D)), jnp.float32),
+        jnp.asarray(rng.normal(size=(provider.n_q, D, CARD)), jnp.float32),
+        jnp.asarray(rng.normal(size=(provider.n_q, CARD)), jnp.float32),
+    )
+    options = dict(
+        keep_only_valid_steps=kovs,
+        mask=mask,
+        lengths=np.minimum(lengths, timesteps),
+        padding_side=side,
+        average=average,
+    )
+    reduce = REDUCTIONS[reduction]
+
+    def unfused(h, w, b):
+        return reduce(*lm.pattern_cross_entropy(logits_of(h, w, b), codes, pattern, **options))
+
+    def fused(h, w, b):
+        return reduce(*lm.fused_pattern_cross_entropy(h, w, codes, pattern, bias=b, block_steps=2, **options))
+
+    assert_same_gradients(unfused, fused, args)
+
+
+@pytest.mark.parametrize("reduction", sorted(REDUCTIONS))
+@pytest.mark.parametrize("skip_empty", [False, True])
+@pytest.mark.parametrize("empty", ["codebook 1", "all"])
+def test_packed_empty_codebooks_give_the_unfused_gradient(reduction, skip_empty, empty):
+    packed = jp.pack([RNG.integers(0, CARD, (3, n)) for n in (4, 2)], jp.DelayedPatternProvider(3), row_steps=9,
+                     special_token=CARD)  # fmt: skip
+    targets = packed.targets.copy()
+    targets[:, slice(1, 2) if empty == "codebook 1" else slice(None)] = -1
+    batch, n_q, steps = targets.shape
+    reduce = REDUCTIONS[reduction]
+
+    def unfused(h, w, b):
+        return reduce(*lm.packed_cross_entropy(logits_of(h, w, b), targets, skip_empty=skip_empty))
+
+    def fused(h, w, b):
+        return reduce(*lm.fused_packed_cross_entropy(h, w, targets, bias=b, block_steps=4, skip_empty=skip_empty))
+
+    assert_same_gradients(unfused, fused, inputs(batch, n_q, steps))
+
+
+def test_no_steps_at_all():  # T = 0: every codebook is empty, and the pattern has its special step only
+    pattern = jp.DelayedPatternProvider(3).get_pattern(0)
+    codes = np.zeros((2, 3, 0), np.int32)
+    for kovs in (True, False):
+        steps = pattern.valid_steps if kovs else len(pattern)
+        args = inputs(2, 3, steps)
+
+        def unfused(h, w, b, kovs=kovs):
+            return jnp.nanmean(
+                lm.pattern_cross_entropy(logits_of(h, w, b), codes, pattern, keep_only_valid_steps=kovs)[1]
+            )
+
+        def fused(h, w, b, kovs=kovs):
+            return jnp.nanmean(
+                lm.fused_pattern_cross_entropy(h, w, codes, pattern, bias=b, keep_only_valid_steps=kovs)[1]
+            )
+
+        assert np.isnan(float(fused(*args)))
+        assert_same_gradients(unfused, fused, args)
+
+
+# --- every mix of floating dtypes, under strict promotion (issue 25 item 6) ---------------------------------------
+DTYPES = [jnp.float32, jnp.bfloat16, jnp.float16]
+
+
+@pytest.mark.parametrize("bias_dtype", [None, *DTYPES], ids=lambda d: getattr(d, "__name__", "no bias"))
+@pytest.mark.parametrize("heads_dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("hidden_dtype", DTYPES, ids=lambda d: d.__name__)
+def test_every_dtype_mix_gives_the_loss_of_the_float32_casts(hidden_dtype, heads_dtype, bias_dtype):
+    pattern = jp.DelayedPatternProvider(3).get_pattern(6)
+    codes = RNG.integers(0, CARD, (2, 3, 6))
+    hidden, heads, bias = inputs(2, 3, pattern.valid_steps, bias=bias_dtype is not None)
+    args = (hidden.astype(hidden_dtype), heads.astype(heads_dtype), None if bias is None else bias.astype(bias_dtype))
+    as32 = [None if x is None else x.astype(jnp.float32) for x in args]
+
+    def fused(h, w, b):
+        return lm.fused_pattern_cross_entropy(h, w, codes, pattern, bias=b, block_steps=4)[0]
+
+    def unfused(h, w, b):
+        return lm.pattern_cross_entropy(logits_of(h, w, b), codes, pattern)[0]
+
+    value = fused(*args)
+    assert value.dtype == jnp.float32
+    np.testing.assert_allclose(float(value), float(unfused(*as32)), rtol=1e-6)  # every cast exact: the same loss
+    argnums = tuple(i for i, a in enumerate(args) if a is not None)
+    grads, exact = jax.grad(fused, argnums)(*args), jax.grad(unfused, argnums)(*as32)
+    low = hidden_dtype == heads_dtype != jnp.float32  # the backward matmuls in bfloat16 / float16
+    for i, g, e in zip(argnums, grads, exact):
+        assert g.dtype == args[i].dtype  # each gradient in its argument's own dtype
+        e = np.asarray(e)
+        if low:  # the logits' gradient rounded to the inputs' dtype once, then summed: cancellation, as before
+            np.testing.assert_allclose(np.asarray(g, np.float32), e, rtol=2e-2, atol=2e-2 * np.abs(e).max())
+        else:  # float32 matmuls; one rounding to the argument's own dtype (2**-8 relative for bfloat16)
+            tol = 0.0 if args[i].dtype == jnp.float32 else 1e-2
+            np.testing.assert_allclose(np.asarray(g, np.float32), e, rtol=tol + 2e-5, atol=1e-6)
+
+
+def test_matmul_dtype():
+    from jax_patterns.lm._fused import matmul_dtype
+
+    pairs = {
+        (jnp.float32, jnp.float32): jnp.float32,
+        (jnp.bfloat16, jnp.bfloat16): jnp.bfloat16,
+        (jnp.bfloat16, jnp.float32): jnp.float32,
+        (jnp.float32, jnp.float16): jnp.float32,
+        (jnp.bfloat16, jnp.float16): jnp.float32,  # neither holds the other
+    }
+    for (a, b), expected in pairs.items():
+        assert matmul_dtype(a, b) == matmul_dtype(b, a) == np.dtype(expected)
+
+
+# --- found by an adversarial pass (issue 25 item 5 of the brief) ------------------------------------------------
+def test_a_block_longer_than_the_sequence_is_one_program():
+    pattern = jp.DelayedPatternProvider(2).get_pattern(4)
+    hidden, heads, bias = inputs(1, 2, pattern.valid_steps)
+    codes = RNG.integers(0, CARD, (1, 2, 4))
+    assert pattern.valid_steps == 5
+    first = lm.fused_pattern_cross_entropy(hidden, heads, codes, pattern, block_steps=5)[0]
+    for block in (6, 2**31, 2**64):  # capped at S before the static key: no new program per huge value
+        got: list = []
+
+        def call(block=block, got=got):
+            got.append(lm.fused_pattern_cross_entropy(hidden, heads, codes, pattern, block_steps=block)[0])
+            got[-1].block_until_ready()
+
+        assert compilations(call) == []  # its first call
+        assert float(got[0]) == float(first)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_an_int64_mask_is_not_wrapped_to_false(fused):
+    pattern = jp.DelayedPatternProvider(2).get_pattern(4)
+    hidden, heads, bias = inputs(1, 2, pattern.valid_steps)
+    codes = RNG.integers(0, CARD, (1, 2, 4))
+    mask = np.full((1, 2, 4), 2**32, np.int64)  # nonzero: every code is real (an int32 cast would make it 0)
+
+    def loss(m):
+        if fused:
+            return lm.fused_pattern_cross_entropy(hidden, heads, codes, pattern, bias=bias, mask=m)[0]
+        return lm.pattern_cross_entropy(logits_of(hidden, heads, bias), codes, pattern, mask=m)[0]
+
+    assert float(loss(mask)) == float(loss(None))
+    with pytest.raises(TypeError, match=r"`mask` must be boolean \(True = a real code\), got dtype float64"):
+        loss(np.ones((1, 2, 4)))  # a float weight would be rounded to a bool
+
+
+def test_lm_modules_import_no_private_name_of_another():
+    import ast
+
+    import jax_patterns.lm
+
+    root = pathlib.Path(jax_patterns.lm.__file__).parent
+    for name in ("_fused.py", "_train.py", "_targets.py"):  # the losses (the decoding modules: issue 28's refactor)
+        tree = ast.parse((root / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("jax_patterns"):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{name} imports {private} from {node.module}"
+        for fn in ast.walk(tree):  # and no import hidden inside a function
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                inner = [n for n in ast.walk(fn) if isinstance(n, (ast.Import, ast.ImportFrom))]
+                assert not inner, f"{name}: {fn.name} imports inside its body"

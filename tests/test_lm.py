@@ -380,6 +380,60 @@ def test_cross_entropy_of_an_empty_batch_is_nan_like_audiocraft():
     assert np.isnan(ce)
 
 
+def test_segment_losses_never_turn_device_values_they_cannot_check_into_a_number():
+    logits = jnp.asarray(RNG.standard_normal((2, 2, 4, CARD)), jnp.float32)
+    targets = np.array([[[1, 2, 3, -1], [0, 1, 7, -1]], [[4, 5, -1, -1], [6, 2, -1, -1]]])
+    ids = np.array([[1, 1, 2, 0], [1, 1, 0, 0]])
+    good = lm.packed_segment_cross_entropy(logits, targets, ids, 2)
+    assert np.isfinite(np.asarray(good)[:, 0]).all() and np.isfinite(float(good[0, 1]))
+    bad = targets.copy()
+    bad[0, 0, 2] = CARD  # a target outside [0, card): host raises, device gives NaN for its segment only
+    with pytest.raises(ValueError, match=r"`targets`\[0, 0, 2\] = 8; expected -1 or a code in \[0, card=8\)"):
+        lm.packed_segment_cross_entropy(logits, bad, ids, 2)
+    got = np.asarray(lm.packed_segment_cross_entropy(logits, jnp.asarray(bad), ids, 2))
+    assert np.isnan(got[0, 1]) and np.array_equal(got[0, 0], good[0, 0]) and np.array_equal(got[1], good[1], True)
+    lost = ids.copy()
+    lost[1, 1] = 3  # beyond `segments`: its target would be scored nowhere; host raises, device gives NaN for the row
+    with pytest.raises(ValueError, match=r"`segment_ids`\[1, 1\] = 3; expected an id in \[1, segments=2\]"):
+        lm.packed_segment_cross_entropy(logits, targets, lost, 2)
+    got = np.asarray(lm.packed_segment_cross_entropy(logits, targets, jnp.asarray(lost), 2))
+    assert np.isnan(got[1]).all() and np.array_equal(got[0], good[0])
+    padding = ids.copy()
+    padding[0, 2] = 0  # a target at a padding position (id 0)
+    with pytest.raises(ValueError, match=r"`segment_ids`\[0, 2\] = 0; expected an id in \[1, segments=2\]"):
+        lm.packed_segment_cross_entropy(logits, targets, padding, 2)
+
+
+def test_compute_predictions_refuses_what_it_would_feed_the_model_wrong():
+    pattern = jp.DelayedPatternProvider(2).get_pattern(3)
+    seen = []
+
+    def model(seq):
+        seen.append(np.asarray(seq))
+        return jnp.zeros((*seq.shape, CARD))
+
+    codes = np.array([[[1, 2, 3], [2**32 + 1, 2, 3]]], np.int64)  # an int32 cast would feed the model the code 1
+    with pytest.raises(ValueError, match=r"`codes` holds 4294967297, which int32 tokens cannot hold"):
+        lm.compute_predictions(model, codes, pattern, CARD)
+    assert seen == []
+    with pytest.raises(ValueError, match=r"`apply_fn` returned logits of shape \(1, 2, 3, 8\) for the sequence of "
+                                         r"shape \(1, 2, 4\)"):  # fmt: skip
+        lm.compute_predictions(lambda seq: jnp.zeros((*seq.shape[:2], 3, CARD)), codes % 4, pattern, CARD)
+
+
+def test_check_lengths_reports_the_real_minimum():
+    from jax.experimental import checkify
+
+    def run(n):
+        return checkify.checkify(jax.jit(lambda n: jp.check_lengths(n, 8)))(n)[0].get()
+
+    assert run(jnp.array([3, 9])) == "lengths must lie in [0, 8]; got min 3 and max 9 (`check` failed)"
+    assert run(jnp.array([3, -2])) == "lengths must lie in [0, 8]; got min -2 and max 3 (`check` failed)"
+    assert run(jnp.zeros(0, jnp.int32)) is None and run(jnp.array([0, 8])) is None
+    with pytest.raises(ValueError, match=r"`lengths` must lie in \[0, T_max=8\]; lengths\[1\] = 4294967296"):
+        jp.check_lengths(np.array([1, 2**32]), 8)  # host lengths: checked at once, in their own dtype
+
+
 def test_eager_cross_entropy_moves_nothing_to_the_device_in_steady_state():
     pattern = jp.CoarseFirstPattern(3, [0, 1]).get_pattern(6)
     logits = jnp.ones((2, 3, pattern.valid_steps, 5))

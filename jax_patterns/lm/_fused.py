@@ -33,7 +33,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_patterns import Pattern
-from jax_patterns._checks import check_flag, check_int, check_padding_side, validate_lengths
+from jax_patterns._checks import check_flag, check_int
+from jax_patterns.lm._targets import (
+    check_packed_targets,
+    check_pattern,
+    codebook_means,
+    dtype_of,
+    expected_steps,
+    pattern_targets,
+    steps_hint,
+)
 
 BLOCK_ELEMENTS = 2**21
 """Float32 logits per block when `block_steps` is None (8 MB)."""
@@ -56,19 +65,19 @@ def _check_heads(hidden: tp.Any, heads: tp.Any, bias: tp.Any) -> tuple[int, int,
         raise ValueError(f"`heads` must be [K, D, card] (one projection per codebook), got shape {w_shape}")
     if w_shape[1] != h_shape[2]:
         raise ValueError(f"`heads` has D={w_shape[1]} (shape {w_shape}) but `hidden` has D={h_shape[2]}")
-    for name, value in (("hidden", hidden), ("heads", heads)):
-        dtype = jnp.asarray(value).dtype if not hasattr(value, "dtype") else value.dtype
-        if not jnp.issubdtype(dtype, jnp.floating):
-            raise TypeError(f"`{name}` must be floating point, got dtype {dtype}")
     if bias is not None and tuple(np.shape(bias)) != (w_shape[0], w_shape[2]):
         raise ValueError(f"`bias` has shape {tuple(np.shape(bias))}; expected [K, card] = {(w_shape[0], w_shape[2])}")
+    for name, value in (("hidden", hidden), ("heads", heads), ("bias", bias)):
+        if value is not None and not jnp.issubdtype(dtype_of(value), jnp.floating):
+            raise TypeError(f"`{name}` must be floating point, got dtype {dtype_of(value)}")
     return h_shape[0], h_shape[1], w_shape[0], w_shape[2]
 
 
 def _block(block_steps: tp.Any, batch: int, n_q: int, card: int, steps: int) -> int:
     if block_steps is None:
         return default_block_steps(batch, n_q, card, steps)
-    return check_int("block_steps", block_steps, minimum=1)
+    # capped at S here, before the static key: every block of S steps or more is one program
+    return min(check_int("block_steps", block_steps, minimum=1), max(steps, 1))
 
 
 def fused_pattern_cross_entropy(
@@ -91,8 +100,18 @@ def fused_pattern_cross_entropy(
     unfused loss with every option it has (`keep_only_valid_steps`, `mask`,
     `lengths` host or traced, `padding_side`, `average`, the `S - 1` input
     steps); the compiled program holds no `[B, K, S, card]` array, forward or
-    backward (see the module docstring). bfloat16 `hidden` and `heads` give
-    float32 logits and float32 accumulation.
+    backward (see the module docstring).
+
+    Dtypes (any floating mix, strict dtype promotion included): `hidden` and
+    `heads` are multiplied in one dtype, `matmul_dtype` (theirs when they
+    agree; for a mix the wider when it is at least float32, else float32:
+    every cast exact), and the products accumulate in float32: the logits,
+    log-normalisers, sums and the loss are float32, and `bias` is added in
+    float32. So bfloat16 inputs give the loss of their float32 casts, and a mix
+    gives the loss of the float32 casts of all three. Each gradient comes back
+    in its argument's own dtype; the backward matmuls run in `matmul_dtype`
+    (for bfloat16 inputs, the logits' gradient rounded to bfloat16 once),
+    accumulated in float32.
 
     Args:
       hidden: `[B, S, D]`, the trunk's output at each sequence step (`S` is the
@@ -103,7 +122,7 @@ def fused_pattern_cross_entropy(
       bias: optional `[K, card]`.
       keep_only_valid_steps, mask, lengths, padding_side, average: as for
         `pattern_cross_entropy`.
-      block_steps: steps per block (None: `default_block_steps`).
+      block_steps: steps per block, an int >= 1 (None: `default_block_steps`; more than S: S).
 
     Returns:
       `(ce, ce_per_codebook [K])`, float32.
@@ -122,35 +141,18 @@ def fused_pattern_cross_entropy(
       >>> round(float(ce), 4)  # log(4): uniform logits over 4 classes
       1.3863
     """
-    from jax_patterns.lm._train import _check_targets
-
+    pattern = check_pattern(pattern)
     batch, steps, n_q, card = _check_heads(hidden, heads, bias)
     kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
-    check_padding_side(padding_side)
     if n_q != pattern.n_q:
         raise ValueError(f"`heads` has K={n_q} codebooks but the pattern has n_q={pattern.n_q}")
-    if codes is None:
-        raise TypeError("`codes` is None; expected int codes [B, K, T]")
-    code_shape = tuple(np.shape(codes))
-    if code_shape != (batch, n_q, pattern.timesteps):
-        raise ValueError(f"`codes` has shape {code_shape}; expected {(batch, n_q, pattern.timesteps)}")
-    code_dtype = codes.dtype if hasattr(codes, "dtype") else np.asarray(codes).dtype
-    if code_dtype == np.bool_ or not jnp.issubdtype(code_dtype, jnp.integer):
-        raise TypeError(f"`codes` must hold integer codes, got dtype {code_dtype}")
-    expected = pattern.valid_steps if kovs else len(pattern)
-    if steps != expected and not (pattern.starts_with_special_token() and steps == expected - 1):
-        also = f" or {expected - 1} (the inputs less their last step)" if pattern.starts_with_special_token() else ""
+    if steps not in expected_steps(pattern, kovs):
         raise ValueError(
-            f"`hidden` has S={steps} steps; the pattern needs S={expected}{also} (keep_only_valid_steps={kovs})"
+            f"`hidden` has S={steps} steps; the pattern needs {steps_hint(pattern, kovs)} "
+            f"(keep_only_valid_steps={kovs})"
         )
-    if lengths is not None:
-        validate_lengths(lengths, (batch,), pattern.timesteps)
-    if mask is not None and tuple(np.shape(mask)) != code_shape:
-        raise ValueError(f"`mask` has shape {tuple(np.shape(mask))}; expected the codes' shape {code_shape}")
-    if not isinstance(average, str) or average not in ("codebooks", "tokens"):
-        raise ValueError(f'`average` must be "codebooks" or "tokens", got {average!r}')
-    steps_of, valid = pattern.logit_steps(kovs, lengths=lengths, padding_side=padding_side)
-    _check_targets(codes, card, valid, mask)
+    options = dict(mask=mask, lengths=lengths, padding_side=padding_side, average=average)
+    steps_of, valid, mask = pattern_targets(codes, pattern, batch, card, keep_only_valid_steps=kovs, **options)
     block = _block(block_steps, batch, n_q, card, steps)
     return _fused_pattern(hidden, heads, bias, codes, steps_of, valid, mask, average=average, block=block)
 
@@ -164,7 +166,7 @@ def _fused_pattern(hidden, heads, bias, codes, steps_of, valid, mask, *, average
     own = jnp.asarray(valid)
     # each codebook's count of scored codes; without a mask, from the (constant) `[K, T]` table times B, so that
     # XLA never folds a `[B, K, T]` constant inside the caller's jit
-    count = jnp.sum(own.reshape((-1,) + own.shape[-2:]), axis=(0, 2)) * (batch if own.ndim == 2 else 1)
+    count = jnp.sum(own, axis=(*range(own.ndim - 2), own.ndim - 1)) * (batch if own.ndim == 2 else 1)  # T=0 too
     valid = jnp.broadcast_to(own, shape)
     if mask is not None:
         valid = valid & jnp.asarray(mask, dtype=bool)
@@ -178,10 +180,13 @@ def _fused_pattern(hidden, heads, bias, codes, steps_of, valid, mask, *, average
     targets = jnp.full((batch, n_q, steps), -1, jnp.int32).at[b, q, where].set(values, mode="drop")
     count = count.astype(jnp.float32)
     bad = jnp.any(bad, axis=(0, 2))
-    if average == "tokens":  # the gradient of the mean over every scored code, zero where the loss is NaN
-        weights = jnp.where(jnp.any(bad), 0.0, 1.0 / jnp.sum(count)) * jnp.ones_like(count)
+    # the weights of the loss's gradient: a codebook with a bad target or nothing to score (no 1 / 0) weighs 0, as
+    # its terms do in the unfused loss's gradient
+    if average == "tokens":  # the mean over every scored code
+        tokens = jnp.sum(count)
+        weights = jnp.where(jnp.any(bad) | (tokens == 0), 0.0, 1.0 / jnp.maximum(tokens, 1.0)) * jnp.ones_like(count)
     else:  # the mean over codebooks of their means
-        weights = jnp.where(bad, 0.0, 1.0 / (n_q * count))
+        weights = jnp.where(bad | (count == 0), 0.0, 1.0 / (n_q * jnp.maximum(count, 1.0)))
     total, sums = _fused_sums(hidden, heads, bias, targets, weights, block)
     per_codebook = jnp.where(bad, jnp.nan, sums / count)
     if average == "tokens":
@@ -204,7 +209,19 @@ def fused_packed_cross_entropy(
 
     `targets [B, K, S]` are `Packed.targets` (-1 where nothing is predicted);
     value and gradients equal the unfused loss (audiocraft's averaging: per
-    codebook, then over codebooks), `skip_empty` included.
+    codebook, then over codebooks), `skip_empty` included. Dtypes as for
+    `fused_pattern_cross_entropy`.
+
+    Args:
+      hidden: `[B, S, D]`, the trunk's output on the packed tokens.
+      heads: `[K, D, card]`, one projection per codebook.
+      targets: `[B, K, S]` int targets (`Packed.targets`, -1 where none).
+      bias: optional `[K, card]`.
+      block_steps: steps per block, an int >= 1 (None: `default_block_steps`; more than S: S).
+      skip_empty: leave codebooks without targets out of the mean (see `packed_cross_entropy`).
+
+    Returns:
+      `(ce, ce_per_codebook [K])`, float32.
 
     Raises:
       ValueError: shapes that do not fit, host targets outside `[-1, card)`.
@@ -215,8 +232,6 @@ def fused_packed_cross_entropy(
         raise TypeError("`targets` is None; expected int targets [B, K, S] (`Packed.targets`)")
     if tuple(np.shape(targets)) != (batch, n_q, steps):
         raise ValueError(f"`targets` has shape {tuple(np.shape(targets))}; expected [B, K, S] = {(batch, n_q, steps)}")
-    from jax_patterns.lm._train import check_packed_targets
-
     check_packed_targets(targets, card)
     block = _block(block_steps, batch, n_q, card, steps)
     return _fused_packed(hidden, heads, bias, targets, block=block, skip_empty=check_flag("skip_empty", skip_empty))
@@ -224,8 +239,6 @@ def fused_packed_cross_entropy(
 
 @functools.partial(jax.jit, static_argnames=("block", "skip_empty"))
 def _fused_packed(hidden, heads, bias, targets, *, block: int, skip_empty: bool):
-    from jax_patterns.lm._train import codebook_means
-
     hidden, heads, targets = jnp.asarray(hidden), jnp.asarray(heads), jnp.asarray(targets)
     card = heads.shape[-1]
     valid = targets != -1
@@ -234,7 +247,7 @@ def _fused_packed(hidden, heads, bias, targets, *, block: int, skip_empty: bool)
     count = jnp.sum(valid, axis=(0, 2)).astype(jnp.float32)
     scored = (count > 0) if skip_empty else jnp.ones_like(bad)
     share = jnp.maximum(jnp.sum(scored), 1).astype(jnp.float32) if skip_empty else jnp.float32(targets.shape[1])
-    weights = jnp.where(bad | ~scored, 0.0, 1.0 / (share * (jnp.maximum(count, 1.0) if skip_empty else count)))
+    weights = jnp.where(bad | ~scored | (count == 0), 0.0, 1.0 / (share * jnp.maximum(count, 1.0)))  # no 1 / 0
     total, sums = _fused_sums(hidden, heads, bias, clean, weights, block)
     mean, per_codebook = codebook_means(sums, count, bad, skip_empty)
     return _with_gradient_of(mean, total), per_codebook
@@ -255,17 +268,36 @@ def _with_gradient_of(value: jax.Array, total: jax.Array) -> jax.Array:
     return total + jax.lax.stop_gradient(value - total)
 
 
+def matmul_dtype(hidden_dtype: tp.Any, heads_dtype: tp.Any) -> np.dtype:
+    """The dtype `hidden` and `heads` are multiplied in: theirs when they agree; for a mix, the wider of the two
+    when it is at least float32, else float32 (bfloat16 beside float16: neither holds the other).
+
+    Chosen here, explicitly: `jnp.promote_types` refuses every mix under strict dtype promotion. Every cast it
+    implies is exact, so a mix gives the loss of the float32 (or wider) casts of the inputs.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> str(matmul_dtype(jnp.bfloat16, jnp.bfloat16)), str(matmul_dtype(jnp.bfloat16, jnp.float16))
+      ('bfloat16', 'float32')
+    """
+    a, b = np.dtype(hidden_dtype), np.dtype(heads_dtype)
+    if a == b:
+        return a
+    wider = a if jnp.finfo(a).bits >= jnp.finfo(b).bits else b
+    return wider if jnp.finfo(wider).bits >= 32 else np.dtype(np.float32)
+
+
 def _common(hidden: jax.Array, heads: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """`hidden` and `heads` in one dtype (float32 beside bfloat16 wins), explicitly: strict promotion allows no mix."""
-    dtype = jnp.promote_types(hidden.dtype, heads.dtype)
+    """`hidden` and `heads` in one dtype (`matmul_dtype`), cast explicitly: strict promotion allows no mix."""
+    dtype = matmul_dtype(hidden.dtype, heads.dtype)
     return hidden.astype(dtype), heads.astype(dtype)
 
 
 def _bias_of(bias: tp.Any, heads: jax.Array) -> jax.Array:
-    """The bias `[K, card]` in the heads' dtype (zeros when None: nothing asks for their gradient)."""
+    """The bias `[K, card]` in float32, the logits' dtype it is added in (zeros when None: no gradient asked)."""
     if bias is None:
-        return jnp.zeros((heads.shape[0], heads.shape[2]), heads.dtype)
-    return jnp.asarray(bias).astype(heads.dtype)
+        return jnp.zeros((heads.shape[0], heads.shape[2]), jnp.float32)
+    return jnp.asarray(bias).astype(jnp.float32)
 
 
 # ---------------------------------------------------------------------------
@@ -292,10 +324,15 @@ def _picked_and_norm(logits: jax.Array, targets: jax.Array) -> tuple[jax.Array, 
 
 
 def _d_logits(logits: jax.Array, norm: jax.Array, targets: jax.Array, scale: jax.Array) -> jax.Array:
-    """`scale[k] * (softmax - onehot(target))` at scored steps, 0 elsewhere: the logits' gradient, in float32."""
+    """`scale[k] * (softmax - onehot(target))` at scored steps, 0 elsewhere: the logits' gradient, in float32.
+
+    The mask is applied after the scale: a codebook with nothing to score may have an infinite or NaN scale (the
+    cotangent of `sums / 0`), and its gradient is still 0, as the unfused loss's `where` makes it.
+    """
     soft = jnp.exp(logits - norm[..., None])
     hit = _vocabulary(logits) == targets[..., None]
-    return jnp.where((targets >= 0)[..., None], soft - hit.astype(jnp.float32), 0.0) * scale[None, :, None, None]
+    scaled = (soft - hit.astype(jnp.float32)) * scale[None, :, None, None]
+    return jnp.where((targets >= 0)[..., None], scaled, 0.0)
 
 
 class _Block(tp.NamedTuple):

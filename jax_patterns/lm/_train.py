@@ -10,7 +10,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_patterns import Pattern
-from jax_patterns._checks import check_flag, validate_lengths
+from jax_patterns._checks import INT32_LIMIT, check_flag, check_int, is_host
+from jax_patterns.lm._targets import (
+    check_integer,
+    check_packed_targets,
+    check_pattern,
+    codebook_means,
+    dtype_of,
+    expected_steps,
+    pattern_targets,
+    steps_hint,
+)
 
 NAN = float("nan")
 
@@ -44,6 +54,13 @@ def compute_predictions(
     Returns:
       `(logits [B, K, T, card], mask [B, K, T])`; logits are NaN where the mask is False.
 
+    Raises:
+      TypeError: `pattern` not a Pattern, `apply_fn` not callable, non-integer
+        codes, non-floating logits, a bad `special_token` or `keep_only_valid_steps`.
+      ValueError: codes of another shape or outside int32, bad `lengths` or
+        `padding_side`, logits from `apply_fn` that are not `[B, K, S, card]`
+        for the sequence `[B, K, S]` it was given.
+
     Example:
       >>> import jax.numpy as jnp
       >>> from jax_patterns import DelayedPatternProvider
@@ -53,9 +70,29 @@ def compute_predictions(
       >>> logits.shape, mask.tolist()
       ((1, 2, 3, 5), [[[True, True, True], [True, True, False]]])
     """
-    kovs = keep_only_valid_steps
+    pattern = check_pattern(pattern)
+    if not callable(apply_fn):
+        raise TypeError(f"`apply_fn` must be the model, seq [B, K, S] -> logits [B, K, S, card]; got {apply_fn!r:.80}")
+    kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
+    check_integer("codes", codes)
+    shape = tuple(np.shape(codes))
+    if len(shape) != 3 or shape[1:] != (pattern.n_q, pattern.timesteps):
+        raise ValueError(f"`codes` must be [B, K={pattern.n_q}, T={pattern.timesteps}], got shape {shape}")
+    if is_host(codes) and np.size(codes):  # in their own dtype: an int64 2**32 must not reach the model as 0
+        host = np.asarray(codes)
+        low, high = int(host.min()), int(host.max())
+        if low < -INT32_LIMIT or high >= INT32_LIMIT:
+            raise ValueError(f"`codes` holds {low if low < -INT32_LIMIT else high}, which int32 tokens cannot hold")
     seq, _, _ = pattern.build_pattern_sequence(codes, special_token, kovs, lengths=lengths, padding_side=padding_side)
     logits = apply_fn(seq)
+    out = tuple(np.shape(logits)) if logits is not None else None
+    if out is None or len(out) != 4 or out[:3] != tuple(seq.shape):
+        raise ValueError(
+            f"`apply_fn` returned logits of shape {out} for the sequence of shape {tuple(seq.shape)}; expected "
+            f"[B, K, S, card] = {(*seq.shape, 'card')}"
+        )
+    if not jnp.issubdtype(dtype_of(logits), jnp.floating):
+        raise TypeError(f"`apply_fn` returned logits of dtype {dtype_of(logits)}; expected floating point")
     values, _, mask = pattern.revert_pattern_logits(
         logits, NAN, kovs, card_axis=-1, lengths=lengths, padding_side=padding_side
     )
@@ -127,63 +164,24 @@ def pattern_cross_entropy(
       >>> round(float(ce), 4)  # log(4): uniform logits over 4 classes
       1.3863
     """
-    if logits_seq is None or codes is None:
-        raise TypeError(
-            f"`logits_seq` and `codes` must be arrays, got {type(logits_seq).__name__} and {type(codes).__name__}"
-        )
-    shapes = (tuple(np.shape(logits_seq)), tuple(np.shape(codes)))
-    if len(shapes[0]) != 4 or len(shapes[1]) != 3:
+    pattern = check_pattern(pattern)
+    if logits_seq is None:
+        raise TypeError("`logits_seq` is None; expected logits [B, K, S, card]")
+    shape = tuple(np.shape(logits_seq))
+    if len(shape) != 4:
+        raise ValueError(f"`logits_seq` must be [B, K, S, card], got shape {shape}")
+    batch, n_q, steps, card = shape
+    kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
+    if n_q != pattern.n_q or steps not in expected_steps(pattern, kovs):
         raise ValueError(
-            f"`logits_seq` must be [B, K, S, card] and `codes` [B, K, T]; got shapes {shapes[0]} and {shapes[1]}"
+            f"`logits_seq` has K={n_q}, S={steps}; the pattern needs K={pattern.n_q}, {steps_hint(pattern, kovs)} "
+            f"(keep_only_valid_steps={kovs})"
         )
-    batch, n_q, steps, card = shapes[0]
-    expected_steps = pattern.valid_steps if keep_only_valid_steps else len(pattern)
-    # With a leading special step the last step's logits predict nothing: the logits of the sequence
-    # without its last step (transformers' training inputs, `ids[..., :-1]`) are enough.
-    cut = pattern.starts_with_special_token() and steps == expected_steps - 1
-    if (n_q, steps) != (pattern.n_q, expected_steps) and not (n_q == pattern.n_q and cut):
-        also = (
-            f" or {expected_steps - 1} (the inputs less their last step)" if pattern.starts_with_special_token() else ""
-        )
-        raise ValueError(
-            f"`logits_seq` has K={n_q}, S={steps}; the pattern needs K={pattern.n_q}, S={expected_steps}{also} "
-            f"(keep_only_valid_steps={keep_only_valid_steps})"
-        )
-    if shapes[1] != (batch, n_q, pattern.timesteps):
-        raise ValueError(f"`codes` has shape {shapes[1]}; expected {(batch, n_q, pattern.timesteps)}")
-    code_dtype = codes.dtype if hasattr(codes, "dtype") else np.asarray(codes).dtype
-    if not jnp.issubdtype(code_dtype, jnp.integer):
-        raise TypeError(f"`codes` must hold integer codes, got dtype {code_dtype}")
-    if lengths is not None:  # one length per example of this batch (the pattern alone would take any batch shape)
-        validate_lengths(lengths, (batch,), pattern.timesteps)
-    steps_of, valid = pattern.logit_steps(keep_only_valid_steps, lengths=lengths, padding_side=padding_side)
-    if mask is not None and tuple(np.shape(mask)) != shapes[1]:
-        raise ValueError(f"`mask` has shape {tuple(np.shape(mask))}; expected the codes' shape {shapes[1]}")
-    if not isinstance(average, str) or average not in ("codebooks", "tokens"):
-        raise ValueError(f'`average` must be "codebooks" or "tokens", got {average!r}')
-    _check_targets(codes, card, valid, mask)
+    if not jnp.issubdtype(dtype_of(logits_seq), jnp.floating):
+        raise TypeError(f"`logits_seq` must be floating point, got dtype {dtype_of(logits_seq)}")
+    options = dict(mask=mask, lengths=lengths, padding_side=padding_side, average=average)
+    steps_of, valid, mask = pattern_targets(codes, pattern, batch, card, keep_only_valid_steps=kovs, **options)
     return _cross_entropy(logits_seq, codes, steps_of, valid, mask, average=average)
-
-
-def _check_targets(codes: tp.Any, card: int, valid: jax.Array, mask: tp.Any) -> None:
-    """Host codes: a target outside `[0, card)` at a position that is scored raises (device codes give NaN)."""
-    if not isinstance(codes, (np.ndarray, list, tuple)):
-        return  # on a device or traced: never read back; the loss of that codebook is NaN instead
-    codes = np.asarray(codes)
-    outside = (codes < 0) | (codes >= card)
-    if not outside.any():
-        return
-    if mask is not None:
-        if isinstance(mask, jax.core.Tracer):
-            return
-        outside &= np.asarray(mask, dtype=bool)
-    outside &= np.broadcast_to(np.asarray(valid), codes.shape)  # only here, with bad host codes: a small copy
-    if outside.any():
-        b, q, t = (int(i) for i in np.argwhere(outside)[0])
-        raise ValueError(
-            f"`codes`[{b}, {q}, {t}] = {int(codes[b, q, t])} is a target outside [0, card={card}) at a position "
-            "that is scored; mask it out (`mask=`, `lengths=`) or fix the targets (special tokens are not targets)"
-        )
 
 
 def _log_normalizer(logits: jax.Array) -> jax.Array:
@@ -270,26 +268,6 @@ def packed_cross_entropy(
     return _packed_cross_entropy(logits_seq, targets, skip_empty=check_flag("skip_empty", skip_empty))
 
 
-def check_packed_targets(targets: tp.Any, card: int) -> None:
-    """Per-step targets (`Packed.targets`): integer, and host values in `[-1, card)` (device values give NaN).
-
-    Raises:
-      TypeError: non-integer targets.
-      ValueError: a host target outside `[-1, card)`.
-    """
-    dtype = targets.dtype if hasattr(targets, "dtype") else np.asarray(targets).dtype
-    if dtype == np.bool_ or not jnp.issubdtype(dtype, jnp.integer):
-        raise TypeError(f"`targets` must hold integer codes, got dtype {dtype}")
-    if isinstance(targets, (np.ndarray, list, tuple)):
-        host = np.asarray(targets)
-        bad = (host < -1) | (host >= card)
-        if bad.any():
-            b, q, s = (int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(
-                f"`targets`[{b}, {q}, {s}] = {int(host[b, q, s])}; expected -1 or a code in [0, card={card})"
-            )
-
-
 def _target_nll(logits_seq: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.Array]:
     """`(nll [B, K, S], valid [B, K, S])` of per-step targets (-1: none); 0 where there is no target."""
     card = logits_seq.shape[-1]
@@ -307,22 +285,6 @@ def _packed_cross_entropy(logits_seq, targets, *, skip_empty: bool = False):
     return codebook_means(jnp.sum(nll, axis=(0, 2)), count, bad, skip_empty)
 
 
-def codebook_means(sums: jax.Array, count: jax.Array, bad: jax.Array, skip_empty: bool) -> tuple[jax.Array, jax.Array]:
-    """`(mean, per_codebook)` from per-codebook sums and counts: audiocraft's averaging (the packed losses').
-
-    `bad` codebooks are NaN. An empty codebook is NaN too (a mean of nothing),
-    or, with `skip_empty`, left out of the mean with no 0 / 0 anywhere, so the
-    gradient stays finite (a batch with nothing to score gives 0).
-    """
-    if skip_empty:
-        safe = sums / jnp.maximum(count, 1.0)
-        scored = count > 0
-        mean = jnp.sum(jnp.where(scored, safe, 0.0)) / jnp.maximum(jnp.sum(scored), 1).astype(jnp.float32)
-        return jnp.where(jnp.any(bad), jnp.nan, mean), jnp.where(bad | ~scored, jnp.nan, safe)
-    per_codebook = jnp.where(bad, jnp.nan, sums / count)
-    return jnp.mean(per_codebook), per_codebook
-
-
 def packed_segment_cross_entropy(
     logits_seq: jax.typing.ArrayLike, targets: jax.typing.ArrayLike, segment_ids: jax.typing.ArrayLike, segments: int
 ) -> jax.Array:
@@ -332,33 +294,59 @@ def packed_segment_cross_entropy(
     of that example by itself: the mean negative log-likelihood of its codes per
     codebook, then the mean over codebooks. Equal to `pattern_cross_entropy` of
     the example as a batch of one (tested). Rows with fewer segments give NaN
-    after their last, as an empty batch does.
+    after their last, as an empty batch does. Host targets and segment ids are
+    checked; device ones are not read back: a target outside `[0, card)` makes
+    its segment NaN, and a target at a position whose segment id is outside
+    `[1, segments]` (scored in no segment) makes its row NaN, never a number.
 
     Args:
       logits_seq: `[B, K, S, card]` logits on the packed tokens.
       targets: `[B, K, S]` (`Packed.targets`).
       segment_ids: `[B, S]` (`Packed.segment_ids`).
-      segments: the most segments a row holds (static).
+      segments: the most segments a row holds (a static int >= 1).
 
     Returns:
       float32 `[B, segments]`.
 
     Raises:
-      ValueError: shapes that do not match.
+      ValueError: shapes that do not match; host targets outside `[-1, card)`; host `segment_ids` outside
+        `[0, segments]`, or a target at a position of segment id 0 (padding).
+      TypeError: `segments` not an int; non-integer targets or segment ids.
     """
+    segments = check_int("segments", segments, minimum=1)
+    if segments >= INT32_LIMIT:
+        raise ValueError(f"`segments` must be below 2**31, got {segments}")
     shapes = tuple(np.shape(logits_seq)), tuple(np.shape(targets)), tuple(np.shape(segment_ids))
     if len(shapes[0]) != 4 or shapes[0][:3] != shapes[1] or shapes[2] != (shapes[1][0], shapes[1][2]):
         raise ValueError(
-            f"expected logits_seq [B, K, S, card], targets [B, K, S] and segment_ids [B, S]; got shapes {shapes}"
+            f"expected `logits_seq` [B, K, S, card], `targets` [B, K, S] and `segment_ids` [B, S]; got shapes {shapes}"
         )
-    return _packed_segment_cross_entropy(logits_seq, targets, segment_ids, int(segments))
+    check_packed_targets(targets, shapes[0][3])
+    check_integer("segment_ids", segment_ids, "integer segment ids")
+    if is_host(segment_ids):
+        ids = np.asarray(segment_ids)
+        outside = (ids < 0) | (ids > segments)
+        if is_host(targets):  # a target in the padding (id 0) would be scored nowhere
+            outside |= (ids == 0) & np.any(np.asarray(targets) != -1, axis=1)
+        if outside.any():
+            b, s = (int(i) for i in np.argwhere(outside)[0])
+            raise ValueError(
+                f"`segment_ids`[{b}, {s}] = {int(ids[b, s])}; expected an id in [1, segments={segments}] "
+                "(0 only where no target is)"
+            )
+    return _packed_segment_cross_entropy(logits_seq, targets, segment_ids, segments)
 
 
 @functools.partial(jax.jit, static_argnums=3)
 def _packed_segment_cross_entropy(logits_seq, targets, segment_ids, segments):
-    logits_seq, targets = jnp.asarray(logits_seq), jnp.asarray(targets)
+    logits_seq, targets, ids = jnp.asarray(logits_seq), jnp.asarray(targets), jnp.asarray(segment_ids)
     nll, valid = _target_nll(logits_seq, targets)  # [B, K, S]
-    which = jax.nn.one_hot(jnp.asarray(segment_ids) - 1, segments, dtype=jnp.float32)  # [B, S, R]; padding: zeros
+    which = jax.nn.one_hot(ids - 1, segments, dtype=jnp.float32)  # [B, S, R]; padding: zeros
     sums = jnp.einsum("bks,bsr->brk", nll, which)
     counts = jnp.einsum("bks,bsr->brk", valid.astype(jnp.float32), which)
-    return jnp.mean(sums / counts, axis=-1)
+    # device values are not read back: a target outside [0, card) makes its segment NaN, and a target whose
+    # segment id is outside [1, segments] (scored nowhere) its row, never a number
+    bad = valid & ((targets < 0) | (targets >= logits_seq.shape[-1]))
+    bad_segment = jnp.einsum("bks,bsr->br", bad.astype(jnp.float32), which) > 0
+    lost = jnp.any(valid & ((ids < 1) | (ids > segments))[:, None, :], axis=(1, 2))
+    return jnp.where(bad_segment | lost[:, None], jnp.nan, jnp.mean(sums / counts, axis=-1))
