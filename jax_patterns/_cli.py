@@ -178,9 +178,9 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     bench = commands.add_parser(
         "bench", help="time every operation against the torch reference and a plain copy", description=_bench_doc()
     )
-    from jax_patterns import _bench
+    from jax_patterns import bench as bench_command
 
-    _bench.add_arguments(bench)
+    bench_command.add_arguments(bench)
     train = commands.add_parser(
         "train",
         help="train the example NNX codec LM on a synthetic corpus (packing, grain, jax.distributed, orbax)",
@@ -200,7 +200,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
                 raise UserError(str(err)) from err
         elif args.command == "bench":
             try:
-                code = _bench.run(args)
+                code = bench_command.run(args)
             except ValueError as err:
                 raise UserError(str(err)) from err
         else:
@@ -217,6 +217,6 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
 
 
 def _bench_doc() -> str:
-    from jax_patterns import _bench
+    from jax_patterns.bench import _command
 
-    return (_bench.__doc__ or "").split("\n", 1)[1].strip()
+    return (_command.__doc__ or "").split("\n", 1)[1].strip()

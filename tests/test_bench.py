@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from jax_patterns import _bench, _cli
+from jax_patterns import _cli, bench
 
 
 def test_bench_json_has_every_operation(capsys):
@@ -49,9 +49,9 @@ def test_bench_json_has_every_operation(capsys):
 
 
 def test_cross_entropy_and_generation_rows():
-    ce = _bench.bench_cross_entropy(2, 2, 20, 16, 1)
+    ce = bench.bench_cross_entropy(2, 2, 20, 16, 1)
     assert ce[0].extra["baseline_ms"] > 0 and ce[0].extra["temp_MB"] <= ce[0].extra["baseline_temp_MB"]
-    generation = _bench.bench_generation(24, 1)
+    generation = bench.bench_generation(24, 1)
     assert [r.op.split(",")[1].strip() for r in generation] == [
         "counting model (vs bare loop)",
         "NNX CodecLM",
@@ -61,7 +61,7 @@ def test_cross_entropy_and_generation_rows():
 
 
 def test_serving_rows():
-    rows = _bench.bench_serving(24, 1, batch=2, chunks=(4,))
+    rows = bench.bench_serving(24, 1, batch=2, chunks=(4,))
     assert [r.op.split(",")[0] for r in rows] == [
         "generate 24 steps",
         "generate 24 steps",
@@ -73,14 +73,14 @@ def test_serving_rows():
 
 
 def test_training_rows():
-    rows = _bench.bench_training(3, batch=8, max_frames=8, dim=16)
+    rows = bench.bench_training(3, batch=8, max_frames=8, dim=16)
     assert len(rows) == 2
     assert rows[0].extra["packed_padding_fraction"] < rows[0].extra["padded_padding_fraction"]
     assert rows[1].extra["same_loss"] == 1.0 and rows[1].extra["two_processes_tokens_per_s"] > 0
 
 
 def test_fused_rows():
-    rows = _bench.bench_fused(batch=2, ks=(2,), t=12, dims=(8,), card=16, dtypes=("float32",), repeats=1,
+    rows = bench.bench_fused(batch=2, ks=(2,), t=12, dims=(8,), card=16, dtypes=("float32",), repeats=1,
                               budget_bytes=2**20)  # fmt: skip
     (row,) = rows
     assert row.jax_ms > 0 and row.extra["baseline_ms"] > 0
@@ -90,7 +90,7 @@ def test_fused_rows():
 
 
 def test_engine_row():
-    (row,) = _bench.bench_engine(requests=6, slots=2, timesteps=12, chunk_steps=4, dim=16, layers=1)
+    (row,) = bench.bench_engine(requests=6, slots=2, timesteps=12, chunk_steps=4, dim=16, layers=1)
     extra = row.extra
     assert row.jax_ms > 0 and extra["baseline_ms"] > 0 and extra["frames_per_s"] > 0
     assert 0 < extra["engine_steps"] and 0 < extra["static_steps"] and extra["chunks"] >= 1
