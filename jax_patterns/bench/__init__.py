@@ -1,6 +1,5 @@
 """jax_patterns.bench: `python -m jax_patterns bench`, one module per concern (see `_command` for the rows)."""
 
-from jax_patterns.bench._command import Row as Row
 from jax_patterns.bench._command import add_arguments as add_arguments
 from jax_patterns.bench._command import bench_construction as bench_construction
 from jax_patterns.bench._command import bench_cross_entropy as bench_cross_entropy
@@ -12,6 +11,7 @@ from jax_patterns.bench._command import bench_ops as bench_ops
 from jax_patterns.bench._command import bench_serving as bench_serving
 from jax_patterns.bench._command import bench_training as bench_training
 from jax_patterns.bench._command import run as run
+from jax_patterns.bench._report import Row as Row
 
 __all__ = (
     "Row",

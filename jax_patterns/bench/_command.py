@@ -12,7 +12,6 @@ medians of `--repeats` runs after a warm-up. Needs torch (the reference path).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import statistics
@@ -26,75 +25,22 @@ import numpy as np
 
 import jax_patterns as jp
 from jax_patterns import _baselines, _indices
+from jax_patterns.bench._report import (
+    Row,
+    blocking,
+    copy_baselines,
+    device_line,
+    format_extras,
+    format_rows,
+    progress,
+    seconds,
+    synced,
+    temp_bytes,
+    timeit,
+    torch_device,
+)
 
 NAN = float("nan")
-
-
-@dataclasses.dataclass
-class Row:
-    op: str
-    shape: str
-    dtype: str
-    jax_ms: float
-    torch_ms: float | None
-    np_copy_ms: float | None
-    xla_copy_ms: float | None
-    out_bytes: int
-    extra: dict = dataclasses.field(default_factory=dict)
-
-    @property
-    def vs_torch(self) -> float | None:
-        return self.torch_ms / self.jax_ms if self.torch_ms else None
-
-    @property
-    def x_copy(self) -> float | None:
-        return self.jax_ms / self.np_copy_ms if self.np_copy_ms else None
-
-    def as_dict(self) -> dict:
-        gbps = self.out_bytes / (self.jax_ms * 1e-3) / 1e9
-        return {**dataclasses.asdict(self), "vs_torch": self.vs_torch, "x_copy": self.x_copy, "jax_out_GBps": gbps}
-
-
-def timeit(fn: tp.Callable[[], tp.Any], repeats: int) -> float:
-    """Median wall time in ms of `fn()` after one warm-up call (fn must block until done)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
-
-
-def _copy_baselines(nbytes: int, repeats: int) -> tuple[float, float]:
-    src = np.ones(nbytes // 4, dtype=np.float32)
-    np_ms = timeit(lambda: src.copy(), repeats)
-    on_device = jnp.asarray(src)
-    copy = jax.jit(lambda x: x * 1.0)
-    xla_ms = timeit(lambda: copy(on_device).block_until_ready(), repeats)
-    return np_ms, xla_ms
-
-
-def _torch_device():
-    """CUDA when jax runs on a GPU and torch sees one (both sides then run on the card), else CPU."""
-    import torch
-
-    on_gpu = jax.devices()[0].platform == "gpu" and torch.cuda.is_available()
-    return torch.device("cuda" if on_gpu else "cpu")
-
-
-def _synced(fn: tp.Callable[[], tp.Any]) -> tp.Callable[[], tp.Any]:
-    import torch
-
-    if not torch.cuda.is_available():
-        return fn
-
-    def run() -> tp.Any:
-        out = fn()
-        torch.cuda.synchronize()
-        return out
-
-    return run
 
 
 def _torch_dtype(dtype: str):
@@ -133,13 +79,13 @@ def bench_ops(
 
     def row(op: str, shape: tuple, dt: str, run_jax, run_torch, out_bytes: int) -> Row:
         jax_ms = timeit(lambda: jax.block_until_ready(run_jax()), repeats)
-        torch_ms = timeit(_synced(run_torch), repeats) if run_torch is not None else None
-        np_ms, xla_ms = _copy_baselines(out_bytes, repeats)
+        torch_ms = timeit(synced(run_torch), repeats) if run_torch is not None else None
+        np_ms, xla_ms = copy_baselines(out_bytes, repeats)
         return Row(op + tag, "x".join(map(str, shape)), dt, jax_ms, torch_ms, np_ms, xla_ms, out_bytes)
 
     if "build" in ops:
         z = jnp.asarray(rng.integers(0, card, (batch, k, t)), dtype=jnp.int32)
-        z_t = torch.from_numpy(np.array(z)).long().to(_torch_device())
+        z_t = torch.from_numpy(np.array(z)).long().to(torch_device())
         build = jax.jit(lambda z, n: pattern.build_pattern_sequence(z, card, True, lengths=n, padding_side=side)[0])
         rows.append(
             row(
@@ -153,7 +99,7 @@ def bench_ops(
         )
     if "revert" in ops:
         s = jnp.asarray(rng.integers(0, card, (batch, k, steps)), dtype=jnp.int32)
-        s_t = torch.from_numpy(np.array(s)).long().to(_torch_device())
+        s_t = torch.from_numpy(np.array(s)).long().to(torch_device())
         revert = jax.jit(lambda s, n: pattern.revert_pattern_sequence(s, card, True, lengths=n, padding_side=side)[0])
         rows.append(
             row(
@@ -170,7 +116,7 @@ def bench_ops(
             continue
         shape = (batch, k, steps, card) if card_axis == -1 else (batch, card, k, steps)
         logits = jax.random.normal(jax.random.key(0), shape, dtype=jnp.dtype(dtype))
-        logits_t = torch.from_numpy(np.array(logits.astype(jnp.float32))).to(_torch_dtype(dtype)).to(_torch_device())
+        logits_t = torch.from_numpy(np.array(logits.astype(jnp.float32))).to(_torch_dtype(dtype)).to(torch_device())
         if card_axis == -1:  # audiocraft's compute_predictions: permute, revert, permute back
 
             def run_torch(x=logits_t):
@@ -249,11 +195,6 @@ def bench_construction(t: int, repeats: int, audiocraft_source: str | None = Non
     return rows
 
 
-def _temp_bytes(jitted: tp.Any, *args: tp.Any) -> int:
-    analysis = jitted.lower(*args).compile().memory_analysis()
-    return int(getattr(analysis, "temp_size_in_bytes", 0))
-
-
 def bench_cross_entropy(batch: int, k: int, t: int, card: int, repeats: int) -> list[Row]:
     """Pattern-domain CE forward+backward vs revert-then-CE (both jax) and the torch reference."""
     import torch
@@ -285,7 +226,7 @@ def bench_cross_entropy(batch: int, k: int, t: int, card: int, repeats: int) -> 
         torch_lm.cross_entropy(values, codes_t, mask)[0].backward()
 
     shape = f"{batch}x{k}x{t}x{card}"
-    ours_temp, reverted_temp = _temp_bytes(ours_grad, logits), _temp_bytes(reverted_grad, logits)
+    ours_temp, reverted_temp = temp_bytes(ours_grad, logits), temp_bytes(reverted_grad, logits)
     return [
         Row(
             "pattern CE fwd+bwd (vs revert-then-CE)",
@@ -355,13 +296,13 @@ def _fused_row(batch: int, k: int, t: int, dim: int, card: int, dtype: str, repe
     programs = {"fused": fused, "unfused": unfused}
     programs = {n: jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2))) for n, f in programs.items()}
     args = args_of(batch)
-    ms = {n: timeit(functools.partial(_blocking, p, *args), repeats) for n, p in programs.items()}
-    temp = {n: _temp_bytes(p, *args) for n, p in programs.items()}
+    ms = {n: timeit(functools.partial(blocking, p, *args), repeats) for n, p in programs.items()}
+    temp = {n: temp_bytes(p, *args) for n, p in programs.items()}
 
     def fits(name: str, b: int) -> bool:  # compiled for abstract shapes: nothing of that size is allocated
         shapes = [jax.ShapeDtypeStruct((b, *x.shape[1:]) if i in (0, 3) else x.shape, x.dtype) for i, x in
                   enumerate(args)]  # fmt: skip
-        return _temp_bytes(programs[name], *shapes) <= budget
+        return temp_bytes(programs[name], *shapes) <= budget
 
     def largest(name: str) -> int:
         """The largest batch (doubling, then bisection) whose program's temp memory fits the budget."""
@@ -394,10 +335,6 @@ def _fused_row(batch: int, k: int, t: int, dim: int, card: int, dtype: str, repe
     )
 
 
-def _blocking(fn: tp.Callable, *args: tp.Any) -> tp.Any:
-    return jax.block_until_ready(fn(*args))
-
-
 def bench_generation(steps: int, repeats: int) -> list[Row]:
     """`generate` over `steps` decoded steps vs a bare compiled decode loop with the same step function."""
     import torch
@@ -424,8 +361,8 @@ def bench_generation(steps: int, repeats: int) -> list[Row]:
     ):
         gen = jax.jit(lambda s, p, f=step_fn: lm.generate(f, s, pattern, p, special_token=card))
         bare = jax.jit(lambda s, f=step_fn: _baselines.bare_decode(f, s, jnp.full((1, k, 1), card, jnp.int32), decoded))
-        gen_ms = timeit(functools.partial(_blocking, gen, state, prompt), repeats)
-        bare_ms = timeit(functools.partial(_blocking, bare, state), repeats)
+        gen_ms = timeit(functools.partial(blocking, gen, state, prompt), repeats)
+        bare_ms = timeit(functools.partial(blocking, bare, state), repeats)
         rows.append(
             Row(
                 f"generate {decoded} steps, {name} (vs bare loop)",
@@ -512,8 +449,8 @@ def bench_magnet(repeats: int, audiocraft_tree: str | None = None) -> list[Row]:
                 )
             )
             bare = jax.jit(lambda f, c, s=sample: _baselines.bare_magnet(f, c, iterations, True, s))
-            ours_ms = timeit(functools.partial(_blocking, ours, fn, jax.random.key(0)), repeats)
-            bare_ms = timeit(functools.partial(_blocking, bare, fn, codes), repeats)
+            ours_ms = timeit(functools.partial(blocking, ours, fn, jax.random.key(0)), repeats)
+            bare_ms = timeit(functools.partial(blocking, bare, fn, codes), repeats)
             rows.append(
                 Row(
                     f"magnet_generate {calls} iterations, {kind}, {name} (vs bare loop, same model calls and sampler)",
@@ -656,7 +593,7 @@ def bench_engine(
     engine_run()
     static_runs, runs = [], []
     for _ in range(2):  # interleaved: this box's speed drifts
-        static_runs.append(_seconds(static))
+        static_runs.append(seconds(static))
         runs.append(engine_run())
     engine, first, engine_s = min(runs, key=lambda r: r[2])
     static_s = min(static_runs)
@@ -687,12 +624,6 @@ def bench_engine(
             },
         )
     ]
-
-
-def _seconds(fn: tp.Callable[[], tp.Any]) -> float:
-    began = time.perf_counter()
-    fn()
-    return time.perf_counter() - began
 
 
 def bench_serving(steps: int, repeats: int, batch: int = 4, chunks: tp.Sequence[int] = (16, 64, 256)) -> list[Row]:
@@ -740,8 +671,8 @@ def bench_serving(steps: int, repeats: int, batch: int = 4, chunks: tp.Sequence[
         bare = jax.jit(
             lambda s, f=step_fn: _baselines.bare_decode(f, s, jnp.full((batch, k, 1), card, jnp.int32), decoded)
         )
-        gen_ms = timeit(functools.partial(_blocking, gen), repeats)
-        bare_ms = timeit(functools.partial(_blocking, bare, state), repeats)
+        gen_ms = timeit(functools.partial(blocking, gen), repeats)
+        bare_ms = timeit(functools.partial(blocking, bare, state), repeats)
         assert (np.asarray(gen()[1]) == pattern.timesteps).all(), "EOS was sampled: the step counts differ"
         rows.append(
             Row(
@@ -870,64 +801,6 @@ def bench_training(steps: int, batch: int = 8, max_frames: int = 64, dim: int = 
     return rows
 
 
-def format_rows(rows: tp.Sequence[Row]) -> str:
-    header = (
-        "op",
-        "shape",
-        "dtype",
-        "jax ms",
-        "torch ms",
-        "np copy ms",
-        "xla copy ms",
-        "vs torch",
-        "x np copy",
-        "jax GB/s out",
-    )
-
-    def fmt(x: float | None, spec: str) -> str:
-        return "-" if x is None else format(x, spec)
-
-    table = [header] + [
-        (
-            r.op,
-            r.shape,
-            r.dtype,
-            fmt(r.jax_ms, ".2f"),
-            fmt(r.torch_ms, ".2f"),
-            fmt(r.np_copy_ms, ".2f"),
-            fmt(r.xla_copy_ms, ".2f"),
-            fmt(r.vs_torch, ".2f") + ("x" if r.vs_torch else ""),
-            fmt(r.x_copy, ".2f") + ("x" if r.x_copy else ""),
-            fmt(r.out_bytes / (r.jax_ms * 1e-3) / 1e9 if r.out_bytes else None, ".1f"),
-        )
-        for r in rows
-    ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in table)
-
-
-def device_line() -> str:
-    """The machine in words; on a GPU, compare the GB/s column with the card's memory bandwidth."""
-    d = jax.devices()[0]
-    line = f"device: {d.platform} {d.device_kind} x{jax.device_count()}, jax {jax.__version__}"
-    try:
-        import torch
-
-        line += f"; torch reference on {_torch_device()} (torch {torch.__version__})"
-    except ImportError:
-        pass
-    return line
-
-
-def _progress(total: int) -> tp.Any:
-    """A tqdm bar on stderr (the rows go to stdout), or None where tqdm is not installed."""
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc="bench", unit="row group", file=sys.stderr, leave=False)
-
-
 def check_arguments(args: tp.Any) -> None:
     """Every flag checked before anything is timed, the output folder included (a run takes minutes).
 
@@ -988,7 +861,7 @@ def run(args: tp.Any) -> int:
                 json.dump(document, f, indent=1)
         return 0
     groups = len(args.k) * len(args.t) * len(args.dtype) * len(variants) + 1 + (0 if args.skip_lm else 5)
-    bar = _progress(groups)
+    bar = progress(groups)
     for k in args.k:
         for t in args.t:
             for dtype in args.dtype:
@@ -1039,17 +912,6 @@ def run(args: tp.Any) -> int:
             print(format_rows(rows[printed:]))
         print(format_extras(rows))
     return 0
-
-
-def format_extras(rows: tp.Sequence[Row]) -> str:
-    """One line per row with extra figures (baselines, memory, batches), and the time ratio to its baseline."""
-    return "\n".join(
-        f"{r.op} [{r.shape} {r.dtype}]: jax {r.jax_ms:.2f} ms; "
-        + ", ".join(f"{k} {v:.3f}" for k, v in r.extra.items())
-        + (f"; jax/baseline {r.jax_ms / r.extra['baseline_ms']:.3f}x" if "baseline_ms" in r.extra else "")
-        for r in rows
-        if r.extra
-    )
 
 
 def add_arguments(parser: tp.Any) -> None:
