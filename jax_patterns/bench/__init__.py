@@ -2,11 +2,11 @@
 
 from jax_patterns.bench._command import add_arguments as add_arguments
 from jax_patterns.bench._command import bench_engine as bench_engine
-from jax_patterns.bench._command import bench_generation as bench_generation
 from jax_patterns.bench._command import bench_magnet as bench_magnet
-from jax_patterns.bench._command import bench_serving as bench_serving
 from jax_patterns.bench._command import bench_training as bench_training
 from jax_patterns.bench._command import run as run
+from jax_patterns.bench._generation import bench_generation as bench_generation
+from jax_patterns.bench._generation import bench_serving as bench_serving
 from jax_patterns.bench._losses import bench_cross_entropy as bench_cross_entropy
 from jax_patterns.bench._losses import bench_fused as bench_fused
 from jax_patterns.bench._ops import bench_construction as bench_construction
