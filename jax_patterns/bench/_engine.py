@@ -13,6 +13,19 @@ import jax_patterns as jp
 from jax_patterns.bench._report import Row, seconds
 
 
+def frame_tables(pattern: jp.Pattern) -> tuple[np.ndarray, np.ndarray]:
+    """From the pattern's coordinates: codebook 0's frame at each step (-1 where it holds none), `[S]`, and the step
+    holding each frame's last code (the step after which the frame is complete in every codebook), `[T]`."""
+    steps, ts, qs = pattern.coords
+    keep = ts < pattern.timesteps
+    steps, ts, qs = steps[keep], ts[keep], qs[keep]
+    first = np.full(len(pattern), -1, np.int32)
+    first[steps[qs == 0]] = ts[qs == 0]
+    last = np.full(pattern.timesteps, -1, np.int64)
+    np.maximum.at(last, ts, steps)
+    return first, last.astype(np.int32)
+
+
 def _eos_model(model: tp.Any, eos: int, pattern: jp.Pattern, card: int) -> tuple[tp.Callable, tp.Callable]:
     """The NNX CodecLM with a length chosen by its prompt: the step function and its state for `batch` rows
     (per-row cache positions).
@@ -22,11 +35,10 @@ def _eos_model(model: tp.Any, eos: int, pattern: jp.Pattern, card: int) -> tuple
     that target per row; later calls force EOS in codebook 0 at the target, and forbid it before.
     """
     from jax_patterns import lm
-    from jax_patterns.lm import _decode
 
     step = lm.step_fn_of(model)
     timesteps = pattern.timesteps
-    frames_of = jnp.asarray(_decode.tables(pattern)[0][0])  # the pattern's own table: no family assumed
+    frames_of = jnp.asarray(frame_tables(pattern)[0])  # the pattern's own table: no family assumed
 
     def target_of(code: tp.Any) -> tp.Any:
         rate = jnp.float32(0.1) + jnp.float32(0.9 / (card - 1)) * code.astype(jnp.float32)
@@ -52,22 +64,21 @@ def bench_engine(
     """`lm.Engine` vs static batches of `generate` in arrival order, on a workload of mixed lengths.
 
     64 requests, EOS uniform over 10-100% of `max_timesteps` (forced by the prompt, see `_eos_model`), the NNX
-    CodecLM (dim 64, 2 layers), K=4 delayed, greedy. Frames per second counts each request's frames up to its
-    EOS. Time to first frame: from the request's entry into a slot to its first frames on the host, against
-    its limit (the steps until frame 0 is complete, here none past the prompt, plus one chunk, at the engine's
-    measured time per step).
+    CodecLM (`dim` wide, `layers` deep, per-row KV cache), K=4 delayed, greedy. Frames per second counts each
+    request's frames up to its EOS. Time to first frame: from the request's entry into a slot to its first frames
+    on the host, against its limit (the steps until frame 0 is complete, here none past the prompt, plus one
+    chunk, at the engine's measured time per step).
     """
     from flax import nnx
 
     from jax_patterns import lm
-    from jax_patterns.lm import _decode
 
     k, card, eos = 4, 64, 0
     provider = jp.DelayedPatternProvider(k)
     pattern = provider.get_pattern(timesteps)
     model = lm.CodecLM(k, card, dim=dim, num_layers=layers, num_heads=4, max_len=len(pattern), rngs=nnx.Rngs(0))
     step_fn, init_state = _eos_model(model, eos, pattern, card)
-    last_step = _decode.tables(pattern)[1]
+    last_step = frame_tables(pattern)[1]
     rng = np.random.default_rng(0)
     codes = rng.integers(1, card, (requests, k, 1)).astype(np.int32)
 
