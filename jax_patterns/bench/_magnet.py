@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_patterns import _baselines
+from jax_patterns.bench._lm_private import magnet_top_p_sampler
 from jax_patterns.bench._report import Row, blocking, timeit
 
 
@@ -26,13 +27,12 @@ def bench_magnet(repeats: int, audiocraft_tree: str | None = None) -> list[Row]:
     from flax import nnx
 
     from jax_patterns import lm
-    from jax_patterns.lm import _magnet
     from torch_compat._magnet import Condition, load_magnet, magnet_harness, toy_logits
 
     batch, k, t, card, steps = 4, 4, 150, 64, (20, 10, 10, 10)
     prompt = jnp.zeros((batch, k, 0), jnp.int32)
     cond = jnp.arange(1, batch + 1, dtype=jnp.int32)
-    iterations = jnp.asarray(_magnet.schedule(steps)["stage"])
+    iterations = jnp.asarray(np.repeat(np.arange(len(steps), dtype=np.int32), steps))  # each iteration's stage
     calls = int(iterations.shape[0])
 
     def toy(tokens, stage):
@@ -40,14 +40,8 @@ def bench_magnet(repeats: int, audiocraft_tree: str | None = None) -> list[Row]:
         return toy_logits(tokens, stage, rows, card, jnp)
 
     model = lm.CodecLM(k, card, dim=64, num_layers=2, num_heads=4, max_len=t, causal=False, rngs=nnx.Rngs(0))
-    table = _magnet.schedule(steps)
-    temps = jnp.asarray(_magnet._temperatures(np.full(batch, 3.0), True, table, batch))
-    keys = jax.vmap(lambda b: jax.random.fold_in(jax.random.key(0), b))(jnp.arange(batch))
-
-    def top_p_sample(logits, j):  # the same sampler and uniforms as magnet_generate's default (top-p 0.9)
-        u = _magnet._uniforms(keys, j, t)
-        zeros, nucleus = jnp.zeros((batch,), jnp.int32), jnp.full((batch,), 0.9, jnp.float32)
-        return _magnet._sample(logits, temps[j], u, True, zeros, nucleus)[0]
+    keys = jax.vmap(lambda b: jax.random.fold_in(jax.random.key(0), b))(jnp.arange(batch))  # magnet_generate's
+    top_p_sample = magnet_top_p_sampler(keys, steps, t)  # the same draw as magnet_generate's default (top-p 0.9)
 
     rows = []
     for name, fn in (("toy model", jax.tree_util.Partial(toy)), ("NNX CodecLM", lm.magnet_fn_of(model))):
