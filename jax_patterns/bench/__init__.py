@@ -1,7 +1,6 @@
-"""jax_patterns.bench: `python -m jax_patterns bench`, one module per concern (see `_command` for the rows)."""
+"""jax_patterns.bench: `python -m jax_patterns bench`, one module per concern; each `bench_*` returns its rows."""
 
 from jax_patterns.bench._command import add_arguments as add_arguments
-from jax_patterns.bench._command import bench_training as bench_training
 from jax_patterns.bench._command import run as run
 from jax_patterns.bench._engine import bench_engine as bench_engine
 from jax_patterns.bench._generation import bench_generation as bench_generation
@@ -12,6 +11,7 @@ from jax_patterns.bench._magnet import bench_magnet as bench_magnet
 from jax_patterns.bench._ops import bench_construction as bench_construction
 from jax_patterns.bench._ops import bench_ops as bench_ops
 from jax_patterns.bench._report import Row as Row
+from jax_patterns.bench._training import bench_training as bench_training
 
 __all__ = (
     "Row",
