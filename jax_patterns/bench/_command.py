@@ -12,6 +12,8 @@ medians of `--repeats` runs after a warm-up. Needs torch (the reference path).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import typing as tp
 
@@ -19,7 +21,7 @@ import jax.numpy as jnp
 
 from jax_patterns.bench._engine import bench_engine
 from jax_patterns.bench._generation import bench_generation, bench_serving
-from jax_patterns.bench._losses import bench_cross_entropy, bench_fused
+from jax_patterns.bench._losses import FUSED_DIMS, FUSED_DTYPES, FUSED_KS, bench_cross_entropy, bench_fused
 from jax_patterns.bench._magnet import bench_magnet
 from jax_patterns.bench._ops import bench_construction, bench_ops
 from jax_patterns.bench._report import (
@@ -37,7 +39,8 @@ def check_arguments(args: tp.Any) -> None:
 
     Raises:
       ValueError: a size or count below 1, a non-positive `--max-gb`, an output
-        file whose folder does not exist, or a missing `bench` extra.
+        file whose folder does not exist, a missing input file, flags that pick
+        contradicting rows, or a missing `bench` extra.
     """
     import math
     import os
@@ -69,66 +72,118 @@ def check_arguments(args: tp.Any) -> None:
             f"`--audiocraft-tree` {args.audiocraft_tree!r}: no audiocraft/models/lm_magnet.py under it "
             "(an extracted audiocraft 1.3.0 sdist)"
         )
-    if args.fused_only + args.magnet_only + args.engine_only > 1:
+    only = args.fused_only + args.magnet_only + args.engine_only
+    if only > 1:
         raise ValueError("`--fused-only`, `--magnet-only` and `--engine-only` pick one group of rows each; pass one")
+    if only and args.skip_lm:
+        raise ValueError("`--skip-lm` leaves out the rows that `--fused-only`, `--magnet-only` or `--engine-only` pick")
 
 
-def run(args: tp.Any) -> int:
-    check_arguments(args)
-    budget = args.max_gb * 2**30
-    rows: list[Row] = []
-    printed = 0  # rows already printed as they were measured: the closing table holds the others
-    if not args.json:
-        print(device_line(), flush=True)
-    variants = [(False, "right"), (True, "right"), (True, "left")] if args.lengths else [(False, "right")]
-    if args.fused_only or args.magnet_only:
-        rows = (
-            bench_fused(repeats=args.repeats) if args.fused_only else bench_magnet(args.repeats, args.audiocraft_tree)
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """A piece of a run: its name (shown on the bar), the rows it makes (the bar counts rows), how to make them,
+    and whether its rows are printed as soon as they are measured (the operations)."""
+
+    name: str
+    rows: int
+    make: tp.Callable[[], list[Row]]
+    print_now: bool = False
+
+
+def plan(args: tp.Any) -> list[Part]:
+    """The parts a run measures, in order: exactly those a `--*-only` flag selects, else the operations, the
+    construction and (unless `--skip-lm`) every LM row. Builds nothing: each part's rows are made when it runs."""
+    fused_repeats = args.repeats if args.fused_only else max(1, min(args.repeats, 3))  # 3 at most in a full run
+    fused = [
+        Part(
+            f"fused K={k} D={dim} {dtype}",
+            1,
+            functools.partial(bench_fused, ks=(k,), dims=(dim,), dtypes=(dtype,), repeats=fused_repeats),
         )
-        document = {"device": device_line(), "rows": [r.as_dict() for r in rows]}
-        print(json.dumps(document, indent=1) if args.json else format_extras(rows))
-        if args.json_out:
-            with open(args.json_out, "w") as f:
-                json.dump(document, f, indent=1)
-        return 0
-    groups = len(args.k) * len(args.t) * len(args.dtype) * len(variants) + 1 + (0 if args.skip_lm else 5)
-    bar = progress(groups)
+        for k in FUSED_KS
+        for dim in FUSED_DIMS
+        for dtype in FUSED_DTYPES
+    ]
+    magnet = Part("MAGNeT", 4 + bool(args.audiocraft_tree), lambda: bench_magnet(args.repeats, args.audiocraft_tree))
+    engine = Part("engine", 1, bench_engine)
+    if args.fused_only:
+        return fused
+    if args.magnet_only:
+        return [magnet]
+    if args.engine_only:
+        return [engine]
+    parts = []
+    variants = [(False, "right"), (True, "right"), (True, "left")] if args.lengths else [(False, "right")]
     for k in args.k:
         for t in args.t:
             for dtype in args.dtype:
                 for with_lengths, side in variants:
                     ops = ["build", "revert"] if dtype == "float32" else []
-                    logits_bytes = args.batch * k * t * args.card * jnp.dtype(dtype).itemsize
-                    if logits_bytes <= budget:
+                    if _logits_bytes(args, k, t, dtype) <= args.max_gb * 2**30:
                         ops += ["logits-1", "logits1"]
-                    elif not args.json:
-                        print(f"skip logits K={k} T={t} {dtype}: {logits_bytes / 2**30:.1f} GiB > --max-gb")
                     if ops:
-                        rows += bench_ops(k, t, args.batch, args.card, dtype, args.repeats, with_lengths, ops, side)
-                        if not args.json:
-                            print(format_rows(rows[-len(ops) :]), flush=True)
-                            printed = len(rows)
-                    if bar is not None:
-                        bar.update()
-    rows += bench_construction(args.construct_t, args.repeats, args.audiocraft_source)
-    if bar is not None:
-        bar.update()
-    if not args.skip_lm:
-        rows += bench_cross_entropy(8, 4, 1500, args.card, args.repeats)
+                        make = functools.partial(
+                            bench_ops, k, t, args.batch, args.card, dtype, args.repeats, with_lengths, ops, side
+                        )
+                        name = f"ops K={k} T={t} {dtype}" + (f" lengths {side}" if with_lengths else "")
+                        parts.append(Part(name, len(ops), make, print_now=True))
+    parts.append(
+        Part(
+            "construction",
+            1 + bool(args.audiocraft_source),
+            lambda: bench_construction(args.construct_t, args.repeats, args.audiocraft_source),
+        )
+    )
+    if args.skip_lm:
+        return parts
+    repeats = max(args.repeats, 15)  # sub-ms loops: more runs
+    return parts + [
+        Part("cross entropy", 2, lambda: bench_cross_entropy(8, 4, 1500, args.card, args.repeats)),
+        Part("generation", 3, lambda: bench_generation(args.generate_steps, repeats)),
+        Part("serving", 5, lambda: bench_serving(args.generate_steps, repeats)),
+        Part("training", 2, lambda: bench_training(args.train_steps)),
+        *fused,
+        magnet,
+        engine,
+    ]
+
+
+def _logits_bytes(args: tp.Any, k: int, t: int, dtype: str) -> int:
+    return args.batch * k * t * args.card * jnp.dtype(dtype).itemsize
+
+
+def run(args: tp.Any) -> int:
+    """Runs `python -m jax_patterns bench`; returns the exit code.
+
+    Raises:
+      ValueError: a bad flag (see `check_arguments`), before anything is timed.
+    """
+    check_arguments(args)
+    parts = plan(args)
+    only = args.fused_only or args.magnet_only or args.engine_only
+    if not args.json:
+        print(device_line(), flush=True)
+        if not only:
+            for k in args.k:
+                for t in args.t:
+                    for dtype in args.dtype:
+                        size = _logits_bytes(args, k, t, dtype)
+                        if size > args.max_gb * 2**30:
+                            print(f"skip logits K={k} T={t} {dtype}: {size / 2**30:.1f} GiB > --max-gb")
+    rows: list[Row] = []
+    printed = 0  # rows already printed as they were measured: the closing table holds the others
+    bar = progress(sum(part.rows for part in parts))
+    for part in parts:
         if bar is not None:
-            bar.update()
-        rows += bench_generation(args.generate_steps, max(args.repeats, 15))  # sub-ms loops: more runs
+            bar.set_description(f"bench: {part.name}")
+        made = part.make()
+        rows += made
+        if part.print_now and not args.json:
+            print(format_rows(made), flush=True)
+            printed = len(rows)
         if bar is not None:
-            bar.update()
-        rows += bench_serving(args.generate_steps, max(args.repeats, 15))
-        if bar is not None:
-            bar.update()
-        rows += bench_training(args.train_steps)
-        if bar is not None:
-            bar.update()
-        rows += bench_fused(repeats=max(1, min(args.repeats, 3)))
-        rows += bench_magnet(args.repeats, args.audiocraft_tree)
-        rows += bench_engine()
+            bar.total += len(made) - part.rows  # a part that made another count of rows than planned
+            bar.update(len(made))
     if bar is not None:
         bar.close()
     document = {"device": device_line(), "rows": [r.as_dict() for r in rows]}
@@ -137,6 +192,8 @@ def run(args: tp.Any) -> int:
             json.dump(document, f, indent=1)
     if args.json:
         print(json.dumps(document, indent=1))
+    elif only:
+        print(format_extras(rows))
     else:
         if len(rows) > printed:  # the rows measured after the operations (construction, loss, generation)
             print()
@@ -146,6 +203,7 @@ def run(args: tp.Any) -> int:
 
 
 def add_arguments(parser: tp.Any) -> None:
+    """The flags of `python -m jax_patterns bench`."""
     parser.add_argument("--k", type=int, nargs="+", default=[4, 8], help="codebooks (default 4 8)")
     parser.add_argument("--t", type=int, nargs="+", default=[500, 1500], help="timesteps (default 500 1500)")
     parser.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
@@ -158,7 +216,11 @@ def add_arguments(parser: tp.Any) -> None:
     parser.add_argument("--max-gb", type=float, default=1.0, help="skip logits tensors larger than this (GiB)")
     parser.add_argument("--construct-t", type=int, default=30000, help="T of the construction benchmark")
     parser.add_argument("--audiocraft-source", metavar="PATH", help="also time genuine audiocraft's construction")
-    parser.add_argument("--skip-lm", action="store_true", help="skip the cross-entropy and generation rows")
+    parser.add_argument(
+        "--skip-lm",
+        action="store_true",
+        help="only the operation and construction rows (no loss, generation, training, fused, MAGNeT or engine)",
+    )
     parser.add_argument("--generate-steps", type=int, default=1000, help="decoded steps of the generation row")
     parser.add_argument("--train-steps", type=int, default=100, help="optimizer steps of the training rows")
     parser.add_argument(

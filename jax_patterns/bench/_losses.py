@@ -73,13 +73,17 @@ def bench_cross_entropy(batch: int, k: int, t: int, card: int, repeats: int) -> 
     ]
 
 
+FUSED_KS, FUSED_DIMS, FUSED_DTYPES = (4, 8), (512, 1024), ("float32", "bfloat16")
+"""The fused rows' default shapes (with B=8, T=1500, card 2048): one row each, K x D x dtype."""
+
+
 def bench_fused(
     batch: int = 8,
-    ks: tp.Sequence[int] = (4, 8),
+    ks: tp.Sequence[int] = FUSED_KS,
     t: int = 1500,
-    dims: tp.Sequence[int] = (512, 1024),
+    dims: tp.Sequence[int] = FUSED_DIMS,
     card: int = 2048,
-    dtypes: tp.Sequence[str] = ("float32", "bfloat16"),
+    dtypes: tp.Sequence[str] = FUSED_DTYPES,
     repeats: int = 3,
     budget_bytes: int = 2**30,
 ) -> list[Row]:

@@ -163,7 +163,7 @@ def progress(total: int) -> tp.Any:
         from tqdm import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, desc="bench", unit="row group", file=sys.stderr, leave=False)
+    return tqdm(total=total, desc="bench", unit="row", file=sys.stderr, leave=False)
 
 
 def format_extras(rows: tp.Sequence[Row]) -> str:
