@@ -341,8 +341,7 @@ def check_lengths(lengths: tp.Any, timesteps: int) -> None:
     lengths = jnp.asarray(lengths)
     checkify.check(
         jnp.all((lengths >= 0) & (lengths <= timesteps)),
-        "lengths must lie in [0, {t}]; got min {lo} and max {hi}",
-        t=jnp.asarray(timesteps),
+        f"lengths must lie in [0, {timesteps}]; got min {{lo}} and max {{hi}}",  # the static bound as a number
         lo=jnp.min(lengths, initial=0),
         hi=jnp.max(lengths, initial=0),
     )

@@ -214,3 +214,21 @@ def test_show_header_says_which_step_count_is_which(capsys):
     assert _cli.main(["show", "delayed", "--n-q", "4", "--timesteps", "8"]) == 0
     header = capsys.readouterr().out.splitlines()[0]
     assert "K=4 codebooks x 12 steps (num_sequence_steps=11, audiocraft's count, leaves out step 0)" in header
+
+
+# --- issue 25 item 18: a checkify error prints numbers -----------------------------------------------------------
+def test_a_checkify_error_prints_the_bound_as_a_number():
+    import jax.numpy as jnp
+    from jax.experimental import checkify
+
+    import jax_patterns as jp
+
+    for wrap in (lambda f: f, jax_jit):  # eager checkify formatted the static bound as TypedInt(20000, dtype=int32)
+        err, _ = checkify.checkify(wrap(lambda n: jp.check_lengths(n, 20000)))(jnp.array([3, 90000]))
+        assert err.get() == "lengths must lie in [0, 20000]; got min 0 and max 90000 (`check` failed)"
+
+
+def jax_jit(f):
+    import jax
+
+    return jax.jit(f)
