@@ -19,6 +19,7 @@ import typing as tp
 
 import jax.numpy as jnp
 
+from jax_patterns import _flags
 from jax_patterns.bench._engine import bench_engine
 from jax_patterns.bench._generation import bench_generation, bench_serving
 from jax_patterns.bench._losses import FUSED_DIMS, FUSED_DTYPES, FUSED_KS, bench_cross_entropy, bench_fused
@@ -59,13 +60,15 @@ def check_arguments(args: tp.Any) -> None:
             raise ValueError(f"`--{name.replace('_', '-')}` must be >= 1, got {getattr(args, name)}")
     if not (math.isfinite(args.max_gb) and args.max_gb > 0):
         raise ValueError(f"`--max-gb` must be a positive number, got {args.max_gb}")
-    if args.json_out:
+    if args.json_out is not None:
         folder = os.path.dirname(os.path.abspath(args.json_out))
         if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
             raise ValueError(f"`--json-out` {args.json_out!r}: the folder {folder!r} does not exist or is not writable")
-    if args.audiocraft_source and not os.path.isfile(args.audiocraft_source):
+        if os.path.isdir(args.json_out):
+            raise ValueError(f"`--json-out` {args.json_out!r} is a folder; expected a file name")
+    if args.audiocraft_source is not None and not os.path.isfile(args.audiocraft_source):
         raise ValueError(f"`--audiocraft-source` {args.audiocraft_source!r}: no such file")
-    if args.audiocraft_tree and not os.path.isfile(
+    if args.audiocraft_tree is not None and not os.path.isfile(
         os.path.join(args.audiocraft_tree, "audiocraft/models/lm_magnet.py")
     ):
         raise ValueError(
@@ -204,25 +207,28 @@ def run(args: tp.Any) -> int:
 
 def add_arguments(parser: tp.Any) -> None:
     """The flags of `python -m jax_patterns bench`."""
-    parser.add_argument("--k", type=int, nargs="+", default=[4, 8], help="codebooks (default 4 8)")
-    parser.add_argument("--t", type=int, nargs="+", default=[500, 1500], help="timesteps (default 500 1500)")
-    parser.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
-    parser.add_argument("--card", type=int, default=2048, help="cardinality of the logits (default 2048)")
+    int32, path = _flags.int32, _flags.path
+    parser.add_argument("--k", type=int32, nargs="+", default=[4, 8], help="codebooks (default 4 8)")
+    parser.add_argument("--t", type=int32, nargs="+", default=[500, 1500], help="timesteps (default 500 1500)")
+    parser.add_argument("--batch", type=int32, default=8, help="batch size (default 8)")
+    parser.add_argument("--card", type=int32, default=2048, help="cardinality of the logits (default 2048)")
     parser.add_argument("--dtype", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
     parser.add_argument(
         "--lengths", action="store_true", help="also time every op with lengths= (right and left padding)"
     )
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median)")
+    parser.add_argument("--repeats", type=int32, default=5, help="timed runs per measurement (median)")
     parser.add_argument("--max-gb", type=float, default=1.0, help="skip logits tensors larger than this (GiB)")
-    parser.add_argument("--construct-t", type=int, default=30000, help="T of the construction benchmark")
-    parser.add_argument("--audiocraft-source", metavar="PATH", help="also time genuine audiocraft's construction")
+    parser.add_argument("--construct-t", type=int32, default=30000, help="T of the construction benchmark")
+    parser.add_argument(
+        "--audiocraft-source", metavar="PATH", type=path, help="also time genuine audiocraft's construction"
+    )
     parser.add_argument(
         "--skip-lm",
         action="store_true",
         help="only the operation and construction rows (no loss, generation, training, fused, MAGNeT or engine)",
     )
-    parser.add_argument("--generate-steps", type=int, default=1000, help="decoded steps of the generation row")
-    parser.add_argument("--train-steps", type=int, default=100, help="optimizer steps of the training rows")
+    parser.add_argument("--generate-steps", type=int32, default=1000, help="decoded steps of the generation row")
+    parser.add_argument("--train-steps", type=int32, default=100, help="optimizer steps of the training rows")
     parser.add_argument(
         "--fused-only",
         action="store_true",
@@ -239,7 +245,10 @@ def add_arguments(parser: tp.Any) -> None:
         help="only the continuous-batching row (lm.Engine vs static generate batches, 64 requests)",
     )
     parser.add_argument(
-        "--audiocraft-tree", metavar="DIR", help="an extracted audiocraft 1.3.0 sdist: also time its MAGNeT loop"
+        "--audiocraft-tree",
+        metavar="DIR",
+        type=path,
+        help="an extracted audiocraft 1.3.0 sdist: also time its MAGNeT loop",
     )
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
-    parser.add_argument("--json-out", metavar="PATH", help="also write the rows as JSON to PATH")
+    parser.add_argument("--json-out", metavar="PATH", type=path, help="also write the rows as JSON to PATH")
