@@ -102,7 +102,8 @@ def test_engine_row():
 
 
 # --- issue 25 items 11 and 17: every `--*-only` flag selects exactly its rows; the bar counts every row -------------
-ROWS_MADE = {  # the rows each real builder makes for the arguments `run` gives it (their own tests check it)
+# the rows each real builder makes for the arguments `run` gives it (their own tests check it)
+ROWS_MADE: dict[str, tp.Callable[..., int]] = {
     "bench_ops": lambda *args, **kwargs: len(args[7]),  # one per operation asked
     "bench_construction": lambda t, repeats, source=None: 1 + bool(source),
     "bench_cross_entropy": lambda *args: 2,
@@ -153,7 +154,12 @@ def stubbed(monkeypatch):
 
     for name in ROWS_MADE:
         monkeypatch.setattr(_command, name, fake(name))
-    monkeypatch.setattr(_command, "progress", lambda total: bars.append(FakeBar(total)) or bars[-1])
+
+    def progress(total: int) -> FakeBar:
+        bars.append(FakeBar(total))
+        return bars[-1]
+
+    monkeypatch.setattr(_command, "progress", progress)
     return made, bars, counts
 
 

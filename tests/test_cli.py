@@ -6,6 +6,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import typing as tp
 
 import pytest
 
@@ -405,6 +406,7 @@ def test_every_flag_refuses_bad_values_in_one_line(command, flag, value, monkeyp
     monkeypatch.setattr(train_command, "train", ran)
     monkeypatch.setattr(train_command, "launch", ran)
     monkeypatch.chdir(tmp_path)
+    code: tp.Any
     try:
         code = _cli.main(_command_line(command, flag, value))
     except SystemExit as exit_info:
