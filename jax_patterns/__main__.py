@@ -1,4 +1,4 @@
-"""`python -m jax_patterns {show,check}`; see `jax_patterns._cli`."""
+"""`python -m jax_patterns {show,check,bench,train}`; see `jax_patterns._cli`."""
 
 from jax_patterns._cli import main
 

@@ -362,8 +362,7 @@ def check_lengths(lengths: tp.Any, timesteps: int) -> None:
         raise TypeError(f"`lengths` must be an integer array, got dtype {lengths.dtype}")
     checkify.check(
         jnp.all((lengths >= 0) & (lengths <= timesteps)),
-        "lengths must lie in [0, {t}]; got min {lo} and max {hi}",
-        t=jnp.asarray(timesteps),
+        f"lengths must lie in [0, {timesteps}]; got min {{lo}} and max {{hi}}",  # the static bound as a number
         lo=jnp.min(lengths, initial=jnp.iinfo(lengths.dtype).max),  # (the initial values: an empty array passes)
         hi=jnp.max(lengths, initial=jnp.iinfo(lengths.dtype).min),
     )

@@ -1,14 +1,15 @@
-"""`python -m jax_patterns`: show a pattern's grid (text or PNG), check it against torch."""
+"""`python -m jax_patterns`: show (a pattern's grid, text or PNG), check (against torch), bench, train (a model)."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import typing as tp
 
 import jax_patterns  # noqa: F401 - defines (and so registers) every family
-from jax_patterns import _plot, _providers
+from jax_patterns import _flags, _plot, _providers
 
 KINDS = _providers.FAMILIES  # every built-in family registers its command-line name and options
 
@@ -41,9 +42,27 @@ def save_png(pattern: tp.Any, keep_only_valid_steps: bool, path: str) -> None:
 
     ax = _plot.plot(pattern, keep_only_valid_steps=keep_only_valid_steps)
     try:
-        ax.figure.savefig(path, dpi=120, bbox_inches="tight", pad_inches=0.1)
+        ax.figure.savefig(path, dpi=120, bbox_inches="tight", pad_inches=0.1, format="png")
     finally:
         plt.close(ax.figure)
+
+
+def check_png(path: str) -> None:
+    """Refuses a `--png` path before anything is printed: a name not ending in .png, a missing folder, or no
+    matplotlib.
+
+    Raises:
+      UserError: naming the flag and what to do.
+    """
+    from jax_patterns.train._command import importable
+
+    if not path.lower().endswith(".png"):
+        raise UserError(f"`--png` {path!r} must name a .png file")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UserError(f"cannot write the PNG {path!r}: the folder {folder!r} does not exist")
+    if not importable("matplotlib"):
+        raise UserError("`show --png` needs matplotlib; install it with: pip install 'jax_patterns[plot]'")
 
 
 class UserError(Exception):
@@ -51,23 +70,27 @@ class UserError(Exception):
 
 
 def _add_provider_args(parser: argparse.ArgumentParser, timesteps_nargs: str | None) -> None:
+    int32 = _flags.int32
     parser.add_argument("kind", choices=sorted(KINDS), help="pattern provider")
-    parser.add_argument("--n-q", type=int, default=4, help="number of codebooks (default 4)")
+    parser.add_argument("--n-q", type=int32, default=4, help="number of codebooks (default 4)")
     if timesteps_nargs:
         parser.add_argument(
             "--timesteps",
-            type=int,
+            type=int32,
             nargs=timesteps_nargs,
             default=[0, 1, 5, 16],
             help="timesteps to check (default 0 1 5 16)",
         )
     else:
-        parser.add_argument("--timesteps", type=int, default=8, help="timesteps T (default 8)")
-    parser.add_argument("--delays", type=int, nargs="+", help="delays (delayed, unrolled, coarse-first)")
-    parser.add_argument("--flatten-first", type=int, help="flatten the first N timesteps (delayed)")
-    parser.add_argument("--empty-initial", type=int, help="empty steps after the special token; <0 drops it")
-    parser.add_argument("--flattening", type=int, nargs="+", help="inner step of each codebook (unrolled)")
-    parser.add_argument("--group-by", type=int, help="codebooks per group (musiclm)")
+        parser.add_argument("--timesteps", type=int32, default=8, help="timesteps T (default 8)")
+    parser.add_argument("--delays", type=int32, nargs="+", help="delays (delayed, unrolled, coarse-first)")
+    parser.add_argument(
+        "--any-order", action="store_true", default=None, help="accept unsorted --delays (delayed; not audiocraft's)"
+    )
+    parser.add_argument("--flatten-first", type=int32, help="flatten the first N timesteps (delayed)")
+    parser.add_argument("--empty-initial", type=int32, help="empty steps after the special token; <0 drops it")
+    parser.add_argument("--flattening", type=int32, nargs="+", help="inner step of each codebook (unrolled)")
+    parser.add_argument("--group-by", type=int32, help="codebooks per group (musiclm)")
 
 
 def _provider(args: argparse.Namespace, parser: argparse.ArgumentParser):
@@ -76,13 +99,19 @@ def _provider(args: argparse.Namespace, parser: argparse.ArgumentParser):
             args.kind,
             args.n_q,
             delays=args.delays,
+            any_order=args.any_order,
             flatten_first=args.flatten_first,
             empty_initial=args.empty_initial,
             flattening=args.flattening,
             group_by=args.group_by,
         )
     except (ValueError, TypeError) as err:
-        parser.error(str(err))
+        parser.error(in_cli_words(str(err)))
+
+
+def in_cli_words(message: str) -> str:
+    """A library error message as the command line says it: a hint at `X(..., any_order=True)` names `--any-order`."""
+    return re.sub(r"`\w+\(\.\.\., any_order=True\)`", "`--any-order`", message)
 
 
 SHOW_MAX_STEPS = 80
@@ -96,9 +125,7 @@ def _show(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except (ValueError, TypeError) as err:
         parser.error(str(err))
     if args.png:
-        folder = os.path.dirname(os.path.abspath(args.png))
-        if not os.path.isdir(folder):
-            raise UserError(f"cannot write the PNG {args.png!r}: the folder {folder!r} does not exist")
+        check_png(args.png)
     grid = _plot.pattern_grid(pattern, args.valid_only)
     title = f"{provider!r}, T={args.timesteps}" + (" (valid steps)" if args.valid_only else "")
     steps = f"{grid.shape[1]} {'valid ' if args.valid_only else ''}steps"
@@ -146,9 +173,9 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
-def main(argv: tp.Sequence[str] | None = None) -> int:
-    """Entry point of `python -m jax_patterns`."""
-    parser = argparse.ArgumentParser(prog="python -m jax_patterns", description=__doc__)
+def make_parser() -> tuple[_flags.Parser, dict[str, argparse.ArgumentParser]]:
+    """The parser of `python -m jax_patterns`, and each command's own parser by name."""
+    parser = _flags.Parser(prog="python -m jax_patterns", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     show = commands.add_parser(
         "show",
@@ -158,7 +185,9 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     )
     _add_provider_args(show, None)
     show.add_argument("--valid-only", action="store_true", help="keep only valid steps")
-    show.add_argument("--png", metavar="PATH", help="also draw the grid into this PNG file (needs matplotlib)")
+    show.add_argument(
+        "--png", metavar="PATH", type=_flags.path, help="also draw the grid into this PNG file (needs matplotlib)"
+    )
     show.add_argument(
         "--all-steps", action="store_true", help=f"print every step (default: the first {SHOW_MAX_STEPS})"
     )
@@ -172,15 +201,16 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     check.add_argument(
         "--audiocraft-source",
         metavar="PATH",
+        type=_flags.path,
         help="audiocraft's codebooks_patterns.py, to compare against the genuine code as well",
     )
     check.add_argument("--verbose", action="store_true", help="one row per comparison (default: one per T)")
     bench = commands.add_parser(
         "bench", help="time every operation against the torch reference and a plain copy", description=_bench_doc()
     )
-    from jax_patterns import _bench
+    from jax_patterns import bench as bench_command
 
-    _bench.add_arguments(bench)
+    bench_command.add_arguments(bench)
     train = commands.add_parser(
         "train",
         help="train the example NNX codec LM on a synthetic corpus (packing, grain, jax.distributed, orbax)",
@@ -190,6 +220,15 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     from jax_patterns.train import _command
 
     _command.add_arguments(train)
+    return parser, {"show": show, "check": check, "bench": bench, "train": train}
+
+
+def main(argv: tp.Sequence[str] | None = None) -> int:
+    """Entry point of `python -m jax_patterns`."""
+    from jax_patterns import bench as bench_command
+    from jax_patterns.train import _command
+
+    parser, commands = make_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     try:
@@ -200,11 +239,11 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
                 raise UserError(str(err)) from err
         elif args.command == "bench":
             try:
-                code = _bench.run(args)
+                code = bench_command.run(args)
             except ValueError as err:
                 raise UserError(str(err)) from err
         else:
-            code = _show(args, show) if args.command == "show" else _check(args, check)
+            code = _show(args, commands["show"]) if args.command == "show" else _check(args, commands["check"])
         sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
         return code
     except UserError as err:
@@ -217,6 +256,6 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
 
 
 def _bench_doc() -> str:
-    from jax_patterns import _bench
+    from jax_patterns.bench import _command
 
-    return (_bench.__doc__ or "").split("\n", 1)[1].strip()
+    return (_command.__doc__ or "").split("\n", 1)[1].strip()

@@ -79,7 +79,7 @@ class DelayedPatternProvider(ValueProvider):
     """
 
     cli_name = "delayed"
-    cli_options: tp.ClassVar[tuple[str, ...]] = ("delays", "flatten_first", "empty_initial")
+    cli_options: tp.ClassVar[tuple[str, ...]] = ("delays", "flatten_first", "empty_initial", "any_order")
     audiocraft_names = ("DelayedPatternProvider",)
     _fields: tp.ClassVar[tuple[str, ...]] = ("n_q", "delays", "flatten_first", "empty_initial", "any_order")
 

@@ -255,6 +255,8 @@ def test_resuming_with_other_model_flags_names_them(tmp_path):
         (["--coordinator", "host:0"], "`--coordinator` must be HOST:PORT"),
         (["--dim", "6"], "`--dim`=6 must be a multiple of the model's 4 attention heads"),
         (["--seed", "-1"], "`--seed` must be >= 0, got -1"),
+        (["--seed", str(2**64)], "`--seed` must be below 2**32 (grain's shuffle seeds are 32-bit), got 1844674"),
+        (["--coordinator-timeout", "0"], "`--coordinator-timeout` must be >= 1, got 0"),
         (["--stop-after", "9"], "`--stop-after`=9 must lie in [1, --steps=2]"),
         (["--local-processes", "2", "--dim", "6"], "`--dim`=6 must be a multiple"),
     ],
@@ -273,3 +275,47 @@ def test_the_fused_and_unfused_training_losses_agree():
     np.testing.assert_allclose([r["loss"] for r in fused], [r["loss"] for r in unfused], rtol=2e-4)
     with pytest.raises(ValueError, match=r'`--loss` must be "fused" or "unfused", got \'other\''):
         run_train(loss="other")
+
+
+# --- issue 25 item 18: train says where it saves, once, and what it waits for (bounded, 127.0.0.1 only) -------------
+def test_train_says_once_where_it_saves_checkpoints(tmp_path, capsys):
+    from jax_patterns import _cli
+
+    flags = ["--steps", "3", "--batch-size", "2", "--dim", "8", "--max-frames", "8", "--save-every", "1"]
+    assert _cli.main(["train", *flags, "--checkpoint-dir", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    said = [line for line in err if "checkpoint" in line]
+    assert said == [f"saving checkpoints to {tmp_path / 'run'} (every 1 steps and step 3; the 2 latest are kept)"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("process", "waits_for", "hint"),
+    [
+        ("1", "the coordinator (process 0)", "is process 0 running there?"),
+        ("0", "every process to join", "is HOST this machine, and did every process start?"),
+    ],
+)
+def test_a_process_that_cannot_join_says_what_it_waits_for_and_gives_up(process, waits_for, hint):
+    address = f"127.0.0.1:{_free_port()}"  # nothing listens there (process 1), or process 1 never comes (process 0)
+    flags = ["--coordinator", address, "--num-processes", "2", "--process-id", process, "--coordinator-timeout", "3"]
+    argv, env = command("--steps", "2", "--batch-size", "2", *flags, devices=1)
+    began = time.monotonic()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - began < 60  # jax alone would wait the 3 s and 60 more, then abort with a stack dump
+    assert done.returncode == 1, done.stderr[-3000:]
+    lines = done.stderr.strip().splitlines()
+    said = f"process {process} of 2: waiting for {waits_for} at {address} (up to 3 s, --coordinator-timeout)"
+    assert lines[0] == said
+    assert lines[-1] == (
+        f"python -m jax_patterns train: error: process {process} could not join the run at {address} within 3 s "
+        f"(--coordinator-timeout): {hint}"
+    )
+    assert "Traceback" not in done.stderr and "Check failure" not in done.stderr

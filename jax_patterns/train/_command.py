@@ -20,16 +20,19 @@ import threading
 import time
 import typing as tp
 
-from jax_patterns.train._loop import CheckpointError, Options, print_record, train
+from jax_patterns.train._loop import CheckpointError, Options, check_checkpoint_dir, print_record, train
 
 NUM_HEADS = 4
 """The example model's attention heads: `--dim` must be a multiple of it."""
 
+INT32_MAX = 2**31 - 1
+
 
 def add_arguments(parser: tp.Any) -> None:
+    """The flags of `python -m jax_patterns train`."""
     parser.add_argument("--steps", type=int, required=True, help="optimizer steps in all")
     parser.add_argument("--batch-size", type=int, required=True, help="rows per global batch (all processes)")
-    parser.add_argument("--seed", type=int, default=0, help="model, data order and corpus seed")
+    parser.add_argument("--seed", type=int, default=0, help="model, data order and corpus seed, in [0, 2**32)")
     parser.add_argument("--pack", action="store_true", help="pack several examples per row (default: one, padded)")
     parser.add_argument("--checkpoint-dir", metavar="DIR", help="save to DIR, and resume from its latest checkpoint")
     parser.add_argument("--stop-after", type=int, metavar="M", help="stop after step M, as a preempted job would")
@@ -48,14 +51,35 @@ def add_arguments(parser: tp.Any) -> None:
     many.add_argument("--coordinator", metavar="HOST:PORT", help="the coordinator of a multi-process run")
     parser.add_argument("--num-processes", type=int, default=1, help="processes of a multi-process run")
     parser.add_argument("--process-id", type=int, default=0, help="this process's id in a multi-process run")
+    parser.add_argument(
+        "--coordinator-timeout",
+        type=int,
+        default=120,
+        metavar="SECONDS",
+        help="how long a process waits to join a multi-process run before it gives up (default 120)",
+    )
 
 
 def options_of(args: tp.Any) -> Options:
-    for name in ("steps", "batch_size", "log_every", "save_every", "max_frames", "dim", "num_processes"):
-        if getattr(args, name) < 1:
+    """The run's `Options`, every flag checked first.
+
+    Raises:
+      ValueError: naming the flag, its value and what it must be (one line, exit 2).
+    """
+    counts = ["steps", "batch_size", "log_every", "save_every", "max_frames", "dim", "num_processes"]
+    counts += ["coordinator_timeout", "local_processes"]
+    for name in counts:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"`--{name.replace('_', '-')}` must be >= 1, got {getattr(args, name)}")
+    for name in (*counts, "stop_after", "process_id"):  # every count is an int32 on the device
+        if getattr(args, name) is not None and getattr(args, name) > INT32_MAX:
+            raise ValueError(f"`--{name.replace('_', '-')}` must be below 2**31, got {getattr(args, name)}")
+    if args.checkpoint_dir is not None and not args.checkpoint_dir.strip():
+        raise ValueError(f"`--checkpoint-dir` must name a directory, got {args.checkpoint_dir!r}")
     if args.seed < 0:
         raise ValueError(f"`--seed` must be >= 0, got {args.seed}")
+    if args.seed >= 2**32:
+        raise ValueError(f"`--seed` must be below 2**32 (grain's shuffle seeds are 32-bit), got {args.seed}")
     if args.dim % NUM_HEADS:
         raise ValueError(f"`--dim`={args.dim} must be a multiple of the model's {NUM_HEADS} attention heads")
     if args.stop_after is not None and not 1 <= args.stop_after <= args.steps:
@@ -74,6 +98,7 @@ def options_of(args: tp.Any) -> Options:
         checkpoint_dir=args.checkpoint_dir,
         stop_after=args.stop_after,
         coordinator=args.coordinator,
+        coordinator_timeout=args.coordinator_timeout,
         num_processes=args.num_processes,
         process_id=args.process_id,
         log_every=args.log_every,
@@ -129,16 +154,11 @@ def run(args: tp.Any, argv: tp.Sequence[str]) -> int:
 
 
 def _run(args: tp.Any, argv: tp.Sequence[str]) -> int:
+    options = options_of(args)  # every flag checked here, before any process starts or anything trains
+    if args.checkpoint_dir is not None:
+        check_checkpoint_dir(args.checkpoint_dir)
     if args.local_processes is not None:
-        if args.local_processes < 1:
-            raise ValueError(f"`--local-processes` must be >= 1, got {args.local_processes}")
-        options_of(args)  # every flag checked here, before any process starts
-        if args.checkpoint_dir is not None:
-            from jax_patterns.train._loop import check_checkpoint_dir
-
-            check_checkpoint_dir(args.checkpoint_dir)
         return launch(args.local_processes, _without_local_processes(argv))
-    options = options_of(args)
     if options.coordinator is None:
         train(options, emit=print_record)
         return 0

@@ -22,7 +22,9 @@ import dataclasses
 import functools
 import json
 import logging
+import os
 import sys
+import threading
 import time
 import typing as tp
 
@@ -43,6 +45,7 @@ class Options:
     checkpoint_dir: str | None = None
     stop_after: int | None = None
     coordinator: str | None = None
+    coordinator_timeout: int = 120  # seconds a process waits to join the run before it exits (code 1, one line)
     num_processes: int = 1
     process_id: int = 0
     log_every: int = 10
@@ -57,14 +60,35 @@ class Options:
 
 
 def _distributed(options: Options) -> None:
+    """Joins `jax.distributed`, saying on stderr what it waits for; past `coordinator_timeout` seconds the process
+    exits with code 1 and one line (jax's own failure to connect aborts the process with a native stack dump)."""
     import jax
 
     if options.coordinator is None:
         return
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectives across processes
-    jax.distributed.initialize(
-        options.coordinator, options.num_processes, options.process_id, initialization_timeout=120
-    )
+    me, timeout, address = options.process_id, options.coordinator_timeout, options.coordinator
+    if me == 0:  # process 0 runs the coordinator: HOST must be this machine, and every other process must come
+        what, hint = "every process to join", "is HOST this machine, and did every process start?"
+    else:
+        what, hint = "the coordinator (process 0)", "is process 0 running there?"
+    count = options.num_processes
+    _say(f"process {me} of {count}: waiting for {what} at {address} (up to {timeout} s, --coordinator-timeout)")
+
+    def give_up() -> None:
+        _say(
+            f"python -m jax_patterns train: error: process {me} could not join the run at {address} within "
+            f"{timeout} s (--coordinator-timeout): {hint}"
+        )
+        os._exit(1)
+
+    watchdog = threading.Timer(timeout, give_up)
+    watchdog.daemon = True
+    watchdog.start()
+    try:  # jax's own deadline comes later: the watchdog speaks first
+        jax.distributed.initialize(address, count, me, initialization_timeout=timeout + 60)
+    finally:
+        watchdog.cancel()
 
 
 def _say(message: str) -> None:
@@ -149,6 +173,11 @@ def train(options: Options, emit: tp.Callable[[dict], None] | None = None) -> li
     local = options.batch_size // processes
     mine = slice(jax.process_index() * local, (jax.process_index() + 1) * local)
     last = options.steps if options.stop_after is None else options.stop_after
+    if manager is not None and jax.process_index() == 0:  # said once, where the checkpoints go
+        _say(
+            f"saving checkpoints to {os.path.abspath(options.checkpoint_dir or '')} "
+            f"(every {options.save_every} steps and step {last}; the 2 latest are kept)"
+        )
     records: list[dict] = []
     real = padded = seen = 0  # tokens and padding since the clock started; padding over every step run
     began = time.perf_counter()
