@@ -13,7 +13,6 @@ import typing as tp
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 
 def magnet_top_p_sampler(
@@ -31,11 +30,11 @@ def magnet_top_p_sampler(
     Returns:
       The sampler, to be called inside a traced loop.
     """
-    from jax_patterns.lm import _magnet  # private: the one place the bench reads it
+    from jax_patterns.lm import _magnet_decode as _magnet  # private: the one place the bench reads it
 
     batch = keys.shape[0]
     table = _magnet.schedule(decoding_steps)
-    temps = jnp.asarray(_magnet._temperatures(np.full(batch, temp), True, table, batch))
+    temps, _ = _magnet._schedule_values(table, jnp.full((batch,), temp, jnp.float32), True, None, None)
     zeros, nucleus = jnp.zeros((batch,), jnp.int32), jnp.full((batch,), top_p, jnp.float32)
 
     def sample(logits: jax.Array, j: jax.Array) -> jax.Array:
