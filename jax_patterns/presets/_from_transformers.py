@@ -1,0 +1,102 @@
+"""`from_transformers`: the preset of a transformers config, read by its attributes."""
+
+from __future__ import annotations
+
+import typing as tp
+
+from jax_patterns.presets._dia import Dia
+from jax_patterns.presets._higgs_audio import HiggsAudio
+from jax_patterns.presets._kyutai_stt import KyutaiSTT
+from jax_patterns.presets._moshi import Moshi
+from jax_patterns.presets._musicgen import MusicGen
+
+PRESETS: dict[str, type] = {
+    "dia": Dia,
+    "higgs_audio_v2": HiggsAudio,
+    "kyutai_speech_to_text": KyutaiSTT,
+    "moshi": Moshi,
+    "musicgen": MusicGen,
+    "musicgen_decoder": MusicGen,
+    "musicgen_melody": MusicGen,
+    "musicgen_melody_decoder": MusicGen,
+}
+"""transformers `model_type` -> preset class."""
+
+
+def _get(config: tp.Any, name: str) -> tp.Any:
+    """A config's field, from a config object (attributes) or a mapping (a loaded config.json); None if absent."""
+    if isinstance(config, tp.Mapping):
+        return config.get(name)
+    return getattr(config, name, None)
+
+
+def _field(config: tp.Any, name: str, model_type: str, *fallbacks: tuple[str, ...]) -> tp.Any:
+    """A field the preset needs, or its documented fallback (a path of sub-config names), else a clear error."""
+    value = _get(config, name)
+    for path in fallbacks:
+        if value is not None:
+            break
+        value = config
+        for part in path:
+            value = None if value is None else _get(value, part)
+    if value is None:
+        tried = "".join(f" nor `{'.'.join(path)}`" for path in fallbacks)
+        raise ValueError(f"the {model_type} config has no `{name}`{tried}; a preset needs it")
+    return value
+
+
+def from_transformers(config: tp.Any) -> MusicGen | Moshi | HiggsAudio | Dia | KyutaiSTT:
+    """The preset of a transformers config, read by its attributes or keys (no transformers import).
+
+    `config` is a transformers config object or a mapping with the same fields
+    (a loaded `config.json`, `config.to_dict()`). A composite config
+    (`MusicgenConfig`) is read through its `decoder`, Dia's through its
+    `decoder_config`. Moshi's `audio_vocab_size`, when unset (a freshly built
+    `MoshiConfig`), falls back to its audio encoder's `codebook_size`, as
+    `MoshiConfig` documents and does itself once an encoder config is given.
+
+    Raises:
+      ValueError: an unknown `model_type`, or a config missing a field the preset needs.
+      TypeError: a field of the wrong type (through the preset's checks).
+    """
+    model_type = _get(config, "model_type")
+    if not isinstance(model_type, str) or model_type not in PRESETS:
+        known = ", ".join(sorted(PRESETS))
+        raise ValueError(
+            f"no preset for model_type={model_type!r}; known: {known} "
+            "(pass a transformers config, or a mapping such as a loaded config.json)"
+        )
+    if PRESETS[model_type] is Dia:
+        decoder = _get(config, "decoder_config") or config
+        return Dia(
+            delay_pattern=tuple(_field(config, "delay_pattern", model_type)),
+            bos_token_id=_field(decoder, "bos_token_id", model_type),
+            pad_token_id=_field(decoder, "pad_token_id", model_type),
+            eos_token_id=_field(decoder, "eos_token_id", model_type),
+        )
+    if PRESETS[model_type] is KyutaiSTT:
+        return KyutaiSTT(
+            num_codebooks=_field(config, "num_codebooks", model_type),
+            codebook_vocab_size=_field(config, "codebook_vocab_size", model_type),
+            vocab_size=_field(config, "vocab_size", model_type),
+            audio_bos_token_id=_field(config, "audio_bos_token_id", model_type),
+            audio_pad_token_id=_field(config, "audio_pad_token_id", model_type),
+        )
+    if PRESETS[model_type] is HiggsAudio:
+        return HiggsAudio(
+            num_codebooks=_field(config, "num_codebooks", model_type),
+            audio_stream_bos_id=_field(config, "audio_stream_bos_id", model_type),
+            audio_stream_eos_id=_field(config, "audio_stream_eos_id", model_type),
+        )
+    if PRESETS[model_type] is Moshi:
+        return Moshi(
+            num_codebooks=_field(config, "num_codebooks", model_type),
+            audio_vocab_size=_field(config, "audio_vocab_size", model_type, ("audio_encoder_config", "codebook_size")),
+        )
+    decoder = _get(config, "decoder")
+    source = decoder if decoder is not None and _get(decoder, "num_codebooks") is not None else config
+    return MusicGen(
+        num_codebooks=_field(source, "num_codebooks", model_type),
+        pad_token_id=_field(source, "pad_token_id", model_type),
+        audio_channels=_get(source, "audio_channels") or 1,
+    )
