@@ -8,8 +8,7 @@ import typing as tp
 import numpy as np
 
 import jax_patterns as jp
-from jax_patterns._checks import check_int
-from jax_patterns.presets._common import _codes
+from jax_patterns._checks import check_codes, check_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +48,7 @@ class BarkCoarse:
 
     def stream(self, codes: tp.Any) -> tp.Any:
         """Codes `[B, K, T]` as Bark's coarse token stream `[B, K * T]`."""
-        codes = _codes(codes, self.n_coarse_codebooks, self.codebook_size)
+        codes = check_codes(codes, "codes", n_q=self.n_coarse_codebooks, below=self.codebook_size)
         pattern = self.provider.get_pattern(codes.shape[-1])
         seq, _, _ = pattern.build_pattern_sequence(codes, -1)
         return pattern.to_stream(seq, self.offsets, -1, card=self.codebook_size)

@@ -8,8 +8,8 @@ import typing as tp
 import numpy as np
 
 import jax_patterns as jp
-from jax_patterns._checks import check_flag, check_int
-from jax_patterns.presets._common import IGNORE, _codes, _ids, _lengths
+from jax_patterns._checks import check_codes, check_flag, check_int
+from jax_patterns.presets._common import IGNORE, check_ids, example_lengths
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +61,7 @@ class Dia:
         if not delays:
             raise ValueError("`delay_pattern` is empty; Dia needs one delay per channel")
         object.__setattr__(self, "delay_pattern", delays)
-        _ids(self, "bos_token_id", "pad_token_id", "eos_token_id")
+        check_ids(self, "bos_token_id", "pad_token_id", "eos_token_id")
         if len({self.bos_token_id, self.pad_token_id, self.eos_token_id}) < 3:
             raise ValueError(
                 f"`bos_token_id`={self.bos_token_id}, `pad_token_id`={self.pad_token_id} and "
@@ -84,9 +84,9 @@ class Dia:
         import jax.numpy as jnp
 
         low = min(self.bos_token_id, self.pad_token_id, self.eos_token_id)
-        codes = jnp.asarray(_codes(codes, len(self.delay_pattern), low))
+        codes = jnp.asarray(check_codes(codes, "codes", n_q=len(self.delay_pattern), below=low))
         batch, channels, timesteps = codes.shape
-        lengths = _lengths(np.shape(codes), lengths)
+        lengths = example_lengths(np.shape(codes), lengths)
         check_flag("generation", generation)
         width = timesteps + (0 if generation else 1)
         framed = lengths + (0 if generation else 1)
@@ -121,7 +121,7 @@ class Dia:
 
         seq = self.sequence(codes, lengths, generation=generation)
         batch, channels, steps = seq.shape
-        framed = _lengths(np.shape(codes), lengths) + (0 if generation else 1)
+        framed = example_lengths(np.shape(codes), lengths) + (0 if generation else 1)
         own = framed + max(self.delay_pattern) + 1  # the example's steps, at the end of the row
         mask = (jnp.arange(steps)[None, :] >= steps - own[:, None]).astype(jnp.int32)
         ids = jnp.swapaxes(seq, 1, 2)

@@ -8,8 +8,8 @@ import typing as tp
 import numpy as np
 
 import jax_patterns as jp
-from jax_patterns._checks import check_int
-from jax_patterns.presets._common import IGNORE, _codes, _ids, _lengths
+from jax_patterns._checks import check_codes, check_int
+from jax_patterns.presets._common import IGNORE, check_ids, example_lengths
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +40,7 @@ class HiggsAudio:
     audio_stream_eos_id: int
 
     def __post_init__(self):
-        _ids(self, "num_codebooks", "audio_stream_bos_id", "audio_stream_eos_id")
+        check_ids(self, "num_codebooks", "audio_stream_bos_id", "audio_stream_eos_id")
         if self.audio_stream_bos_id == self.audio_stream_eos_id:
             raise ValueError(f"`audio_stream_bos_id` and `audio_stream_eos_id` are both {self.audio_stream_eos_id}")
 
@@ -54,9 +54,9 @@ class HiggsAudio:
         import jax.numpy as jnp
 
         low = min(self.audio_stream_bos_id, self.audio_stream_eos_id)
-        codes = jnp.asarray(_codes(codes, self.num_codebooks, low))
+        codes = jnp.asarray(check_codes(codes, "codes", n_q=self.num_codebooks, below=low))
         timesteps = codes.shape[-1]
-        lengths = _lengths(np.shape(codes), lengths)
+        lengths = example_lengths(np.shape(codes), lengths)
         framed = jnp.pad(codes, ((0, 0), (0, 0), (0, 1)))
         framed = jnp.where(
             jnp.arange(timesteps + 1)[None, None, :] == lengths[:, None, None], self.audio_stream_eos_id, framed
@@ -79,7 +79,8 @@ class HiggsAudio:
         import jax.numpy as jnp
 
         seq = self.sequence(codes, lengths)
-        steps = _lengths(np.shape(codes), lengths) + 1 + self.num_codebooks  # codes, eos, then K steps of delay and bos
+        # each example's steps: its codes, eos, then K steps of delay and bos
+        steps = example_lengths(np.shape(codes), lengths) + 1 + self.num_codebooks
         longest = int(jnp.max(steps)) if steps.size else 0
         ids = jnp.swapaxes(seq, 1, 2)[:, :longest]
         mask = jnp.arange(longest)[None, :] < steps[:, None]
@@ -118,6 +119,6 @@ class HiggsAudio:
 
         timesteps = check_int("timesteps", timesteps, minimum=0)
         batch = np.shape(ids)[:-2]
-        framed = None if lengths is None else _lengths((*batch, 0, timesteps), lengths) + 1
+        framed = None if lengths is None else example_lengths((*batch, 0, timesteps), lengths) + 1
         pattern = self.provider.get_pattern(timesteps + 1)
         return pattern.revert_pattern_sequence(ids, self.audio_stream_eos_id, lengths=framed)[0][..., :timesteps]

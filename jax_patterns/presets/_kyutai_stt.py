@@ -8,7 +8,8 @@ import typing as tp
 import numpy as np
 
 import jax_patterns as jp
-from jax_patterns.presets._common import _codes, _ids, _lengths
+from jax_patterns._checks import check_codes
+from jax_patterns.presets._common import check_ids, example_lengths
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +45,9 @@ class KyutaiSTT:
     audio_pad_token_id: int
 
     def __post_init__(self):
-        _ids(self, "num_codebooks", "codebook_vocab_size", "vocab_size", "audio_bos_token_id", "audio_pad_token_id")
+        check_ids(
+            self, "num_codebooks", "codebook_vocab_size", "vocab_size", "audio_bos_token_id", "audio_pad_token_id"
+        )
         if self.audio_bos_token_id == self.audio_pad_token_id:
             raise ValueError(f"`audio_bos_token_id` and `audio_pad_token_id` are both {self.audio_pad_token_id}")
 
@@ -61,7 +64,7 @@ class KyutaiSTT:
     def audio_ids(self, codes: tp.Any, lengths: tp.Any = None) -> tp.Any:
         """The audio inputs `[B, K, T + 1]` of codes `[B, K, T]`: bos, then the frames (`audio_pad` past `lengths`)."""
         low = min(self.audio_bos_token_id, self.audio_pad_token_id)
-        codes = _codes(codes, self.num_codebooks, low)
+        codes = check_codes(codes, "codes", n_q=self.num_codebooks, below=low)
         pattern = self.provider.get_pattern(codes.shape[-1])
         ids, _, _ = pattern.build_pattern_sequence(codes, self.audio_bos_token_id, lengths=lengths)
         if lengths is None:
@@ -69,7 +72,7 @@ class KyutaiSTT:
         import jax.numpy as jnp
 
         past = (
-            jnp.arange(ids.shape[-1])[None, None, :] > _lengths(np.shape(codes), lengths)[:, None, None]
+            jnp.arange(ids.shape[-1])[None, None, :] > example_lengths(np.shape(codes), lengths)[:, None, None]
         )  # steps after L
         return jnp.where(past, self.audio_pad_token_id, ids)
 

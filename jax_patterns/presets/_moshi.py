@@ -8,8 +8,8 @@ import typing as tp
 import numpy as np
 
 import jax_patterns as jp
-from jax_patterns._checks import check_int
-from jax_patterns.presets._common import _codes, _ids, _lengths
+from jax_patterns._checks import check_codes, check_int
+from jax_patterns.presets._common import check_ids, example_lengths
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Moshi:
     audio_vocab_size: int
 
     def __post_init__(self):
-        _ids(self, "num_codebooks", "audio_vocab_size")
+        check_ids(self, "num_codebooks", "audio_vocab_size")
 
     @property
     def provider(self) -> jp.DelayedPatternProvider:
@@ -44,7 +44,7 @@ class Moshi:
         """The delayed sequence `[B, K, T' + 1]` of codes `[B, K, T]` (`T' = timesteps`, default `T`; -1 past `T`)."""
         import jax.numpy as jnp
 
-        codes = jnp.asarray(_codes(codes, self.num_codebooks, self.audio_vocab_size))
+        codes = jnp.asarray(check_codes(codes, "codes", n_q=self.num_codebooks, below=self.audio_vocab_size))
         total = codes.shape[-1] if timesteps is None else check_int("timesteps", timesteps, minimum=0)
         if total < codes.shape[-1]:
             raise ValueError(f"`timesteps`={total} is shorter than the codes' T={codes.shape[-1]}")
@@ -66,7 +66,7 @@ class Moshi:
         labels = self.sequence(codes, lengths=lengths)[..., : np.shape(codes)[-1]]
         if lengths is None:
             return labels
-        past = jnp.arange(labels.shape[-1])[None, None, :] >= _lengths(np.shape(codes), lengths)[:, None, None]
+        past = jnp.arange(labels.shape[-1])[None, None, :] >= example_lengths(np.shape(codes), lengths)[:, None, None]
         return jnp.where(past, jnp.asarray(self.audio_vocab_size, labels.dtype), labels)
 
     def loss(self, audio_logits: tp.Any, codes: tp.Any, lengths: tp.Any = None) -> tuple[tp.Any, tp.Any]:
@@ -81,7 +81,7 @@ class Moshi:
         """
         from jax_patterns import lm
 
-        codes = _codes(codes, self.num_codebooks, self.audio_vocab_size)
+        codes = check_codes(codes, "codes", n_q=self.num_codebooks, below=self.audio_vocab_size)
         pattern = self.provider.get_pattern(np.shape(codes)[-1])
         return lm.pattern_cross_entropy(
             audio_logits, codes, pattern, keep_only_valid_steps=True, lengths=lengths, average="tokens"

@@ -8,8 +8,8 @@ import typing as tp
 import numpy as np
 
 import jax_patterns as jp
-from jax_patterns._checks import check_int
-from jax_patterns.presets._common import IGNORE, _codes, _ids
+from jax_patterns._checks import check_codes, check_int
+from jax_patterns.presets._common import IGNORE, check_ids
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +44,7 @@ class MusicGen:
     audio_channels: int = 1
 
     def __post_init__(self):
-        _ids(self, "num_codebooks", "pad_token_id")
+        check_ids(self, "num_codebooks", "pad_token_id")
         check_int("audio_channels", self.audio_channels)
         if self.audio_channels not in (1, 2):
             raise ValueError(f"`audio_channels` must be 1 or 2, got {self.audio_channels}")
@@ -59,7 +59,7 @@ class MusicGen:
 
     def sequence(self, codes: tp.Any, lengths: tp.Any = None) -> tp.Any:
         """The delayed sequence `[B, K, S]` of codes `[B, K, T]`: transformers' `delay_pattern_mask`, filled."""
-        codes = _codes(codes, self.num_codebooks, self.pad_token_id)
+        codes = check_codes(codes, "codes", n_q=self.num_codebooks, below=self.pad_token_id)
         pattern = self.provider.get_pattern(codes.shape[-1])
         return pattern.build_pattern_sequence(codes, self.pad_token_id, lengths=lengths)[0]
 
@@ -83,7 +83,7 @@ class MusicGen:
         """
         from jax_patterns import lm
 
-        codes = _codes(codes, self.num_codebooks, self.pad_token_id)
+        codes = check_codes(codes, "codes", n_q=self.num_codebooks, below=self.pad_token_id)
         pattern = self.provider.get_pattern(np.shape(codes)[-1])
         return lm.pattern_cross_entropy(logits, codes, pattern, keep_only_valid_steps=False, lengths=lengths)
 
