@@ -235,6 +235,12 @@ ROWS: list[tuple[str, str, list, tp.Callable]] = [
     ("Dia.frames", "generation", FLAG, lambda v: presets.Dia((0, 1), 8, 9, 7).frames(CODES, generation=v)),
     ("Dia.decode", "audio_prompt_len", [2.5, -1, True], lambda v: presets.Dia((0, 1), 8, 9, 7).decode(
         np.zeros((1, 2, 6), np.int32), v)),
+    ("Dia.decode", "codebooks_last", FLAG, lambda v: presets.Dia((0, 1), 8, 9, 7).decode(
+        np.zeros((1, 2, 6), np.int32), codebooks_last=v)),
+    ("Dia.decode", "ids", [None, np.zeros((2, 6), np.int32), np.zeros((1, 6, 2), np.int32), np.zeros((1, 2, 6)),
+                           np.full((1, 2, 6), 2**32, np.int64)], lambda v: presets.Dia((0, 1), 8, 9, 7).decode(v)),
+    ("HiggsAudio.decode", "codebooks_last", FLAG, lambda v: presets.HiggsAudio(2, 8, 9).decode(
+        np.zeros((1, 2, 7), np.int32), 4, codebooks_last=v)),
     ("KyutaiSTT", "audio_pad_token_id", [None, 2.5, -1, 8], lambda v: presets.KyutaiSTT(2, 9, 5, 8, v)),
     ("KyutaiSTT.audio_ids", "lengths", LENGTHS[1:], lambda v: presets.KyutaiSTT(2, 9, 5, 8, 23).audio_ids(CODES, v)),
     ("BarkCoarse", "codebook_size", SIZE, lambda v: presets.BarkCoarse(codebook_size=v)),

@@ -5,7 +5,10 @@ its tensor layouts, and gives what the model's own code gives: the input ids
 from codes, the training labels, the loss (through
 `lm.pattern_cross_entropy`: no reverted logits), and the undo of generated ids.
 Our arrays are `[B, K, S]`; transformers' MusicGen takes `[B * K, S]`, one
-reshape away (`ids.reshape(B * K, S)`), and its labels are `[B, S, K]`.
+reshape away (`ids.reshape(B * K, S)`), and its labels are `[B, S, K]`. A
+method named after a transformers output (`Dia.inputs`, `HiggsAudio.inputs`)
+returns transformers' layout, `[B, S, K]`; `decode` reads ours, or that layout
+(and what transformers' `generate` returns) with `codebooks_last=True`.
 
 `from_transformers(config)` reads a transformers config by its attributes
 (`model_type`, `num_codebooks`, `audio_channels`, token ids); jax_patterns never

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import typing as tp
 
-from jax_patterns._checks import check_int, clip_lengths, validate_lengths
+import numpy as np
+
+from jax_patterns._checks import check_codes, check_flag, check_int, clip_lengths, is_host, validate_lengths
 
 IGNORE = -100
 """transformers' ignored label."""
@@ -30,3 +32,32 @@ def check_ids(preset: tp.Any, *names: str) -> None:
     """The preset's fields `names` checked as ints: sizes (`num_*`) >= 1, token ids >= 0."""
     for name in names:
         check_int(name, getattr(preset, name), minimum=1 if name.startswith("num_") else 0)
+
+
+def ids_in_our_layout(ids: tp.Any, n_q: int, codebooks_last: tp.Any) -> tp.Any:
+    """Generated or input ids `[B, K, S]` (or transformers' `[B, S, K]` with `codebooks_last`), checked, as `[B, K, S]`.
+
+    The ids a preset's undo reads: rank 3, `n_q` codebooks on the axis the
+    layout says, integers (host values in `[0, 2**31)`, through `check_codes`).
+    Ids in the other layout get an error that says which flag reads them.
+
+    Raises:
+      TypeError: `codebooks_last` is not a bool; ids that are not integers.
+      ValueError: another rank, or no axis of `n_q` codebooks where the layout puts it.
+    """
+    import jax.numpy as jnp
+
+    codebooks_last = check_flag("codebooks_last", codebooks_last)
+    shape = tuple(np.shape(ids)) if ids is not None else ()
+    axis, other = (2, 1) if codebooks_last else (1, 2)
+    if len(shape) == 3 and shape[axis] != n_q:
+        layouts = ("[B, K, S]", "transformers' [B, S, K]")
+        layout, flipped = layouts[::-1] if codebooks_last else layouts
+        hint = f"; these look like {flipped} ids: pass `codebooks_last={not codebooks_last}`"
+        raise ValueError(
+            f"`ids` has shape {shape}; with `codebooks_last={codebooks_last}` they are read as {layout} with "
+            f"K={n_q}{hint if shape[other] == n_q else ''}"
+        )
+    if codebooks_last and len(shape) == 3:
+        ids = np.swapaxes(ids, 1, 2) if is_host(ids) else jnp.swapaxes(ids, 1, 2)
+    return check_codes(ids, "ids", n_q=n_q, below=None)

@@ -9,7 +9,7 @@ import numpy as np
 
 import jax_patterns as jp
 from jax_patterns._checks import check_codes, check_flag, check_int
-from jax_patterns.presets._common import IGNORE, check_ids, example_lengths
+from jax_patterns.presets._common import IGNORE, check_ids, example_lengths, ids_in_our_layout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +40,9 @@ class Dia:
 
     Our arrays are `[B, C, S]`; transformers' decoder ids are `[B, S, C]`
     (`jnp.swapaxes(ids, 1, 2)`) and its logits `[B * C, S - 1, V]`
-    (`.reshape(B, C, S - 1, V)` gives ours).
+    (`.reshape(B, C, S - 1, V)` gives ours). `inputs` returns transformers'
+    layouts (it is the processor's output); `decode` reads ours, or
+    transformers' ids (`inputs`, `generate`) with `codebooks_last=True`.
 
     Example:
       >>> import numpy as np
@@ -147,32 +149,57 @@ class Dia:
             logits, frames, pattern, keep_only_valid_steps=False, lengths=framed, padding_side="left", average="tokens"
         )
 
-    def decode(self, ids: tp.Any, audio_prompt_len: int | None = None) -> tuple[tp.Any, tp.Any]:
-        """`(codes [B, C, T], lengths [B])` from generated ids `[B, C, S]` (`T = S - max_delay - 1`), as `batch_decode`.
+    def decode(
+        self, ids: tp.Any, audio_prompt_len: int | None = None, *, codebooks_last: bool = False
+    ) -> tuple[tp.Any, tp.Any]:
+        """`(codes [B, C, T], lengths [B])` from generated ids (`T = S - max_delay - 1`), as `batch_decode`.
 
         Example `b`'s codes are its frames from the first after channel 0's bos
         steps (or from `audio_prompt_len`, counted as transformers counts it,
         the bos frame included) up to the one before its eos (channel 0's pad
         steps, less one), read with the pattern's revert. They start the row,
         pad after.
+
+        Args:
+          ids: `[B, C, S]` (ours: `sequence`, what `lm.generate` decodes from),
+            or with `codebooks_last=True` transformers' `[B, S, C]`: what its
+            `generate` returns and what `inputs(...)["decoder_input_ids"]` is
+            (training inputs come back as their codes and lengths).
+          audio_prompt_len: where each example's codes start, as transformers'
+            `batch_decode` counts it (None: after channel 0's bos steps).
+          codebooks_last: whether `ids` are `[B, S, C]`.
+
+        Returns:
+          `(codes, lengths)`: each example's codes at the start of its row, pad
+          after them.
+
+        Raises:
+          ValueError: ids of another rank or channel count (naming the other
+            layout when the ids are in it), or too few steps for the delays.
+          TypeError: ids that are not integers, a flag that is not a bool.
         """
         import jax.numpy as jnp
 
-        ids = jnp.asarray(ids)
-        batch, _, steps = ids.shape
+        ids = jnp.asarray(ids_in_our_layout(ids, len(self.delay_pattern), codebooks_last))
+        steps = ids.shape[-1]
         timesteps = steps - max(self.delay_pattern) - 1
         if timesteps < 1:
             raise ValueError(f"`ids` has S={steps} steps; Dia's layout needs at least {max(self.delay_pattern) + 2}")
         frames, _, _ = self.provider.get_pattern(timesteps).revert_pattern_sequence(ids, self.pad_token_id)
-        first = ids[:, 0, :]
-        if audio_prompt_len is None:
-            start = jnp.sum(first == self.bos_token_id, axis=-1)
-        else:
-            start = jnp.full((batch,), check_int("audio_prompt_len", audio_prompt_len, minimum=0))
-        end = steps - jnp.sum(first == self.pad_token_id, axis=-1) - 1
-        start, end = jnp.maximum(start - 1, 0), end - 1  # transformers' frame 0 is the bos step
-        length = jnp.clip(end - start, 0, timesteps).astype(jnp.int32)
+        start, length = self._window(ids[:, 0, :], audio_prompt_len, timesteps)
         j = jnp.arange(timesteps)[None, None, :]
         source = jnp.broadcast_to(jnp.clip(j + start[:, None, None], 0, timesteps - 1), frames.shape)
         moved = jnp.take_along_axis(frames, source, axis=2)
         return jnp.where(j < length[:, None, None], moved, self.pad_token_id), length
+
+    def _window(self, first: tp.Any, audio_prompt_len: tp.Any, timesteps: int) -> tuple[tp.Any, tp.Any]:
+        """`batch_decode`'s window of each example, `(first frame, number of frames)`, from channel 0's ids `[B, S]`."""
+        import jax.numpy as jnp
+
+        if audio_prompt_len is None:
+            start = jnp.sum(first == self.bos_token_id, axis=-1)
+        else:
+            start = jnp.full((first.shape[0],), check_int("audio_prompt_len", audio_prompt_len, minimum=0))
+        end = first.shape[-1] - jnp.sum(first == self.pad_token_id, axis=-1) - 1
+        start, end = jnp.maximum(start - 1, 0), end - 1  # transformers' frame 0 is the bos step
+        return start, jnp.clip(end - start, 0, timesteps).astype(jnp.int32)

@@ -9,7 +9,7 @@ import numpy as np
 
 import jax_patterns as jp
 from jax_patterns._checks import check_codes, check_int
-from jax_patterns.presets._common import IGNORE, check_ids, example_lengths
+from jax_patterns.presets._common import IGNORE, check_ids, example_lengths, ids_in_our_layout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,12 +111,27 @@ class HiggsAudio:
         )
         return mean * self.num_codebooks, per_codebook
 
-    def decode(self, ids: tp.Any, timesteps: int, lengths: tp.Any = None) -> tp.Any:
-        """Codes `[B, K, T]` from framed examples' delayed ids `[B, K, T + K + 1]` (bos and eos frames dropped).
+    def decode(self, ids: tp.Any, timesteps: int, lengths: tp.Any = None, *, codebooks_last: bool = False) -> tp.Any:
+        """Codes `[B, K, T]` from framed examples' delayed ids (bos and eos frames dropped).
 
-        With `lengths`, example `b` has `lengths[b]` frames (eos past them).
+        Args:
+          ids: `[B, K, T + K + 1]` (ours: `sequence`), or with
+            `codebooks_last=True` the processor's `[B, T + K + 1, K]` (what
+            `inputs` returns as `audio_input_ids`).
+          timesteps: `T`, the longest example's number of frames.
+          lengths: example `b` has `lengths[b]` frames (eos past them); None:
+            every example has `T`.
+          codebooks_last: whether `ids` are `[B, S, K]`.
+
+        Returns:
+          the codes `[B, K, T]` (eos past each example's frames).
+
+        Raises:
+          ValueError: ids of another rank or K (naming the other layout when
+            the ids are in it), `timesteps` < 0, `lengths` outside `[0, T]`.
+          TypeError: ids that are not integers, a flag that is not a bool.
         """
-
+        ids = ids_in_our_layout(ids, self.num_codebooks, codebooks_last)
         timesteps = check_int("timesteps", timesteps, minimum=0)
         batch = np.shape(ids)[:-2]
         framed = None if lengths is None else example_lengths((*batch, 0, timesteps), lengths) + 1
