@@ -45,6 +45,53 @@ def _field(config: tp.Any, name: str, model_type: str, *fallbacks: tuple[str, ..
     return value
 
 
+def _dia(config: tp.Any, model_type: str) -> Dia:
+    decoder = _get(config, "decoder_config") or config
+    return Dia(
+        delay_pattern=tuple(_field(config, "delay_pattern", model_type)),
+        bos_token_id=_field(decoder, "bos_token_id", model_type),
+        pad_token_id=_field(decoder, "pad_token_id", model_type),
+        eos_token_id=_field(decoder, "eos_token_id", model_type),
+    )
+
+
+def _kyutai_stt(config: tp.Any, model_type: str) -> KyutaiSTT:
+    names = ("num_codebooks", "codebook_vocab_size", "vocab_size", "audio_bos_token_id", "audio_pad_token_id")
+    return KyutaiSTT(**{name: _field(config, name, model_type) for name in names})
+
+
+def _higgs_audio(config: tp.Any, model_type: str) -> HiggsAudio:
+    names = ("num_codebooks", "audio_stream_bos_id", "audio_stream_eos_id")
+    return HiggsAudio(**{name: _field(config, name, model_type) for name in names})
+
+
+def _moshi(config: tp.Any, model_type: str) -> Moshi:
+    return Moshi(
+        num_codebooks=_field(config, "num_codebooks", model_type),
+        audio_vocab_size=_field(config, "audio_vocab_size", model_type, ("audio_encoder_config", "codebook_size")),
+    )
+
+
+def _musicgen(config: tp.Any, model_type: str) -> MusicGen:
+    decoder = _get(config, "decoder")
+    source = decoder if decoder is not None and _get(decoder, "num_codebooks") is not None else config
+    return MusicGen(
+        num_codebooks=_field(source, "num_codebooks", model_type),
+        pad_token_id=_field(source, "pad_token_id", model_type),
+        audio_channels=_get(source, "audio_channels") or 1,
+    )
+
+
+_READERS: dict[type, tp.Callable[[tp.Any, str], tp.Any]] = {
+    Dia: _dia,
+    HiggsAudio: _higgs_audio,
+    KyutaiSTT: _kyutai_stt,
+    Moshi: _moshi,
+    MusicGen: _musicgen,
+}
+"""Preset class -> the function that reads its fields from a config (and its documented fallbacks)."""
+
+
 def from_transformers(config: tp.Any) -> MusicGen | Moshi | HiggsAudio | Dia | KyutaiSTT:
     """The preset of a transformers config, read by its attributes or keys (no transformers import).
 
@@ -66,37 +113,4 @@ def from_transformers(config: tp.Any) -> MusicGen | Moshi | HiggsAudio | Dia | K
             f"no preset for model_type={model_type!r}; known: {known} "
             "(pass a transformers config, or a mapping such as a loaded config.json)"
         )
-    if PRESETS[model_type] is Dia:
-        decoder = _get(config, "decoder_config") or config
-        return Dia(
-            delay_pattern=tuple(_field(config, "delay_pattern", model_type)),
-            bos_token_id=_field(decoder, "bos_token_id", model_type),
-            pad_token_id=_field(decoder, "pad_token_id", model_type),
-            eos_token_id=_field(decoder, "eos_token_id", model_type),
-        )
-    if PRESETS[model_type] is KyutaiSTT:
-        return KyutaiSTT(
-            num_codebooks=_field(config, "num_codebooks", model_type),
-            codebook_vocab_size=_field(config, "codebook_vocab_size", model_type),
-            vocab_size=_field(config, "vocab_size", model_type),
-            audio_bos_token_id=_field(config, "audio_bos_token_id", model_type),
-            audio_pad_token_id=_field(config, "audio_pad_token_id", model_type),
-        )
-    if PRESETS[model_type] is HiggsAudio:
-        return HiggsAudio(
-            num_codebooks=_field(config, "num_codebooks", model_type),
-            audio_stream_bos_id=_field(config, "audio_stream_bos_id", model_type),
-            audio_stream_eos_id=_field(config, "audio_stream_eos_id", model_type),
-        )
-    if PRESETS[model_type] is Moshi:
-        return Moshi(
-            num_codebooks=_field(config, "num_codebooks", model_type),
-            audio_vocab_size=_field(config, "audio_vocab_size", model_type, ("audio_encoder_config", "codebook_size")),
-        )
-    decoder = _get(config, "decoder")
-    source = decoder if decoder is not None and _get(decoder, "num_codebooks") is not None else config
-    return MusicGen(
-        num_codebooks=_field(source, "num_codebooks", model_type),
-        pad_token_id=_field(source, "pad_token_id", model_type),
-        audio_channels=_get(source, "audio_channels") or 1,
-    )
+    return _READERS[PRESETS[model_type]](config, model_type)
