@@ -27,6 +27,7 @@ from jax_patterns.presets._higgs_audio import HiggsAudio as HiggsAudio
 from jax_patterns.presets._kyutai_stt import KyutaiSTT as KyutaiSTT
 from jax_patterns.presets._moshi import Moshi as Moshi
 from jax_patterns.presets._musicgen import MusicGen as MusicGen
+from jax_patterns.presets._orpheus import Orpheus as Orpheus
 
 __all__ = (
     "IGNORE",
@@ -37,5 +38,6 @@ __all__ = (
     "KyutaiSTT",
     "Moshi",
     "MusicGen",
+    "Orpheus",
     "from_transformers",
 )
