@@ -8,6 +8,7 @@ layout with `codebooks_last=True` (as it also reads what transformers' `generate
 from __future__ import annotations
 
 import re
+import typing as tp
 
 import numpy as np
 import pytest
@@ -140,7 +141,7 @@ def test_dia_decode_reads_what_transformers_generate_returns():
     dac_config = DacConfig(encoder_hidden_size=8, downsampling_ratios=[2, 2], decoder_hidden_size=16,
                            n_codebooks=3, codebook_size=1024, codebook_dim=4)  # fmt: skip
     dac = DacModel(dac_config).eval()
-    processor = DiaProcessor(DiaFeatureExtractor(hop_length=4, sampling_rate=44100), DiaTokenizer(), dac)
+    processor: tp.Any = DiaProcessor(DiaFeatureExtractor(hop_length=4, sampling_rate=44100), DiaTokenizer(), dac)
     small = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
              "num_key_value_heads": 1, "head_dim": 8}  # fmt: skip
     decoder = small | {"num_channels": 3, "cross_num_attention_heads": 2, "cross_head_dim": 8,

@@ -60,7 +60,7 @@ def load_decoder(source: pathlib.Path) -> tuple[types.ModuleType, Recorder]:
     snac = types.ModuleType("snac")
     snac.SNAC = types.SimpleNamespace(from_pretrained=lambda name: recorder)  # type: ignore[attr-defined]
     module = load_module("orpheus_decoder", source, {"snac": snac})
-    module.snac_device = "cpu"
+    module.__dict__["snac_device"] = "cpu"  # the module hard-codes "cuda"
     return module, recorder
 
 
