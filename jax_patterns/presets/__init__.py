@@ -28,6 +28,7 @@ from jax_patterns.presets._kyutai_stt import KyutaiSTT as KyutaiSTT
 from jax_patterns.presets._moshi import Moshi as Moshi
 from jax_patterns.presets._musicgen import MusicGen as MusicGen
 from jax_patterns.presets._orpheus import Orpheus as Orpheus
+from jax_patterns.presets._parler_tts import ParlerTTS as ParlerTTS
 
 __all__ = (
     "IGNORE",
@@ -39,5 +40,6 @@ __all__ = (
     "Moshi",
     "MusicGen",
     "Orpheus",
+    "ParlerTTS",
     "from_transformers",
 )

@@ -9,6 +9,7 @@ from jax_patterns.presets._higgs_audio import HiggsAudio
 from jax_patterns.presets._kyutai_stt import KyutaiSTT
 from jax_patterns.presets._moshi import Moshi
 from jax_patterns.presets._musicgen import MusicGen
+from jax_patterns.presets._parler_tts import ParlerTTS
 
 PRESETS: dict[str, type] = {
     "dia": Dia,
@@ -19,6 +20,8 @@ PRESETS: dict[str, type] = {
     "musicgen_decoder": MusicGen,
     "musicgen_melody": MusicGen,
     "musicgen_melody_decoder": MusicGen,
+    "parler_tts": ParlerTTS,
+    "parler_tts_decoder": ParlerTTS,
 }
 """transformers `model_type` -> preset class."""
 
@@ -82,25 +85,35 @@ def _musicgen(config: tp.Any, model_type: str) -> MusicGen:
     )
 
 
+def _parler_tts(config: tp.Any, model_type: str) -> ParlerTTS:
+    decoder = _get(config, "decoder") or config  # `parler_tts`'s composite config holds its decoder's
+    names = ("num_codebooks", "bos_token_id", "eos_token_id", "pad_token_id")
+    return ParlerTTS(**{name: _field(decoder, name, model_type) for name in names})
+
+
 _READERS: dict[type, tp.Callable[[tp.Any, str], tp.Any]] = {
     Dia: _dia,
     HiggsAudio: _higgs_audio,
     KyutaiSTT: _kyutai_stt,
     Moshi: _moshi,
     MusicGen: _musicgen,
+    ParlerTTS: _parler_tts,
 }
 """Preset class -> the function that reads its fields from a config (and its documented fallbacks)."""
 
 
-def from_transformers(config: tp.Any) -> MusicGen | Moshi | HiggsAudio | Dia | KyutaiSTT:
+def from_transformers(config: tp.Any) -> MusicGen | Moshi | HiggsAudio | Dia | KyutaiSTT | ParlerTTS:
     """The preset of a transformers config, read by its attributes or keys (no transformers import).
 
     `config` is a transformers config object or a mapping with the same fields
     (a loaded `config.json`, `config.to_dict()`). A composite config
     (`MusicgenConfig`) is read through its `decoder`, Dia's through its
-    `decoder_config`. Moshi's `audio_vocab_size`, when unset (a freshly built
-    `MoshiConfig`), falls back to its audio encoder's `codebook_size`, as
-    `MoshiConfig` documents and does itself once an encoder config is given.
+    `decoder_config`. Parler-TTS's config comes from the `parler_tts` package
+    (transformers has no Parler-TTS class); it is read the same way, object or
+    mapping, through its `decoder`. Moshi's `audio_vocab_size`, when unset (a
+    freshly built `MoshiConfig`), falls back to its audio encoder's
+    `codebook_size`, as `MoshiConfig` documents and does itself once an encoder
+    config is given.
 
     Raises:
       ValueError: an unknown `model_type`, or a config missing a field the preset needs.
