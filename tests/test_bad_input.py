@@ -25,6 +25,7 @@ SEQ = np.asarray(PAT.build_pattern_sequence(CODES, 8)[0])
 LOGITS = np.zeros((1, 2, len(PAT), 8), np.float32)
 HIDDEN = np.zeros((1, PAT.valid_steps, 4), np.float32)  # the fused losses: trunk output and K heads
 HEADS = np.zeros((2, 4, 8), np.float32)
+CSM = presets.CSM(2, 10, audio_token_id=6, audio_eos_token_id=7, codebook_pad_token_id=9)
 PACKED = jp.pack([CODES[0]], P, row_steps=8, special_token=8)
 
 
@@ -244,6 +245,25 @@ ROWS: list[tuple[str, str, list, tp.Callable]] = [
     ("KyutaiSTT", "audio_pad_token_id", [None, 2.5, -1, 8], lambda v: presets.KyutaiSTT(2, 9, 5, 8, v)),
     ("KyutaiSTT.audio_ids", "lengths", LENGTHS[1:], lambda v: presets.KyutaiSTT(2, 9, 5, 8, 23).audio_ids(CODES, v)),
     ("BarkCoarse", "codebook_size", SIZE, lambda v: presets.BarkCoarse(codebook_size=v)),
+    ("CSM", "num_codebooks", SIZE, lambda v: presets.CSM(v, 10, 6, 7, codebook_pad_token_id=9)),
+    ("CSM", "vocab_size", SIZE, lambda v: presets.CSM(2, v, 6, 7, codebook_pad_token_id=9)),
+    ("CSM", "audio_eos_token_id", [None, 2.5, -1, 6], lambda v: presets.CSM(2, 10, 6, v, codebook_pad_token_id=9)),
+    ("CSM", "codebook_pad_token_id", [None, 2.5, -1, 10, 0], lambda v: presets.CSM(2, 10, 6, 7,
+                                                                                      codebook_pad_token_id=v)),
+    ("CSM.frames", "input_ids", [None, np.zeros(3, np.int32), np.zeros((1, 3)), np.array([[1, 6, 6, 7]]),
+                                 np.array([[6, 6, 6, 6, 6]])], lambda v: CSM.frames(v, CODES)),
+    ("CSM.frames", "codes", [None, np.zeros((1, 3, 4), np.int32), np.zeros((1, 2, 4)), np.full((1, 2, 4), 9),
+                             np.zeros((2, 2, 4), np.int32)], lambda v: CSM.frames(np.array([[6, 6, 6, 6]]), v)),
+    ("CSM.frames", "lengths", LENGTHS[1:], lambda v: CSM.frames(np.array([[6, 6, 6, 6]]), CODES, v)),
+    ("CSM.labels", "depth", [np.zeros((1, 4)), np.zeros((1, 3), bool)],
+     lambda v: CSM.labels(np.array([[6, 6, 6, 6]]), CODES, depth=v)),
+    ("CSM.loss", "labels", [np.zeros((1, 4, 3), np.int32), np.zeros((1, 4), np.int32)],
+     lambda v: CSM.loss(np.zeros((1, 4, 10)), np.zeros((1, 4, 1, 10)), v)),
+    ("CSM.loss", "depth_logits", [np.zeros((1, 4, 2, 10))],
+     lambda v: CSM.loss(np.zeros((1, 4, 10)), v, np.zeros((1, 4, 2), np.int32))),
+    ("CSM.decode", "frames", [None, np.zeros((1, 5, 2), np.int32), np.zeros((1, 2, 5)), np.zeros((2, 5), np.int32)],
+     lambda v: CSM.decode(v)),
+    ("CSM.decode", "codebooks_last", FLAG, lambda v: CSM.decode(np.zeros((1, 2, 5), np.int32), codebooks_last=v)),
     ("ParlerTTS", "num_codebooks", SIZE, lambda v: presets.ParlerTTS(v)),
     ("ParlerTTS", "bos_token_id", [None, 2.5, -1, 1024], lambda v: presets.ParlerTTS(bos_token_id=v)),
     ("ParlerTTS.labels", "lengths", LENGTHS[1:], lambda v: presets.ParlerTTS(2, 9, 8, 8).labels(CODES, v)),

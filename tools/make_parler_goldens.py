@@ -21,6 +21,7 @@ import pathlib
 import sys
 import tempfile
 import types
+import typing as tp
 
 import numpy as np
 import torch
@@ -70,7 +71,7 @@ def labels(namespace: dict, codes: list[np.ndarray], k: int) -> torch.Tensor:
     return torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=-100)  # the collator's line
 
 
-def generated(namespace: dict, codes: np.ndarray, k: int, ends: np.ndarray) -> np.ndarray:
+def generated(namespace: dict, codes: np.ndarray, k: int, ends: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
     """Ids as `generate` leaves them `[B * K, S]`: the codes, each example's eos from its end on, the pattern's
     bos and pad (`apply_delay_pattern_mask` of the mask built at the start of generation)."""
     batch, _, frames = codes.shape
@@ -105,7 +106,7 @@ def main() -> None:
             shifted = namespace["shift_tokens_right"](batch_labels, PAD, BOS).transpose(1, 2)
             ends = rng.integers(0, max(frames) + 1, len(frames))
             output_ids, start = generated(namespace, codes, k, ends)
-            scope = {"self": types.SimpleNamespace(decoder=types.SimpleNamespace(
+            scope: dict[str, tp.Any] = {"self": types.SimpleNamespace(decoder=types.SimpleNamespace(
                 build_delay_pattern_mask=lambda i, bos_token_id, pad_token_id, max_length, k=k, build=build: build(
                     i, bos_token_id, pad_token_id, max_length, k),
                 apply_delay_pattern_mask=namespace["apply_delay_pattern_mask"], num_codebooks=k)),

@@ -20,6 +20,7 @@ Kyutai speech-to-text and Bark's coarse model.
 
 from jax_patterns.presets._bark import BarkCoarse as BarkCoarse
 from jax_patterns.presets._common import IGNORE as IGNORE
+from jax_patterns.presets._csm import CSM as CSM
 from jax_patterns.presets._dia import Dia as Dia
 from jax_patterns.presets._from_transformers import PRESETS as PRESETS
 from jax_patterns.presets._from_transformers import from_transformers as from_transformers
@@ -34,6 +35,7 @@ __all__ = (
     "IGNORE",
     "PRESETS",
     "BarkCoarse",
+    "CSM",
     "Dia",
     "HiggsAudio",
     "KyutaiSTT",

@@ -34,7 +34,7 @@ def check_ids(preset: tp.Any, *names: str) -> None:
         check_int(name, getattr(preset, name), minimum=1 if name.startswith("num_") else 0)
 
 
-def ids_in_our_layout(ids: tp.Any, n_q: int, codebooks_last: tp.Any) -> tp.Any:
+def ids_in_our_layout(ids: tp.Any, n_q: int, codebooks_last: tp.Any, name: str = "ids") -> tp.Any:
     """Generated or input ids `[B, K, S]` (or transformers' `[B, S, K]` with `codebooks_last`), checked, as `[B, K, S]`.
 
     The ids a preset's undo reads: rank 3, `n_q` codebooks on the axis the
@@ -55,9 +55,24 @@ def ids_in_our_layout(ids: tp.Any, n_q: int, codebooks_last: tp.Any) -> tp.Any:
         layout, flipped = layouts[::-1] if codebooks_last else layouts
         hint = f"; these look like {flipped} ids: pass `codebooks_last={not codebooks_last}`"
         raise ValueError(
-            f"`ids` has shape {shape}; with `codebooks_last={codebooks_last}` they are read as {layout} with "
+            f"`{name}` has shape {shape}; with `codebooks_last={codebooks_last}` they are read as {layout} with "
             f"K={n_q}{hint if shape[other] == n_q else ''}"
         )
     if codebooks_last and len(shape) == 3:
         ids = np.swapaxes(ids, 1, 2) if is_host(ids) else jnp.swapaxes(ids, 1, 2)
-    return check_codes(ids, "ids", n_q=n_q, below=None)
+    return check_codes(ids, name, n_q=n_q, below=None)
+
+
+def masked_cross_entropy(logits: tp.Any, labels: tp.Any) -> tp.Any:
+    """The mean cross entropy of `logits [..., V]` over the `labels [...]` that are not -100 (float32).
+
+    transformers' `CrossEntropyLoss` with `ignore_index=-100` and mean
+    reduction: NaN when no label is scored, as there.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    scored = labels != IGNORE
+    logp = jax.nn.log_softmax(jnp.asarray(logits).astype(jnp.float32), axis=-1)
+    picked = jnp.take_along_axis(logp, jnp.where(scored, labels, 0)[..., None], axis=-1)[..., 0]
+    return -jnp.sum(jnp.where(scored, picked, 0.0)) / jnp.sum(scored).astype(jnp.float32)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typing as tp
 
+from jax_patterns.presets._csm import CSM
 from jax_patterns.presets._dia import Dia
 from jax_patterns.presets._higgs_audio import HiggsAudio
 from jax_patterns.presets._kyutai_stt import KyutaiSTT
@@ -12,6 +13,7 @@ from jax_patterns.presets._musicgen import MusicGen
 from jax_patterns.presets._parler_tts import ParlerTTS
 
 PRESETS: dict[str, type] = {
+    "csm": CSM,
     "dia": Dia,
     "higgs_audio_v2": HiggsAudio,
     "kyutai_speech_to_text": KyutaiSTT,
@@ -46,6 +48,11 @@ def _field(config: tp.Any, name: str, model_type: str, *fallbacks: tuple[str, ..
         tried = "".join(f" nor `{'.'.join(path)}`" for path in fallbacks)
         raise ValueError(f"the {model_type} config has no `{name}`{tried}; a preset needs it")
     return value
+
+
+def _csm(config: tp.Any, model_type: str) -> CSM:
+    names = ("num_codebooks", "vocab_size", "audio_token_id", "audio_eos_token_id", "codebook_eos_token_id")
+    return CSM(**{name: _field(config, name, model_type) for name in (*names, "codebook_pad_token_id")})
 
 
 def _dia(config: tp.Any, model_type: str) -> Dia:
@@ -92,6 +99,7 @@ def _parler_tts(config: tp.Any, model_type: str) -> ParlerTTS:
 
 
 _READERS: dict[type, tp.Callable[[tp.Any, str], tp.Any]] = {
+    CSM: _csm,
     Dia: _dia,
     HiggsAudio: _higgs_audio,
     KyutaiSTT: _kyutai_stt,
@@ -102,7 +110,7 @@ _READERS: dict[type, tp.Callable[[tp.Any, str], tp.Any]] = {
 """Preset class -> the function that reads its fields from a config (and its documented fallbacks)."""
 
 
-def from_transformers(config: tp.Any) -> MusicGen | Moshi | HiggsAudio | Dia | KyutaiSTT | ParlerTTS:
+def from_transformers(config: tp.Any) -> tp.Any:
     """The preset of a transformers config, read by its attributes or keys (no transformers import).
 
     `config` is a transformers config object or a mapping with the same fields
