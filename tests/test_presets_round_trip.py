@@ -2,7 +2,8 @@
 
 Each preset's own arrays are `[B, K, S]`; the methods named after a transformers output (`Dia.inputs`,
 `HiggsAudio.inputs`, `KyutaiSTT.input_ids`) give transformers' layout, `[B, S, K]`, and the undo reads that
-layout with `codebooks_last=True` (as it also reads what transformers' `generate` returns).
+layout with `codebooks_last=True` (as it also reads what transformers' `generate` returns). Orpheus's and
+Parler-TTS's round trips are with their peers' tests (`test_presets_orpheus.py`, `test_presets_parler_tts.py`).
 """
 
 from __future__ import annotations
@@ -167,3 +168,40 @@ def test_dia_decode_reads_what_transformers_generate_returns():
         with torch.no_grad():
             decoded = dac.decode(audio_codes=torch.from_numpy(own[None].astype(np.int64))).audio_values.squeeze()
         assert_same(decoded.numpy(), theirs[b].numpy(), f"b={b}")
+
+
+@FEW
+@given(batches(min_length=0))
+def test_csm_placeholders_and_generated_frames_round_trip(batch):
+    """The frames `CSM.frames` puts at each example's placeholders are its codes, in order; generated frames with an
+    eos frame after each example's codes come back from `decode` with their lengths. (Codes avoid an all-zero frame:
+    with `codebook_eos_token_id=0` such a frame is CSM's eos, an ambiguity of its convention.)"""
+    codes, lengths = batch
+    codes = codes % 7 + 1
+    k, timesteps = codes.shape[1], codes.shape[-1]
+    preset = presets.CSM(k, 10, audio_token_id=6, audio_eos_token_id=7, codebook_pad_token_id=9)
+    steps = 2 + timesteps
+    input_ids = np.zeros((len(lengths), steps), np.int64)  # left-padded text: bos, placeholders, audio eos
+    for b, n in enumerate(lengths):
+        input_ids[b, steps - n - 2 :] = [1, *[6] * int(n), 7]
+    frames = np.asarray(preset.frames(input_ids, codes, lengths))
+    for b, n in enumerate(lengths):
+        assert_same(frames[b][input_ids[b] == 6].T, codes[b, :, :n])
+    generated = np.where(np.arange(timesteps + 1) == lengths[:, None, None], 0, np.pad(codes, ((0, 0), (0, 0), (0, 1))))
+    decoded, decoded_lengths = preset.decode(generated)
+    assert_same(decoded_lengths, lengths)
+    same_where_kept(decoded, codes, lengths)
+
+
+@FEW
+@given(batches(min_length=0))
+def test_qwen3_omni_talker_generated_frames_round_trip(batch):
+    codes, lengths = batch
+    preset = presets.Qwen3OmniTalker(codes.shape[1], 1032, 8, codec_eos_token_id=1030)
+    eos = np.arange(codes.shape[-1] + 1) == lengths[:, None]
+    generated = np.pad(codes, ((0, 0), (0, 0), (0, 1)))
+    generated[:, 0] = np.where(eos, 1030, generated[:, 0])
+    decoded, decoded_lengths = preset.decode(np.swapaxes(generated, 1, 2), codebooks_last=True)
+    assert_same(decoded_lengths, lengths)
+    kept = np.arange(codes.shape[-1] + 1) < lengths[:, None, None]
+    assert_same(decoded, np.where(kept, generated, 0))

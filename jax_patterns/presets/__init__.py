@@ -15,7 +15,11 @@ returns transformers' layout, `[B, S, K]`; `decode` reads ours, or that layout
 imports transformers.
 
 This release has MusicGen (and MusicGen Melody), Moshi, Higgs Audio v2, Dia,
-Kyutai speech-to-text and Bark's coarse model.
+Kyutai speech-to-text and Bark's coarse model; CSM and Qwen3-Omni's talker
+(two-level decoders: a parallel pattern with `lm.generate(...,
+step_returns="tokens")`), Orpheus (SNAC's three rates as 7 tokens a frame) and
+Parler-TTS (whose configs come from the `parler_tts` package). One module per
+family; `_common` holds what they share, `_from_transformers` the config table.
 """
 
 from jax_patterns.presets._bark import BarkCoarse as BarkCoarse
@@ -30,6 +34,7 @@ from jax_patterns.presets._moshi import Moshi as Moshi
 from jax_patterns.presets._musicgen import MusicGen as MusicGen
 from jax_patterns.presets._orpheus import Orpheus as Orpheus
 from jax_patterns.presets._parler_tts import ParlerTTS as ParlerTTS
+from jax_patterns.presets._qwen3_omni import Qwen3OmniTalker as Qwen3OmniTalker
 
 __all__ = (
     "IGNORE",
@@ -43,5 +48,6 @@ __all__ = (
     "MusicGen",
     "Orpheus",
     "ParlerTTS",
+    "Qwen3OmniTalker",
     "from_transformers",
 )

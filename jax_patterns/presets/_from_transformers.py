@@ -11,6 +11,7 @@ from jax_patterns.presets._kyutai_stt import KyutaiSTT
 from jax_patterns.presets._moshi import Moshi
 from jax_patterns.presets._musicgen import MusicGen
 from jax_patterns.presets._parler_tts import ParlerTTS
+from jax_patterns.presets._qwen3_omni import Qwen3OmniTalker
 
 PRESETS: dict[str, type] = {
     "csm": CSM,
@@ -24,6 +25,7 @@ PRESETS: dict[str, type] = {
     "musicgen_melody_decoder": MusicGen,
     "parler_tts": ParlerTTS,
     "parler_tts_decoder": ParlerTTS,
+    "qwen3_omni_moe": Qwen3OmniTalker,
 }
 """transformers `model_type` -> preset class."""
 
@@ -98,6 +100,17 @@ def _parler_tts(config: tp.Any, model_type: str) -> ParlerTTS:
     return ParlerTTS(**{name: _field(decoder, name, model_type) for name in names})
 
 
+def _qwen3_omni(config: tp.Any, model_type: str) -> Qwen3OmniTalker:
+    talker = _field(config, "talker_config", model_type)
+    return Qwen3OmniTalker(
+        num_code_groups=_field(talker, "num_code_groups", model_type),
+        vocab_size=_field(talker, "vocab_size", model_type, ("text_config", "vocab_size")),
+        code_vocab_size=_field(talker, "code_vocab_size", model_type, ("code_predictor_config", "vocab_size")),
+        codec_eos_token_id=_field(talker, "codec_eos_token_id", model_type),
+        codec_pad_id=_get(talker, "codec_pad_id"),
+    )
+
+
 _READERS: dict[type, tp.Callable[[tp.Any, str], tp.Any]] = {
     CSM: _csm,
     Dia: _dia,
@@ -106,6 +119,7 @@ _READERS: dict[type, tp.Callable[[tp.Any, str], tp.Any]] = {
     Moshi: _moshi,
     MusicGen: _musicgen,
     ParlerTTS: _parler_tts,
+    Qwen3OmniTalker: _qwen3_omni,
 }
 """Preset class -> the function that reads its fields from a config (and its documented fallbacks)."""
 
@@ -121,7 +135,10 @@ def from_transformers(config: tp.Any) -> tp.Any:
     mapping, through its `decoder`. Moshi's `audio_vocab_size`, when unset (a
     freshly built `MoshiConfig`), falls back to its audio encoder's
     `codebook_size`, as `MoshiConfig` documents and does itself once an encoder
-    config is given.
+    config is given. Qwen3-Omni's talker is read from the composite
+    `Qwen3OmniMoeConfig`'s `talker_config` (its own config class has an empty
+    `model_type` in transformers 5.24: pass the composite, or build
+    `Qwen3OmniTalker` from the talker config's fields).
 
     Raises:
       ValueError: an unknown `model_type`, or a config missing a field the preset needs.
