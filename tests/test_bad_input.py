@@ -302,6 +302,11 @@ ROWS: list[tuple[str, str, list, tp.Callable]] = [
     ("from_transformers", "model_type", [None, {}, {"model_type": 3}], lambda v: presets.from_transformers(v)),
     ("from_transformers", "num_codebooks", [{"model_type": "moshi", "audio_vocab_size": 8}],
      lambda v: presets.from_transformers(v)),
+    ("from_transformers", "talker_config", [{"model_type": "qwen3_omni_moe"}], lambda v: presets.from_transformers(v)),
+    ("from_transformers", "codebook_pad_token_id", [{"model_type": "csm", "num_codebooks": 2, "vocab_size": 10,
+                                                     "audio_token_id": 6, "audio_eos_token_id": 7,
+                                                     "codebook_eos_token_id": 0}],
+     lambda v: presets.from_transformers(v)),
 ]  # fmt: skip
 
 

@@ -94,3 +94,13 @@ def test_round_trip_and_ids():
         presets.ParlerTTS(3, bos_token_id=8, eos_token_id=8, pad_token_id=8)
     with pytest.raises(ValueError, match=r"`codes` holds the code 8; codes must lie in \[0, 8\)"):
         preset.sequence(np.full((1, 3, 2), 8))
+
+
+def test_from_transformers_reads_a_parler_tts_config():
+    """`parler_tts`'s config (not in transformers) read as a mapping: the composite's decoder, or the decoder's."""
+    decoder = {"model_type": "parler_tts_decoder", "num_codebooks": 9, "vocab_size": 1088, "bos_token_id": 1025,
+               "eos_token_id": 1024, "pad_token_id": 1024}  # fmt: skip
+    assert presets.from_transformers({"model_type": "parler_tts", "decoder": decoder}) == presets.ParlerTTS()
+    assert presets.from_transformers(decoder) == presets.ParlerTTS()
+    with pytest.raises(ValueError, match=r"the parler_tts_decoder config has no `bos_token_id`"):
+        presets.from_transformers({k: v for k, v in decoder.items() if k != "bos_token_id"})
