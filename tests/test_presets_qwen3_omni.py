@@ -36,7 +36,7 @@ def talker_config() -> Qwen3OmniMoeTalkerConfig:
         code_predictor_config=SMALL | {"vocab_size": CODES, "num_code_groups": G, "max_position_embeddings": 16},
         num_code_groups=G,
         thinker_hidden_size=HIDDEN,
-        spatial_merge_size=2,
+        **{"spatial_merge_size": 2},  # read by the talker's model, not a declared field of its config
         codec_eos_token_id=EOS,
         codec_pad_id=PAD,
         codec_bos_id=1029,
