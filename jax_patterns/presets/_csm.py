@@ -126,12 +126,20 @@ class CSM:
         An audio position's embedding is the sum of its K rows
         (`CsmBackboneModelEmbeddings`); text positions read the text table
         at their id instead (`audio_positions` says which).
+
+        Raises:
+          ValueError: frames whose last axis is not K, a host id outside `[0, vocab_size)`.
+          TypeError: frames that are not integers.
         """
         import jax.numpy as jnp
 
+        k = self.num_codebooks
+        shape = None if frames is None else tuple(np.shape(frames))
+        if shape is None or len(shape) < 1 or shape[-1] != k:
+            raise ValueError(f"`frames` must be [..., K={k}], got shape {shape}")
+        flat = np.reshape(frames, (-1, 1, k)) if is_host(frames) else jnp.reshape(frames, (-1, 1, k))
+        check_codes(flat, "frames", n_q=1, below=self.vocab_size)
         frames = jnp.asarray(frames)
-        if frames.ndim < 1 or frames.shape[-1] != self.num_codebooks:
-            raise ValueError(f"`frames` must be [..., K={self.num_codebooks}], got shape {frames.shape}")
         offsets = jnp.arange(self.num_codebooks, dtype=frames.dtype) * self.vocab_size
         return frames + offsets.reshape((1,) * (frames.ndim - 1) + (-1,))
 
