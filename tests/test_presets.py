@@ -179,7 +179,7 @@ def test_musicgen_greedy_generate_equals_transformers_token_for_token():
 def test_from_transformers_errors():
     with pytest.raises(
         ValueError,
-        match=r"no preset for model_type='bert'; known: dia, higgs_audio_v2, kyutai_speech_to_text, moshi, musicgen",
+        match=r"no preset for model_type='bert'; known: csm, dia, higgs_audio_v2, kyutai_speech_to_text, moshi, music",
     ):
         presets.from_transformers(types.SimpleNamespace(model_type="bert"))
     with pytest.raises(ValueError, match=r"the musicgen config has no `num_codebooks`"):

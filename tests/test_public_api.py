@@ -7,6 +7,7 @@ import sys
 
 import jax_patterns
 import jax_patterns.lm
+import jax_patterns.presets
 import torch_compat
 
 
@@ -63,6 +64,23 @@ def test_public_names():
         "step_fn_of",
         "stream",
     }
+    assert set(jax_patterns.presets.__all__) == {
+        "IGNORE",
+        "PRESETS",
+        "BarkCoarse",
+        "CSM",
+        "Dia",
+        "HiggsAudio",
+        "KyutaiSTT",
+        "Moshi",
+        "MusicGen",
+        "Orpheus",
+        "ParlerTTS",
+        "Qwen3OmniTalker",
+        "from_transformers",
+    }
+    for name in jax_patterns.presets.__all__:
+        assert hasattr(jax_patterns.presets, name), name
     for name in (*jax_patterns.__all__, *torch_compat.__all__):
         assert hasattr(jax_patterns, name) or hasattr(torch_compat, name), name
 
