@@ -163,10 +163,10 @@ def test_musicgen_greedy_generate_equals_transformers_token_for_token():
 
     state = (jnp.full((2, k, steps), CARD, jnp.int32), jnp.int32(0))
     prompt = np.zeros((2, k, 0), np.int32)
-    hf_style = lm.generate(step_fn_of(False), state, pattern, prompt, special_token=CARD)
+    hf_style = lm.generate(step_fn_of(False), state, pattern, prompt, special_token=CARD).codes
     assert_same(hf_style, expected.numpy())
     # audiocraft attends to the bos step: the same model driven by audiocraft's own loop
-    audiocraft_style = lm.generate(step_fn_of(True), state, pattern, prompt, special_token=CARD)
+    audiocraft_style = lm.generate(step_fn_of(True), state, pattern, prompt, special_token=CARD).codes
 
     def full_prefix(seq: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -593,7 +593,7 @@ def test_dia_left_padded_prompts_through_lm_generate(delays):
         logits = jax.nn.one_hot(position * 7 % 1024, 1027) * 10.0
         return jnp.broadcast_to(logits, (*tokens.shape[:2], 1027)), position
 
-    out = lm.generate(step_fn, jnp.int32(0), pattern, prompt, special_token=1026, fill_after=1025)
+    out = lm.generate(step_fn, jnp.int32(0), pattern, prompt, special_token=1026, fill_after=1025).codes
     seq, _, _ = pattern.build_pattern_sequence(out, 1026, fill_after=1025)  # what generate decoded from and wrote
     known = expected != 1025  # the processor's pads are the positions the model predicts
     assert_same(np.where(known, np.asarray(seq)[..., : expected.shape[-1]], -1), np.where(known, expected, -1))
