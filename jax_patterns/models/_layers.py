@@ -33,18 +33,36 @@ def sinusoid(positions: jax.Array, dim: int, formula: str) -> jax.Array:
     half = dim // 2
     index = np.arange(half, dtype=np.float32)
     position = positions.astype(jnp.float32)[..., None]
+    lead = (1,) * positions.ndim
     if formula == "transformers":
         rate = np.exp(index * np.float32(-math.log(10000) / (half - 1)), dtype=np.float32)
-        phase = position * jnp.asarray(rate)
+        phase = position * jnp.asarray(rate).reshape(*lead, half)
     else:
         period = np.power(np.float32(10000.0), index / np.float32(half - 1), dtype=np.float32)
-        phase = position / jnp.asarray(period)
+        phase = position / jnp.asarray(period).reshape(*lead, half)
     return jnp.concatenate([jnp.cos(phase), jnp.sin(phase)], axis=-1)
 
 
-def layer_norm(dim: int, dtype: tp.Any, param_dtype: tp.Any, rngs: nnx.Rngs) -> nnx.LayerNorm:
-    """torch's `nn.LayerNorm(dim)`: eps 1e-5, the two-pass variance."""
-    return nnx.LayerNorm(dim, epsilon=1e-5, use_fast_variance=False, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+class LayerNorm(nnx.Module):
+    """torch's `nn.LayerNorm(dim)` (eps 1e-5, the two-pass variance), computed in float32 whatever the dtype."""
+
+    def __init__(self, dim: int, dtype: tp.Any, param_dtype: tp.Any):
+        self.dtype = dtype
+        self.scale = nnx.Param(jnp.ones((dim,), param_dtype))
+        self.bias = nnx.Param(jnp.zeros((dim,), param_dtype))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = x.astype(jnp.float32)
+        centred = x - x.mean(axis=-1, keepdims=True)
+        normed = centred / jnp.sqrt(jnp.mean(centred * centred, axis=-1, keepdims=True) + 1e-5)
+        lead = (1,) * (x.ndim - 1)
+        scale = self.scale[...].astype(jnp.float32).reshape(*lead, -1)
+        return (normed * scale + self.bias[...].astype(jnp.float32).reshape(*lead, -1)).astype(self.dtype)
+
+
+def layer_norm(dim: int, dtype: tp.Any, param_dtype: tp.Any, rngs: nnx.Rngs) -> LayerNorm:
+    del rngs
+    return LayerNorm(dim, dtype, param_dtype)
 
 
 def attend(q: jax.Array, k: jax.Array, v: jax.Array, visible: jax.Array | None) -> jax.Array:
