@@ -152,15 +152,12 @@ def test_forward_equals_musicgen_for_conditional_generation():
     mask = torch.ones(2, 5, dtype=torch.long)
     mask[1, 2:] = 0
     seq = RNG.integers(0, CARD + 1, (2, 3, 6))
-    with torch.no_grad():
-        states = hf.text_encoder(input_ids=text, attention_mask=mask).last_hidden_state.numpy()
-        for given in (mask, None):
-            out = hf(input_ids=text, attention_mask=given, decoder_input_ids=flat(seq)).logits.reshape(2, 3, 6, CARD)
-            ours = model(seq, encoder_hidden_states=states, encoder_attention_mask=None if given is None else mask)
-            if given is None:
-                states = hf.text_encoder(input_ids=text).last_hidden_state.numpy()
-                ours = model(seq, encoder_hidden_states=states)
-            close(ours, out.numpy())
+    for given in (mask, None):
+        with torch.no_grad():
+            states = hf.text_encoder(input_ids=text, attention_mask=given).last_hidden_state.numpy()
+            expected = hf(input_ids=text, attention_mask=given, decoder_input_ids=flat(seq)).logits
+        ours = model(seq, encoder_hidden_states=states, encoder_attention_mask=None if given is None else mask.numpy())
+        close(ours, expected.reshape(2, 3, 6, CARD).numpy())
 
 
 # ---------------------------------------------------------------------------
@@ -341,17 +338,17 @@ def test_decode_steps_equal_the_forward_pass_and_hide_the_bos_step_as_transforme
         model = MusicGen.from_transformers(hf, hide_special=hide, max_len=16)
         attention = bos_hidden(2, steps) if hide else None
         expected = causal_logits(hf, seq, states, mask, attention)
-        for per_row in (False, True):
-            cache = model.init_cache(2, per_row=per_row, condition_len=5)
-            cache = model.condition(cache, {"encoder_hidden_states": states, "encoder_attention_mask": mask})
-            logits, cache = decode(model.step_fn(), cache, seq[..., :3])  # a prefix call, then one step at a time
-            got = [logits]
-            for s in range(3, steps):
-                logits, cache = decode(model.step_fn(), cache, seq[..., s : s + 1])
-                got.append(logits)
-            # the bos query attends only to itself, so its own logits differ when hidden; every later one agrees
-            close(np.stack(got, axis=2), expected[:, :, 2:])
-            assert np.asarray(cache["index"]).tolist() == ([steps] * 2 if per_row else steps)
+        per_row = hide  # both cache layouts, one each
+        cache = model.init_cache(2, per_row=per_row, condition_len=5)
+        cache = model.condition(cache, {"encoder_hidden_states": states, "encoder_attention_mask": mask})
+        logits, cache = decode(model.step_fn(), cache, seq[..., :3])  # a prefix call, then one step at a time
+        got = [logits]
+        for s in range(3, steps):
+            logits, cache = decode(model.step_fn(), cache, seq[..., s : s + 1])
+            got.append(logits)
+        # the bos query attends only to itself, so its own logits differ when hidden; every later one agrees
+        close(np.stack(got, axis=2), expected[:, :, 2:])
+        assert np.asarray(cache["index"]).tolist() == ([steps] * 2 if per_row else steps)
         assert_same(np.asarray(cache["visible"])[:, 0], [not hide] * 2)
 
 
@@ -362,10 +359,14 @@ def test_per_row_positions_decode_each_row_at_its_own_step():
     states, mask = condition(2)
     seq = RNG.integers(0, CARD, (2, 2, 4))
 
-    def alone(b: int, steps: int):
+    def alone(b: int, steps: int):  # one step at a time: one program for every call
         cache = model.init_cache(1, per_row=True, condition_len=5)
-        rows = {"encoder_hidden_states": states[b : b + 1], "encoder_attention_mask": mask[b : b + 1]}
-        return decode(model.step_fn(), model.condition(cache, rows), seq[b : b + 1, :, :steps])
+        cache = model.condition(
+            cache, {"encoder_hidden_states": states[b : b + 1], "encoder_attention_mask": mask[b : b + 1]}
+        )
+        for s in range(steps):
+            logits, cache = decode(model.step_fn(), cache, seq[b : b + 1, :, s : s + 1])
+        return logits, cache
 
     caches = [alone(0, 1)[1], alone(1, 2)[1]]  # row 0 at position 1, row 1 at position 2
     stacked = jax.tree.map(lambda *leaves: jnp.concatenate(leaves), *caches)
@@ -381,8 +382,8 @@ def test_decode_past_the_cache_raises_eagerly_and_gives_nan_when_traced():
     cache = model.init_cache(1)
     with pytest.raises(ValueError, match=r"decoding 5 steps at position 0 goes past the cache's 4 positions"):
         model.decode(cache, np.zeros((1, 2, 5), np.int32))
-    _, cache = model.decode(cache, np.zeros((1, 2, 4), np.int32))
-    logits, _ = jax.jit(lambda c: model.decode(c, jnp.zeros((1, 2, 1), jnp.int32)))(cache)
+    _, cache = decode(model.step_fn(), cache, np.zeros((1, 2, 4), np.int32))
+    logits, _ = decode(model.step_fn(), cache, np.zeros((1, 2, 1), np.int32))
     assert np.isnan(np.asarray(logits)).all()
 
 
