@@ -107,7 +107,7 @@ def _audiocraft_ms(tree: str, shape: str, batch: int, frames: int, repeats: int)
 
     def run() -> None:
         with torch.no_grad():
-            model.generate(conditions=texts, max_gen_len=frames, use_sampling=False, cfg_coef=3.0)
+            model.generate(conditions=texts, max_gen_len=frames, use_sampling=False, cfg_coef=3.0)  # type: ignore[operator]
 
     return timeit(run, repeats)
 
