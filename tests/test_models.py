@@ -229,16 +229,19 @@ def test_greedy_generate_equals_conditional_generation_generate(prompt_len, guid
     assert_same(codes, expected.numpy())
 
 
-def test_guidance_scale_one_is_off_as_in_transformers():
+def test_guidance_scale_one_is_off_and_no_condition_is_the_null_one():
     hf = tiny_causal(2, seed=4)
     model = MusicGen.from_transformers(hf)
     states, mask = condition(2)
     off = model.generate(encoder_hidden_states=states, encoder_attention_mask=mask, max_new_frames=5)
-    for scale in (1.0, 0.5):
+    for scale in (1.0, 0.5):  # transformers' rule: guidance only above 1
         again = model.generate(
             encoder_hidden_states=states, encoder_attention_mask=mask, max_new_frames=5, guidance_scale=scale
         )
         assert_same(again, off)
+    # without attention biases, no cross-attention equals the null condition (`get_unconditional_inputs`)
+    null = model.generate(encoder_hidden_states=0 * states, encoder_attention_mask=0 * mask, max_new_frames=5)
+    assert_same(model.generate(prompt=np.zeros((2, 2, 0), np.int32), max_new_frames=5), null)
 
 
 # ---------------------------------------------------------------------------

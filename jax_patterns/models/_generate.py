@@ -168,7 +168,8 @@ def generate(
 
     Args:
       model: a causal `MusicGen`.
-      encoder_hidden_states: `[B, S_enc, encoder_dim]`, the text encoder's states, or None (unconditional).
+      encoder_hidden_states: `[B, S_enc, encoder_dim]`, the text encoder's states, or None: no
+        cross-attention (for a model without attention biases, the same as the null condition).
       encoder_attention_mask: `[B, S_enc]` (1 token, 0 padding), or None.
       max_new_frames: frames to generate after the prompt.
       prompt: `[B, K, T0]` codes in `[0, card)` to continue, or None.

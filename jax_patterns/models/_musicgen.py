@@ -290,7 +290,10 @@ class MusicGen(nnx.Module):
           codes_seq: `[B, K, S]` tokens in `[0, card]` (the pattern's sequence).
           encoder_hidden_states: the text encoder's states `[B, S_enc, encoder_dim]`
             (or `[B, S_enc, dim]` without `enc_proj`); None: no cross-attention
-            (transformers' `MusicgenForCausalLM` without states).
+            (transformers' `MusicgenForCausalLM` without states). Without attention
+            biases (every released MusicGen and MAGNeT) that equals the null
+            condition, zero states with a zero mask, which is the references'
+            unconditional generation (transformers' `get_unconditional_inputs`).
           encoder_attention_mask: `[B, S_enc]`, 1 for tokens, 0 for padding.
           stage: MAGNeT's codebook stage (an int or a traced int32 scalar):
             stages >= 1 attend within `subcodes_context` steps.
