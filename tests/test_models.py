@@ -174,7 +174,7 @@ def test_greedy_generate_equals_causal_lm_generate(k, channels, prompt_len, cond
     hf = tiny_causal(k, channels, seed=2)
     model = MusicGen.from_transformers(hf)
     batch, frames = 2, 8
-    max_delay = max(model.provider.delays)
+    max_delay = model.provider.get_pattern(frames).max_delay
     prompt = RNG.integers(0, CARD, (batch, k, prompt_len))
     ids = np.concatenate([np.full((batch, k, 1), CARD), prompt], axis=-1)
     kwargs: dict = {"use_cache": prompt_len == 0 and not conditioned}
@@ -255,7 +255,7 @@ def test_sampling_follows_transformers_processors(temp, top_k, top_p):
     hf = tiny_causal(k, seed=5)
     with torch.no_grad():  # flatter logits: many codes have visible probability
         for head in hf.lm_heads:
-            head.weight.mul_(0.25)
+            head.weight.mul_(0.25)  # type: ignore[operator]
     model = MusicGen.from_transformers(hf)
     prompt = RNG.integers(0, CARD, (1, k, prompt_len))
     states, mask = condition(1)

@@ -32,6 +32,7 @@ import json
 import pathlib
 import sys
 import tempfile
+import typing as tp
 
 import numpy as np
 import torch
@@ -51,7 +52,7 @@ TEXT_DIM, CONDITION_LEN, BATCH = 12, 5, 2
 
 def config(**changes) -> dict:
     """audiocraft's `musicgen_lm` (text to music, cross-attention to a T5 description) at a tiny scale."""
-    cfg = {
+    cfg: dict[str, tp.Any] = {
         "lm_model": "transformer_lm",
         "codebooks_pattern": {
             "modeling": "delay",
@@ -151,7 +152,7 @@ def texts(states: np.ndarray, mask: np.ndarray) -> list:
 def run_case(modules, name: str, cfg: dict, seed: int, arrays: dict) -> dict:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = build_lm(modules, cfg, text_dim=TEXT_DIM, condition_len=CONDITION_LEN).eval()
+    model: tp.Any = build_lm(modules, cfg, text_dim=TEXT_DIM, condition_len=CONDITION_LEN).eval()
     with torch.no_grad():
         for head in model.linears:  # sharper distributions: greedy choices far from ties
             head.weight.mul_(4.0)
@@ -227,7 +228,12 @@ def main() -> None:
         source = args.source or fetch_sdist_files(pathlib.Path(tmp), FILES)
         modules = load_lm(source)
         arrays: dict[str, np.ndarray] = {}
-        index = {"audiocraft": VERSION, "torch": torch.__version__, "text_dim": TEXT_DIM, "cases": {}}
+        index: dict[str, tp.Any] = {
+            "audiocraft": VERSION,
+            "torch": torch.__version__,
+            "text_dim": TEXT_DIM,
+            "cases": {},
+        }
         for seed, (name, cfg) in enumerate(CASES.items()):
             index["cases"][name] = run_case(modules, name, cfg, seed, arrays)
     arrays["index"] = np.asarray(json.dumps(index))
