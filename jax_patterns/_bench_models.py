@@ -8,8 +8,10 @@ Rows of `jax_patterns._bench.Row`, side by side in one run, greedy with guidance
   as released) when an extracted audiocraft 1.3.0 tree is given.
 `extra` holds frames per second of both, the decode step time, and the weight-streaming limit of a step:
 the decoder's parameter bytes over the memory bandwidth measured here (XLA's sum over a 512 MB buffer);
-`x_limit` is the step time over that limit. Shapes: "tiny" (dim 64, 2 layers, 4 heads) and "small"
-(musicgen-small: dim 1024, 24 layers, 16 heads, K 4, card 2048). Needs torch and transformers.
+`x_limit` is the step time over that limit. `matvec_floor_ms` times XLA's own chain of the step's matrix
+products with the same kernels (`x_matvec_floor`: the step over it): what a dot reaches on this machine.
+Shapes: "tiny" (dim 64, 2 layers, 4 heads) and "small" (musicgen-small: dim 1024, 24 layers, 16 heads, K 4,
+card 2048). Needs torch and transformers.
 """
 
 from __future__ import annotations
@@ -38,6 +40,44 @@ def memory_bandwidth(nbytes: int = 1 << 29, repeats: int = 5) -> float:
     total(x).block_until_ready()
     best = min(_seconds(lambda: total(x).block_until_ready()) for _ in range(repeats))
     return nbytes / best
+
+
+def matvec_floor_ms(model: tp.Any, rows: int, steps: int = 20) -> float:
+    """One decode step's matrix products alone: XLA's chain of `[rows, D]` products with every kernel a step reads.
+
+    The attention projections, the feed-forward and the heads of `model`, chained so that nothing is
+    dead code, in a compiled loop of `steps` steps: the floor a decode step at this batch can reach with
+    XLA's dot, as opposed to the bandwidth of a plain read (`memory_bandwidth`).
+    """
+    layers = [
+        (
+            layer.self_attn.in_proj.kernel[...],
+            layer.self_attn.out_proj.kernel[...],
+            layer.cross_attention.q_proj.kernel[...],
+            layer.cross_attention.out_proj.kernel[...],
+            layer.linear1.kernel[...],
+            layer.linear2.kernel[...],
+        )
+        for layer in model.layers
+    ]
+    heads = model.linears.kernel[...]
+
+    @jax.jit
+    def run(layers: tp.Any, heads: jax.Array, x: jax.Array) -> jax.Array:
+        def step(_: tp.Any, carry: tuple) -> tuple:
+            x, total = carry
+            for in_proj, out_proj, q_proj, cross_out, up, down in layers:
+                h = (x @ in_proj)[:, : x.shape[1]] @ out_proj
+                h = jax.nn.gelu((h @ q_proj) @ cross_out @ up) @ down
+                x = x + h * 1e-3
+            logits = jnp.einsum("bd,kdc->bkc", x, heads, preferred_element_type=jnp.float32)
+            return x, total + logits.max()
+
+        return jax.lax.fori_loop(0, steps, step, (x, jnp.float32(0)))[1]
+
+    x = jnp.ones((rows, model.dim), model.dtype)
+    run(layers, heads, x).block_until_ready()
+    return min(_seconds(lambda: run(layers, heads, x).block_until_ready()) for _ in range(3)) / steps * 1e3
 
 
 def _seconds(fn: tp.Callable[[], tp.Any]) -> float:
@@ -183,6 +223,7 @@ def bench_musicgen(
                 jax_ms = timeit(ours, repeats)
                 torch_ms = timeit(theirs, torch_repeats)
                 step_ms = jax_ms / steps
+                floor_ms = matvec_floor_ms(model, 2 * batch)
                 rows.append(
                     Row(
                         f"MusicGen {shape} generate {frames} frames, guidance 3 (vs transformers)",
@@ -202,6 +243,8 @@ def bench_musicgen(
                             "bandwidth_GBps": bandwidth / 1e9,
                             "weights_limit_ms": limit_ms,
                             "x_limit": step_ms / limit_ms,
+                            "matvec_floor_ms": floor_ms,
+                            "x_matvec_floor": step_ms / floor_ms,
                         },
                     )
                 )
