@@ -485,6 +485,8 @@ def test_bad_input_raises_naming_the_argument():
         model(np.zeros((2, 2, 3), np.int32), encoder_hidden_states=states[..., :8])
     with pytest.raises(ValueError, match=r"`encoder_attention_mask` must be \[B, S_enc\] = \(2, 5\)"):
         model(np.zeros((2, 2, 3), np.int32), encoder_hidden_states=states, encoder_attention_mask=mask[:, :4])
+    with pytest.raises(TypeError, match=r"`encoder_hidden_states` must be floats, got dtype int32"):
+        model(np.zeros((2, 2, 3), np.int32), encoder_hidden_states=states.astype(np.int32))
     with pytest.raises(ValueError, match=r"`encoder_attention_mask` given without `encoder_hidden_states`"):
         model(np.zeros((2, 2, 3), np.int32), encoder_attention_mask=mask)
     with pytest.raises(ValueError, match=r"classifier-free guidance needs `encoder_hidden_states`"):

@@ -205,6 +205,8 @@ class MusicGen(nnx.Module):
     def _condition(self, states: tp.Any, mask: tp.Any, batch: int) -> tuple[jax.Array, jax.Array | None]:
         """The condition `[B, C, D]` the layers attend to (projected, zeroed at the padding) and its mask `[B, C]`."""
         self.check_condition(np.shape(states), None if mask is None else np.shape(mask), batch)
+        if not jnp.issubdtype(jnp.result_type(states), jnp.floating):
+            raise TypeError(f"`encoder_hidden_states` must be floats, got dtype {jnp.result_type(states)}")
         x = jnp.asarray(states).astype(self.dtype)
         if self.enc_proj is not None:
             x = self.enc_proj(x)
@@ -302,7 +304,7 @@ class MusicGen(nnx.Module):
           ValueError: codes of the wrong shape or outside `[0, card]`, states or a
             mask of the wrong shape, a mask without states, states for a model
             without cross-attention.
-          TypeError: non-integer codes.
+          TypeError: non-integer codes, states that are not floats.
         """
         hidden = self.hidden(
             codes_seq,
