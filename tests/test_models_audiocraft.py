@@ -8,6 +8,7 @@ with guidance, greedy `MagnetLMModel.generate`).
 
 from __future__ import annotations
 
+import collections.abc
 import copy
 import json
 import pathlib
@@ -65,10 +66,21 @@ def test_forward_equals_audiocraft(goldens, name):
 def test_the_whole_checkpoint_and_an_omegaconf_like_config_load_the_same(goldens):
     state, info, data = case(goldens, "musicgen")
 
-    class Config(dict):  # a Mapping that is not a dict, as omegaconf's DictConfig
-        pass
+    class Config(collections.abc.Mapping):  # a Mapping that is not a dict, as omegaconf's DictConfig
+        def __init__(self, items: dict):
+            self._items = {k: Config(v) if isinstance(v, dict) else v for k, v in items.items()}
 
-    cfg = Config({k: Config(v) if isinstance(v, dict) else v for k, v in info["cfg"].items()})
+        def __getitem__(self, key):
+            return self._items[key]
+
+        def __iter__(self):
+            return iter(self._items)
+
+        def __len__(self):
+            return len(self._items)
+
+    cfg = Config(info["cfg"])
+    assert not isinstance(cfg, dict) and not isinstance(cfg["transformer_lm"], dict)
     model = MusicGen.from_audiocraft({"best_state": state, "xp.cfg": cfg})
     assert model.provider == jp.DelayedPatternProvider(4, [0, 1, 2, 3])
     logits = model(data["seq"], encoder_hidden_states=data["states"], encoder_attention_mask=data["mask"])
