@@ -115,6 +115,9 @@ ROWS_MADE: dict[str, tp.Callable[..., int]] = {
     ),
     "bench_magnet": lambda repeats, tree=None: 4 + bool(tree),
     "bench_engine": lambda **kwargs: 1,
+    "bench_musicgen": lambda repeats=3, shapes=("tiny", "small"), audiocraft_tree=None, **kwargs: (
+        len(shapes) * 2 * (2 + bool(audiocraft_tree))  # batches 1 and 8; float32, bfloat16 and audiocraft's
+    ),
 }
 
 
@@ -175,6 +178,7 @@ EVERY_BUILDER = set(ROWS_MADE)
         (["--fused-only"], {"bench_fused"}),
         (["--magnet-only"], {"bench_magnet"}),
         (["--engine-only"], {"bench_engine"}),
+        (["--musicgen-only"], {"bench_musicgen"}),
     ],
 )
 def test_each_only_flag_selects_exactly_its_rows(stubbed, flags, builders, capsys):
@@ -186,7 +190,9 @@ def test_each_only_flag_selects_exactly_its_rows(stubbed, flags, builders, capsy
         assert [r["op"] for r in rows].count("bench_fused") == 8
 
 
-@pytest.mark.parametrize("flags", [[], ["--lengths", "--dtype", "float32", "bfloat16"], ["--engine-only"]])
+@pytest.mark.parametrize(
+    "flags", [[], ["--lengths", "--dtype", "float32", "bfloat16"], ["--engine-only"], ["--musicgen-only"]]
+)
 def test_the_progress_bar_counts_every_row(stubbed, flags, capsys):
     _, bars, counts = stubbed
     assert _cli.main(["bench", *SMALL, *flags]) == 0

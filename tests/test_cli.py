@@ -276,7 +276,7 @@ def test_a_checkify_error_prints_the_bound_as_a_number():
 
     for wrap in (lambda f: f, jax_jit):  # eager checkify formatted the static bound as TypedInt(20000, dtype=int32)
         err, _ = checkify.checkify(wrap(lambda n: jp.check_lengths(n, 20000)))(jnp.array([3, 90000]))
-        assert err.get() == "lengths must lie in [0, 20000]; got min 0 and max 90000 (`check` failed)"
+        assert err.get() == "lengths must lie in [0, 20000]; got min 3 and max 90000 (`check` failed)"
 
 
 def jax_jit(f):
@@ -336,6 +336,7 @@ BAD_VALUES: dict[str, dict[str, list[str]]] = {
         "--fused-only": SWITCH,
         "--magnet-only": SWITCH,
         "--engine-only": SWITCH,
+        "--musicgen-only": SWITCH,
         "--audiocraft-tree": ["", "missing_dir"],
         "--json": SWITCH,
         "--json-out": ["", "/nonexistent/x.json", "."],

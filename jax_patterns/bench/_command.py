@@ -24,6 +24,7 @@ from jax_patterns.bench._engine import bench_engine
 from jax_patterns.bench._generation import bench_generation, bench_serving
 from jax_patterns.bench._losses import FUSED_DIMS, FUSED_DTYPES, FUSED_KS, bench_cross_entropy, bench_fused
 from jax_patterns.bench._magnet import bench_magnet
+from jax_patterns.bench._models import bench_musicgen
 from jax_patterns.bench._ops import bench_construction, bench_ops
 from jax_patterns.bench._report import (
     Row,
@@ -75,11 +76,17 @@ def check_arguments(args: tp.Any) -> None:
             f"`--audiocraft-tree` {args.audiocraft_tree!r}: no audiocraft/models/lm_magnet.py under it "
             "(an extracted audiocraft 1.3.0 sdist)"
         )
-    only = args.fused_only + args.magnet_only + args.engine_only
+    only = args.fused_only + args.magnet_only + args.engine_only + args.musicgen_only
     if only > 1:
-        raise ValueError("`--fused-only`, `--magnet-only` and `--engine-only` pick one group of rows each; pass one")
+        raise ValueError(
+            "`--fused-only`, `--magnet-only`, `--engine-only` and `--musicgen-only` pick one group of rows each; "
+            "pass one"
+        )
     if only and args.skip_lm:
-        raise ValueError("`--skip-lm` leaves out the rows that `--fused-only`, `--magnet-only` or `--engine-only` pick")
+        raise ValueError(
+            "`--skip-lm` leaves out the rows that `--fused-only`, `--magnet-only`, `--engine-only` or "
+            "`--musicgen-only` pick"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +116,15 @@ def plan(args: tp.Any) -> list[Part]:
     ]
     magnet = Part("MAGNeT", 4 + bool(args.audiocraft_tree), lambda: bench_magnet(args.repeats, args.audiocraft_tree))
     engine = Part("engine", 1, bench_engine)
+    tree = args.audiocraft_tree
+    if args.musicgen_only:  # musicgen-small's shape too: minutes per row on a 2-core CPU
+        rows = 8 + 4 * bool(tree)
+        return [Part("MusicGen", rows, lambda: bench_musicgen(args.repeats, audiocraft_tree=tree, torch_repeats=1))]
+    musicgen = Part(
+        "MusicGen tiny",
+        4 + 2 * bool(tree),
+        lambda: bench_musicgen(args.repeats, shapes=("tiny",), audiocraft_tree=tree),
+    )
     if args.fused_only:
         return fused
     if args.magnet_only:
@@ -148,6 +164,7 @@ def plan(args: tp.Any) -> list[Part]:
         *fused,
         magnet,
         engine,
+        musicgen,
     ]
 
 
@@ -163,7 +180,7 @@ def run(args: tp.Any) -> int:
     """
     check_arguments(args)
     parts = plan(args)
-    only = args.fused_only or args.magnet_only or args.engine_only
+    only = args.fused_only or args.magnet_only or args.engine_only or args.musicgen_only
     if not args.json:
         print(device_line(), flush=True)
         if not only:
@@ -245,10 +262,17 @@ def add_arguments(parser: tp.Any) -> None:
         help="only the continuous-batching row (lm.Engine vs static generate batches, 64 requests)",
     )
     parser.add_argument(
+        "--musicgen-only",
+        action="store_true",
+        help="only the MusicGen rows (models.MusicGen vs transformers' generate, tiny and musicgen-small shapes, "
+        "B 1 and 8, float32 and bfloat16; vs audiocraft's eager loop with --audiocraft-tree); a full run has the "
+        "tiny rows",
+    )
+    parser.add_argument(
         "--audiocraft-tree",
         metavar="DIR",
         type=path,
-        help="an extracted audiocraft 1.3.0 sdist: also time its MAGNeT loop",
+        help="an extracted audiocraft 1.3.0 sdist: also time its MAGNeT loop and its MusicGen loop",
     )
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     parser.add_argument("--json-out", metavar="PATH", type=path, help="also write the rows as JSON to PATH")

@@ -6,8 +6,6 @@ neither: tensors are read through `.detach().cpu().numpy()`). The text encoder (
 stay in transformers / torch.
 """
 
-from jax_patterns.models._generate import DecodeStep as DecodeStep
-from jax_patterns.models._generate import MagnetStep as MagnetStep
 from jax_patterns.models._musicgen import MusicGen as MusicGen
 
-__all__ = ("DecodeStep", "MagnetStep", "MusicGen")
+__all__ = ("MusicGen",)

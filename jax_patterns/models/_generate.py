@@ -2,14 +2,13 @@
 
 `generate` checks its arguments, builds the conditioned cache in one jitted
 program (the conditional rows, then the null condition's rows when guiding),
-and runs `lm.generate` with the model's pattern and a `DecodeStep`: both
+and runs `lm.generate` with the model's pattern and `lm.step_fn_of(model)`: both
 programs are compiled once per shape, and new prompts, conditions, sampling
 values and keys compile nothing.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import numbers
 import typing as tp
@@ -20,48 +19,10 @@ import numpy as np
 from flax import nnx
 
 from jax_patterns import lm
-from jax_patterns._checks import check_codes, check_flag, check_int, is_host
+from jax_patterns._checks import check_codes, check_int, is_host
 
 if tp.TYPE_CHECKING:
     from jax_patterns.models._musicgen import MusicGen
-
-
-@dataclasses.dataclass(frozen=True)
-class DecodeStep:
-    """`MusicGen.decode` as a function of `(params, cache, tokens[, info])`: `lm.generate`'s step function.
-
-    Equal for models of equal structure, so the decode loop's program is reused
-    across models and parameter updates. `max_len` tells `lm.generate` the
-    longest sequence the model decodes.
-    """
-
-    graphdef: tp.Any
-    max_len: int
-
-    def __call__(self, params: tp.Any, cache: tp.Any, tokens: jax.Array, info: tp.Any = None) -> tuple:
-        return nnx.merge(self.graphdef, params).decode(cache, tokens, info)
-
-
-def step_fn_of(model: MusicGen) -> jax.tree_util.Partial:
-    """The model as `lm.generate` / `lm.stream` / `lm.Engine`'s step function `(cache, tokens[, info])`.
-
-    A `jax.tree_util.Partial` of `DecodeStep` and the parameters (traced arrays,
-    not constants). Its state is `model.init_cache(batch, ...)`, conditioned by
-    `model.condition`.
-    """
-    graphdef, params = nnx.split(model)
-    return jax.tree_util.Partial(DecodeStep(graphdef, model.max_len), params)
-
-
-@dataclasses.dataclass(frozen=True)
-class MagnetStep:
-    """A MAGNeT `MusicGen` and its condition as `(params, states, mask, tokens, stage) -> logits`."""
-
-    graphdef: tp.Any
-
-    def __call__(self, params: tp.Any, states: tp.Any, mask: tp.Any, tokens: jax.Array, stage: jax.Array) -> tp.Any:
-        model = nnx.merge(self.graphdef, params)
-        return model(tokens, encoder_hidden_states=states, encoder_attention_mask=mask, stage=stage)
 
 
 def _with_null(states: tp.Any, mask: tp.Any) -> tuple[jax.Array, jax.Array]:
@@ -74,36 +35,29 @@ def _with_null(states: tp.Any, mask: tp.Any) -> tuple[jax.Array, jax.Array]:
     )
 
 
-def magnet_fn_of(
-    model: MusicGen,
-    encoder_hidden_states: tp.Any = None,
-    encoder_attention_mask: tp.Any = None,
-    *,
-    guidance: bool = True,
-) -> jax.tree_util.Partial:
-    """A MAGNeT model and its condition as `lm.magnet_generate`'s `model_fn(tokens, stage)`.
+def magnet_fn_of(model: MusicGen, encoder_hidden_states: tp.Any = None, encoder_attention_mask: tp.Any = None):
+    """A MAGNeT model and its condition as `lm.magnet_generate`'s `model_fn(tokens, stage)` (`lm.magnet_fn_of`).
 
-    With `guidance=True` (pass `max_cfg_coef` to `magnet_generate`), `model_fn`
-    gets `[2B, K, T]`: the rows of `encoder_hidden_states`, then the null
-    condition (zero states, zero mask), as audiocraft's `_generate_magnet` does.
-    A `jax.tree_util.Partial` holding the parameters and the condition as traced
+    With guidance (`magnet_generate(..., max_cfg_coef=...)`), `model_fn` gets
+    `[2B, K, T]`: the rows of `encoder_hidden_states`, then the null condition
+    (zero states, zero mask), as audiocraft's `_generate_magnet` does. A
+    `jax.tree_util.Partial` holding the parameters and the condition as traced
     arrays: new conditions and parameters compile nothing.
 
     Raises:
-      ValueError: a causal model; guidance without a condition.
+      ValueError: a causal model; a mask without states.
     """
     if model.causal:
         raise ValueError("`magnet_fn` is for a MAGNeT model (causal=False); decode MusicGen with `generate`")
-    mask = encoder_attention_mask
-    if check_flag("guidance", guidance):
-        if encoder_hidden_states is None:
-            raise ValueError("guidance needs `encoder_hidden_states` (the null condition is made from them)")
-        encoder_hidden_states, mask = _with_null(encoder_hidden_states, mask)
-    elif encoder_hidden_states is not None:
-        encoder_hidden_states = jnp.asarray(encoder_hidden_states)
-        mask = None if mask is None else jnp.asarray(mask)
-    graphdef, params = nnx.split(model)
-    return jax.tree_util.Partial(MagnetStep(graphdef), params, encoder_hidden_states, mask)
+    if encoder_hidden_states is None:
+        if encoder_attention_mask is not None:
+            raise ValueError("`encoder_attention_mask` given without `encoder_hidden_states`")
+        return lm.magnet_fn_of(model)
+    states = jnp.asarray(encoder_hidden_states)
+    mask = (
+        jnp.ones(states.shape[:2], jnp.int32) if encoder_attention_mask is None else jnp.asarray(encoder_attention_mask)
+    )
+    return lm.magnet_fn_of(model, {"encoder_hidden_states": states, "encoder_attention_mask": mask.astype(jnp.int32)})
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "rows", "length", "guidance"))
@@ -129,12 +83,6 @@ def _guidance(guidance_scale: tp.Any) -> tp.Any:
             raise TypeError(f"`guidance_scale` must be a number, got {guidance_scale!r}")
         return guidance_scale if float(guidance_scale) > 1 else None
     return guidance_scale
-
-
-def _run_decode(step: tp.Any, cache: tp.Any, pattern: tp.Any, prompt: tp.Any, **kwargs: tp.Any) -> jax.Array:
-    """The one call of `lm.generate` (it returns `(codes, lengths)` with an EOS token, or soon always)."""
-    out = lm.generate(step, cache, pattern, prompt, **kwargs)
-    return out[0] if isinstance(out, tuple) else out
 
 
 def generate(
@@ -221,17 +169,82 @@ def generate(
     if states is not None:  # shapes checked here, before the program is traced
         model.check_condition(states.shape, None if mask is None else mask.shape, batch)
     cache = _conditioned_cache(graphdef, params, states, mask, rows=rows, length=steps, guidance=scale is not None)
-    step = jax.tree_util.Partial(DecodeStep(graphdef, model.max_len), params)
-    return _run_decode(
-        step,
-        cache,
-        pattern,
-        prompt,
-        special_token=model.special_token,
+    options = lm.DecodeOptions(
+        model.special_token, use_sampling=use_sampling, sampling=lm.Sampling(temp, top_k, top_p, scale)
+    )
+    return lm.generate(lm.step_fn_of(model), cache, pattern, prompt, options, key=key).codes
+
+
+def engine(
+    model: MusicGen,
+    *,
+    slots: int,
+    max_timesteps: int,
+    condition_len: int = 0,
+    guidance_scale: tp.Any = None,
+    use_sampling: bool = False,
+    temp: tp.Any = 1.0,
+    top_k: tp.Any = 250,
+    top_p: tp.Any = 0.0,
+    chunk_steps: int = 16,
+    key: jax.Array | None = None,
+    prompt_buckets: tp.Sequence[int] | None = None,
+) -> lm.Engine:
+    """An `lm.Engine` serving the model: continuous batching, each request with its own condition and guidance.
+
+    ```python
+    engine = model.engine(slots=8, max_timesteps=500, condition_len=S, guidance_scale=3.0)
+    rid = engine.submit(prompt, max_timesteps=T0 + new, conditions={
+        "encoder_hidden_states": states[None], "encoder_attention_mask": mask[None]})  # [1, S, D], [1, S]
+    for rid, frames, finished in engine: ...
+    ```
+
+    A request's conditions are padded to `condition_len` (zero states, mask 0)
+    and written into its rows at its prefill (`lm.condition_fn_of(model)`), the
+    null condition's rows (zeros) beside them when guiding; each request may set
+    its own coefficient (`sampling=lm.Sampling(cfg_coef=...)`). Each request's
+    codes equal `model.generate` of that request alone with the same settings
+    (`max_new_frames = max_timesteps - T0`; greedy, or sampling with the
+    request's key).
+
+    Args:
+      model: a causal `MusicGen`.
+      slots, max_timesteps, chunk_steps, key, prompt_buckets: as for `lm.Engine`.
+      condition_len: the padded length of every request's `encoder_hidden_states` (0: no conditions).
+      guidance_scale: the requests' default guidance coefficient; None or a number `<= 1`: no guidance
+        (transformers' rule), the engine then refuses per-request coefficients.
+      use_sampling, temp, top_k, top_p: the requests' default sampling (as for `generate`).
+
+    Returns:
+      an `lm.Engine`.
+
+    Raises:
+      ValueError / TypeError: a MAGNeT model, guidance without conditions, bad sizes or settings.
+    """
+    if not model.causal:
+        raise ValueError("a MAGNeT model (causal=False) decodes with `lm.magnet_generate`, not an engine")
+    condition_len = check_int("condition_len", condition_len, minimum=0)
+    scale = _guidance(guidance_scale)
+    if scale is not None and not condition_len:
+        raise ValueError("classifier-free guidance needs conditions (`condition_len` > 0): the null one is their zeros")
+    options = lm.DecodeOptions(
+        model.special_token, use_sampling=use_sampling, sampling=lm.Sampling(temp, top_k, top_p, scale)
+    )
+    pattern = model.provider.get_pattern(check_int("max_timesteps", max_timesteps, minimum=1))
+    length = len(pattern) - 1
+
+    def init_state(rows: int) -> tp.Any:
+        return model.init_cache(rows, per_row=True, condition_len=condition_len, length=length)
+
+    return lm.Engine(
+        lm.step_fn_of(model),
+        init_state,
+        model.provider,
+        options,
+        slots=slots,
+        max_timesteps=max_timesteps,
+        chunk_steps=chunk_steps,
         key=key,
-        use_sampling=use_sampling,
-        temp=temp,
-        top_k=top_k,
-        top_p=top_p,
-        cfg_coef=scale,
+        prompt_buckets=prompt_buckets,
+        condition_fn=lm.condition_fn_of(model) if condition_len else None,
     )

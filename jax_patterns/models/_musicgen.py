@@ -418,12 +418,11 @@ class MusicGen(nnx.Module):
         The logits `[B, K, card]` (float32) predict the step after `tokens`. With
         `hide_special`, a step whose K tokens are all the special token is hidden
         from later queries. `info` (an `lm.StepInfo`) is not needed and ignored.
-        Positions past the cache: an eager call raises; a traced one gives NaN
-        logits, never a plausible number.
+        Positions past the cache give NaN logits, never a plausible number (the
+        position is never read back to the host, eager or traced).
 
         Raises:
-          ValueError: a MAGNeT model (not causal), tokens of the wrong shape, an
-            eager call past the cache.
+          ValueError: a MAGNeT model (not causal), tokens of the wrong shape, more steps than the cache holds.
         """
         del info
         if not self.causal:
@@ -432,11 +431,8 @@ class MusicGen(nnx.Module):
         batch, _, n = tokens.shape
         index, flags = cache["index"], cache["visible"]
         length = flags.shape[1]
-        if not isinstance(index, jax.core.Tracer) and int(jnp.max(index, initial=0)) + n > length:
-            raise ValueError(
-                f"decoding {n} steps at position {int(jnp.max(index, initial=0))} goes past the cache's {length} "
-                "positions (max_len)"
-            )
+        if n > length:
+            raise ValueError(f"{n} steps given; the cache holds {length} positions (max_len)")
         positions = index.reshape(-1, 1) + jnp.arange(n)[None, :]  # [1 or B, n]
         x = self.emb(tokens) + sinusoid(positions, self.dim, self.positions).astype(self.dtype)
         shown = ~jnp.all(tokens == self.special_token, axis=1) if self.hide_special else jnp.ones((batch, n), bool)
@@ -474,18 +470,23 @@ class MusicGen(nnx.Module):
         return generate(self, **kwargs)
 
     def step_fn(self) -> jax.tree_util.Partial:
-        """The model as `lm.generate` / `lm.stream`'s `step_fn(cache, tokens[, info])`, parameters kept traced."""
-        from jax_patterns.models._generate import step_fn_of
+        """The model as `lm.generate` / `lm.stream` / `lm.Engine`'s step function: `lm.step_fn_of(model)`."""
+        from jax_patterns import lm
 
-        return step_fn_of(self)
+        return lm.step_fn_of(self)
 
-    def magnet_fn(
-        self, encoder_hidden_states: tp.Any = None, encoder_attention_mask: tp.Any = None, *, guidance: bool = True
-    ) -> jax.tree_util.Partial:
+    def magnet_fn(self, encoder_hidden_states: tp.Any = None, encoder_attention_mask: tp.Any = None) -> tp.Any:
         """`lm.magnet_generate`'s `model_fn(tokens, stage)` for this (MAGNeT) model and condition.
 
         See `jax_patterns.models._generate.magnet_fn_of`.
         """
         from jax_patterns.models._generate import magnet_fn_of
 
-        return magnet_fn_of(self, encoder_hidden_states, encoder_attention_mask, guidance=guidance)
+        return magnet_fn_of(self, encoder_hidden_states, encoder_attention_mask)
+
+    def engine(self, **kwargs: tp.Any) -> tp.Any:
+        """An `lm.Engine` serving this model, each request with its own condition: see
+        `jax_patterns.models._generate.engine` for the arguments."""
+        from jax_patterns.models._generate import engine
+
+        return engine(self, **kwargs)

@@ -1,6 +1,6 @@
 """Benchmarks of `jax_patterns.models.MusicGen` (issue 24): frames per second against transformers and audiocraft.
 
-Rows of `jax_patterns._bench.Row`, side by side in one run, greedy with guidance 3, random weights:
+Rows of `bench._report.Row`, side by side in one run, greedy with guidance 3, random weights:
 - `jax`: `MusicGen.generate` (steady state: compiled; the text encoder's states given);
 - `torch`: transformers' `MusicgenForConditionalGeneration.generate` on the same weights (a one-layer T5 text
   encoder, run once per call; EnCodec's decode is skipped: both sides stop at the codes), or audiocraft's
@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_patterns._bench import Row, timeit
+from jax_patterns.bench._report import Row, timeit
 
 K, CARD, TEXT_LEN = 4, 2048, 12
 SHAPES = {
