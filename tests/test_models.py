@@ -538,3 +538,35 @@ def test_loading_and_running_never_imports_torch():
         done = subprocess.run([sys.executable, "-c", code, f"{tmp}/state.npz", config], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "(1, 2, 3)"
+
+
+# ---------------------------------------------------------------------------
+# serving: lm.Engine with per-request conditions and guidance
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("guidance", [None, 3.0])
+def test_the_engine_serves_each_request_as_generate_alone(guidance):
+    """Requests of different prompts, lengths, conditions (padded to one length) and guidance coefficients, fewer
+    slots than requests: each request's codes equal `model.generate` of it alone (greedy)."""
+    hf = tiny_causal(3, seed=5)
+    model = MusicGen.from_transformers(hf)
+    engine = model.engine(slots=2, max_timesteps=10, condition_len=6, guidance_scale=guidance, chunk_steps=3)
+    requests = []
+    for i, (prompt_len, frames, text_len, coef) in enumerate([(0, 9, 6, 3.0), (3, 6, 4, 1.5), (2, 10, 5, 5.0)]):
+        states = np.zeros((1, 6, DIM), np.float32)
+        states[:, :text_len] = RNG.normal(size=(1, text_len, DIM))
+        mask = (np.arange(6) < text_len)[None].astype(np.int32)
+        prompt = RNG.integers(0, CARD, (3, prompt_len)).astype(np.int32)
+        sampling = lm.Sampling(cfg_coef=coef) if guidance else None
+        rid = engine.submit(prompt, max_timesteps=frames, sampling=sampling,
+                            conditions={"encoder_hidden_states": states, "encoder_attention_mask": mask})  # fmt: skip
+        scale = coef if guidance else None
+        alone = model.generate(encoder_hidden_states=states, encoder_attention_mask=mask, prompt=prompt[None],
+                               max_new_frames=frames - prompt_len, guidance_scale=scale)  # fmt: skip
+        requests.append((rid, np.asarray(alone)[0]))
+    got: dict[int, list] = {}
+    for rid, frames_, _ in engine:
+        got.setdefault(rid, []).append(frames_)
+    for rid, want in requests:
+        assert_same(np.concatenate(got[rid], -1), want, f"request {rid}")
+    with pytest.raises(ValueError, match=r"guidance needs conditions"):
+        model.engine(slots=1, max_timesteps=4, guidance_scale=3.0)
