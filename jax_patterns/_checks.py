@@ -21,18 +21,28 @@ Token = tuple[str, tp.Any]
 """A special token as a static key: `("i", int)`, `("f", float.hex())` or `("b", bool)` (NaN keys are equal)."""
 
 
-def check_int(name: str, value: object, *, minimum: int | None = None) -> int:
+INT32_MAX = INT32_LIMIT - 1
+
+
+def check_int(name: str, value: object, *, minimum: int | None = None, maximum: int | None = INT32_MAX) -> int:
     """Returns `value` as an int, or raises naming `name`.
+
+    Every int the library takes ends up in int32 device arithmetic, an int32 array's size or index, or a Python
+    allocation of that size, so `maximum` defaults to int32's largest value: 2**31 (or 2**64) is refused here
+    rather than wrapped, overflowed or allocated later. `maximum=None` lifts the bound.
 
     Raises:
       TypeError: `value` is not an integer (bools are refused too).
-      ValueError: `value` is below `minimum`.
+      ValueError: `value` is below `minimum` or above `maximum`.
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"`{name}` must be an int, got {value!r} of type {type(value).__name__}")
     value = int(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"`{name}` must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        bound = "2**31 - 1 (int32)" if maximum == INT32_MAX else str(maximum)
+        raise ValueError(f"`{name}` must be <= {bound}, got {value}")
     return value
 
 
@@ -252,6 +262,30 @@ def check_codes(
                 bad = int(array[hit].reshape(-1)[0])
                 raise ValueError(f"`{name}` holds the code {bad}, a special id ({forbidden}); codes must differ")
     return array
+
+
+def check_pytree(name: str, tree: tp.Any) -> None:
+    """Raises unless every leaf of `tree` is an array or a number a jitted program takes (a decode state).
+
+    Python ints must fit int32 (jax's default int); strings and other objects are refused, naming the leaf.
+
+    Raises:
+      TypeError: a leaf that is not an array or a number.
+      ValueError: a Python int outside int32.
+    """
+    import jax
+
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        where = f"{name}{jax.tree_util.keystr(path)}"
+        if isinstance(leaf, (jax.Array, jax.core.Tracer, bool, float, complex)):
+            continue
+        if isinstance(leaf, (np.ndarray, np.generic)) and leaf.dtype.kind in "biufc":
+            continue
+        if isinstance(leaf, int):
+            if not -INT32_LIMIT <= leaf < INT32_LIMIT:
+                raise ValueError(f"`{where}`={leaf} does not fit int32 (a Python int is an int32 in the program)")
+            continue
+        raise TypeError(f"`{name}` must be a pytree of arrays and numbers; `{where}` is a {type(leaf).__name__}")
 
 
 # ---------------------------------------------------------------------------

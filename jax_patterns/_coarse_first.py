@@ -12,7 +12,14 @@ import typing as tp
 import numpy as np
 
 from jax_patterns._layout import LayoutCoord, Pattern
-from jax_patterns._providers import LengthRule, ValueProvider, check_sorted_ints, i32
+from jax_patterns._providers import (
+    LengthRule,
+    ValueProvider,
+    audiocraft_class,
+    audiocraft_fields,
+    check_sorted_ints,
+    i32,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +89,7 @@ class CoarseFirstPattern(ValueProvider):
 
     def reference_layout(self, timesteps: int) -> list[list[LayoutCoord]]:
         """The layout in plain Python: the specification `get_pattern` is tested against."""
+        timesteps = self._layout_timesteps(timesteps)
         layout: list[list[LayoutCoord]] = [[]]
         layout += [[LayoutCoord(t, 0)] for t in range(timesteps)]
         for step in range(timesteps + max(self.delays, default=0)):
@@ -91,10 +99,11 @@ class CoarseFirstPattern(ValueProvider):
 
     @classmethod
     def from_audiocraft(cls, obj: tp.Any) -> CoarseFirstPattern:
-        return CoarseFirstPattern(obj.n_q, list(obj.delays))
+        n_q, delays = audiocraft_fields(obj, "CoarseFirstPattern", "n_q", "delays")
+        return CoarseFirstPattern(n_q, list(delays))
 
     def to_audiocraft(self, module: tp.Any) -> tp.Any:
-        cls = getattr(module, "CoarseFirstPattern", None) or module.VALLEPattern
+        cls = audiocraft_class(module, "CoarseFirstPattern", "VALLEPattern")
         return cls(self.n_q, list(self.delays))
 
 

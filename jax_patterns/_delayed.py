@@ -14,7 +14,14 @@ import numpy as np
 
 from jax_patterns._checks import check_flag, check_int
 from jax_patterns._layout import LayoutCoord, Pattern
-from jax_patterns._providers import LengthRule, ValueProvider, check_sorted_ints, i32
+from jax_patterns._providers import (
+    LengthRule,
+    ValueProvider,
+    audiocraft_class,
+    audiocraft_fields,
+    check_sorted_ints,
+    i32,
+)
 
 
 def _base_steps(empty_initial: int) -> int:
@@ -97,7 +104,7 @@ class DelayedPatternProvider(ValueProvider):
             "delays", delays, self.n_q, list(range(self.n_q)), not self.any_order, "DelayedPatternProvider"
         )
         self.flatten_first = check_int("flatten_first", flatten_first, minimum=0)
-        self.empty_initial = check_int("empty_initial", empty_initial)
+        self.empty_initial = check_int("empty_initial", empty_initial, minimum=-(2**31))
         self._freeze()
 
     def __repr__(self) -> str:  # audiocraft's arguments; `any_order` only where it is set
@@ -135,6 +142,7 @@ class DelayedPatternProvider(ValueProvider):
 
     def reference_layout(self, timesteps: int) -> list[list[LayoutCoord]]:
         """The layout in plain Python: the specification `get_pattern` is tested against."""
+        timesteps = self._layout_timesteps(timesteps)
         omit_special = self.empty_initial < 0
         layout: list[list[LayoutCoord]] = [] if omit_special else [[]]
         layout += [[] for _ in range(max(self.empty_initial, 0))]
@@ -147,14 +155,20 @@ class DelayedPatternProvider(ValueProvider):
 
     @classmethod
     def from_audiocraft(cls, obj: tp.Any) -> DelayedPatternProvider:
-        return cls(obj.n_q, list(obj.delays), obj.flatten_first, obj.empty_initial)
+        n_q, delays, flatten_first, empty_initial = audiocraft_fields(
+            obj, "DelayedPatternProvider", "n_q", "delays", "flatten_first", "empty_initial"
+        )
+        if isinstance(delays, (str, bytes)) or not isinstance(delays, tp.Iterable):
+            raise TypeError(f"`obj.delays` must be a sequence of ints, got {delays!r}")
+        return cls(n_q, list(delays), flatten_first, empty_initial)
 
     def to_audiocraft(self, module: tp.Any) -> tp.Any:
         if list(self.delays) != sorted(self.delays):
             raise ValueError(f"audiocraft needs sorted delays; {self!r} has none in audiocraft")
         if self.empty_initial < 0 and not _modern(module):
             raise ValueError("a negative empty_initial needs audiocraft >= 1.3.0")
-        return module.DelayedPatternProvider(self.n_q, list(self.delays), self.flatten_first, self.empty_initial)
+        cls = audiocraft_class(module, "DelayedPatternProvider")
+        return cls(self.n_q, list(self.delays), self.flatten_first, self.empty_initial)
 
 
 class ParallelPatternProvider(DelayedPatternProvider):
@@ -176,16 +190,18 @@ class ParallelPatternProvider(DelayedPatternProvider):
 
     @classmethod
     def from_audiocraft(cls, obj: tp.Any) -> ParallelPatternProvider:
-        return cls(obj.n_q, empty_initial=getattr(obj, "empty_initial", 0))
+        (n_q,) = audiocraft_fields(obj, "ParallelPatternProvider", "n_q")
+        return cls(n_q, empty_initial=getattr(obj, "empty_initial", 0))
 
     def to_audiocraft(self, module: tp.Any) -> tp.Any:
+        cls = audiocraft_class(module, "ParallelPatternProvider")
         if not _modern(module):
             if self.empty_initial:
                 raise ValueError("ParallelPatternProvider(empty_initial=...) needs audiocraft >= 1.3.0")
-            return module.ParallelPatternProvider(self.n_q)
-        return module.ParallelPatternProvider(self.n_q, empty_initial=self.empty_initial)
+            return cls(self.n_q)
+        return cls(self.n_q, empty_initial=self.empty_initial)
 
 
 def _modern(module: tp.Any) -> bool:
     """Whether audiocraft's module is 1.3.0 or newer (negative and parallel `empty_initial`)."""
-    return hasattr(module.Pattern, "starts_with_special_token")
+    return hasattr(audiocraft_class(module, "Pattern"), "starts_with_special_token")

@@ -13,7 +13,7 @@ import typing as tp
 
 import numpy as np
 
-from jax_patterns._checks import check_index_range, check_int
+from jax_patterns._checks import check_flag, check_index_range, check_int
 
 if tp.TYPE_CHECKING:  # pragma: no cover - typing only
     import jax
@@ -70,6 +70,31 @@ def _validate_coords(steps: np.ndarray, ts: np.ndarray, qs: np.ndarray, n_q: int
         raise ValueError(
             f"`layout[{steps[i]}]` goes back in time for codebook q={qs[i]}: t={ts[i]} after t={ts[j]}; "
             "each codebook's timesteps must not decrease along the sequence"
+        )
+
+
+def _checked_coords(coords: tp.Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """`(steps, t, q, num_steps)`: three 1-D integer arrays of one length, within int32, and an int."""
+    if not isinstance(coords, tuple) or len(coords) != 4:
+        raise TypeError(f"`coords` must be a tuple (steps, t, q, num_steps), got {type(coords).__name__}")
+    arrays = tuple(np.asarray(a) for a in coords[:3])
+    for a in arrays:
+        if a.ndim != 1 or a.shape != arrays[0].shape or a.dtype == np.bool_ or not np.issubdtype(a.dtype, np.integer):
+            raise TypeError(
+                f"`coords` must hold three 1-D integer arrays of one length, got {[a.shape for a in arrays]}"
+            )
+        if a.dtype != np.int32 and a.size and (a.min() < -(2**31) or a.max() >= 2**31):
+            raise ValueError("`coords` hold a value outside int32")
+    num_steps = check_int("coords[3] (num_steps)", coords[3], minimum=0)
+    return arrays[0], arrays[1], arrays[2], num_steps
+
+
+def _check_provider(provider: tp.Any) -> None:
+    """A pattern's provider is None (a hand-written pattern) or has `get_pattern` and `n_q` (for `lengths=`)."""
+    if provider is not None and not (callable(getattr(provider, "get_pattern", None)) and hasattr(provider, "n_q")):
+        raise TypeError(
+            f"`provider` must be a pattern provider (with `get_pattern` and `n_q`) or None, "
+            f"got {type(provider).__name__}"
         )
 
 
@@ -184,9 +209,11 @@ class Pattern:
         coordinates); the built-in providers use it, since the tests prove their
         coordinates equal to their plain-Python layouts, which are validated.
         """
-        steps, ts, qs, num_steps = coords
+        steps, ts, qs, num_steps = _checked_coords(coords)
+        validate = check_flag("validate", validate)
         if validate and steps.size and (np.any(np.diff(steps) < 0) or steps[0] < 0 or steps[-1] >= num_steps):
             raise ValueError("`coords` steps must be sorted and within [0, num_steps)")
+        _check_provider(provider)
         pattern = cls.__new__(cls)
         n_q = check_int("n_q", n_q, minimum=1)
         pattern._init(steps, ts, qs, num_steps, timesteps, n_q, omit_special_token, provider, validate)
@@ -232,9 +259,11 @@ class Pattern:
         """
         if self.provider is provider:
             return self
+        _check_provider(provider)
         twin = Pattern.__new__(Pattern)
         for name in self.__slots__:
-            object.__setattr__(twin, name, getattr(self, name))
+            if name != "__weakref__":  # each object has its own (not writable)
+                object.__setattr__(twin, name, getattr(self, name))
         object.__setattr__(twin, "provider", provider)
         object.__setattr__(twin, "_cache", {})
         return twin
@@ -262,8 +291,14 @@ class Pattern:
         with the pattern, is kept out of equality and hashing, and is not
         pickled. `make` must return read-only or immutable values (they are shared).
         """
-        key = ("derived", name)
-        if key not in self._cache:
+        if not callable(make):
+            raise TypeError(f"`make` must be a function of the pattern, got {type(make).__name__}")
+        try:
+            key = ("derived", name)
+            cached = key in self._cache
+        except TypeError as err:
+            raise TypeError(f"`name` must be hashable, got {type(name).__name__}") from err
+        if not cached:
             self._cache[key] = make(self)
         return self._cache[key]
 

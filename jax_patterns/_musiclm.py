@@ -13,7 +13,7 @@ import numpy as np
 
 from jax_patterns._checks import check_int
 from jax_patterns._layout import LayoutCoord, Pattern
-from jax_patterns._providers import LengthRule, ValueProvider
+from jax_patterns._providers import LengthRule, ValueProvider, audiocraft_class, audiocraft_fields
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +81,7 @@ class MusicLMPattern(ValueProvider):
 
     def reference_layout(self, timesteps: int) -> list[list[LayoutCoord]]:
         """The layout in plain Python: the specification `get_pattern` is tested against."""
+        timesteps = self._layout_timesteps(timesteps)
         layout: list[list[LayoutCoord]] = [[]]
         for first in range(0, self.n_q, self.group_by):
             for t in range(timesteps):
@@ -89,7 +90,7 @@ class MusicLMPattern(ValueProvider):
 
     @classmethod
     def from_audiocraft(cls, obj: tp.Any) -> MusicLMPattern:
-        return cls(obj.n_q, obj.group_by)
+        return cls(*audiocraft_fields(obj, "MusicLMPattern", "n_q", "group_by"))
 
     def to_audiocraft(self, module: tp.Any) -> tp.Any:
-        return module.MusicLMPattern(self.n_q, self.group_by)
+        return audiocraft_class(module, "MusicLMPattern")(self.n_q, self.group_by)

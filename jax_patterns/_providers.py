@@ -25,12 +25,17 @@ import typing as tp
 
 import numpy as np
 
-from jax_patterns._checks import check_index_range, check_int
+from jax_patterns._checks import check_flag, check_index_range, check_int
 from jax_patterns._layout import GenericRule as GenericRule
 from jax_patterns._layout import Pattern
 
 PATTERN_CACHE_SIZE = 256
 """How many `(provider, timesteps)` patterns `get_pattern` keeps (LRU)."""
+
+N_Q_MAX = 46340
+"""The largest `n_q` a provider takes: a pattern of `n_q` codebooks holds at least `n_q**2` int32 indexes
+(`check_index_range`), so from 46341 (`46341**2 >= 2**31`) on no pattern exists; refusing it at construction keeps
+the providers from building `n_q`-long defaults (a hang for `n_q=2**31 - 1`)."""
 
 _FAMILIES: dict[str, type[CodebooksPatternProvider]] = {}
 FAMILIES: types.MappingProxyType[str, type[CodebooksPatternProvider]] = types.MappingProxyType(_FAMILIES)
@@ -158,8 +163,8 @@ class CodebooksPatternProvider(abc.ABC):
     audiocraft_names: tp.ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, n_q: int, cached: bool = True):
-        self.n_q = check_int("n_q", n_q, minimum=1)
-        self.cached = bool(cached)
+        self.n_q = check_int("n_q", n_q, minimum=1, maximum=N_Q_MAX)
+        self.cached = check_flag("cached", cached)
 
     def __init_subclass__(cls, **kwargs: tp.Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -186,6 +191,15 @@ class CodebooksPatternProvider(abc.ABC):
     def length_rule(self) -> LengthRule | None:
         """The closed-form relation between `get_pattern(L)` and `get_pattern(T_max)`, or None (ask each L)."""
         return None
+
+    def _layout_timesteps(self, timesteps: tp.Any) -> int:
+        """`timesteps` of a plain-Python layout (`reference_layout`), checked as `get_pattern` checks it, so that a
+        layout too large for int32 indexes is refused before a loop builds it."""
+        timesteps = check_int("timesteps", timesteps, minimum=0)
+        rule = self.length_rule()
+        if rule is not None:
+            check_index_range(self.n_q, int(rule.num_steps(timesteps)), timesteps)
+        return timesteps
 
     @classmethod
     def from_audiocraft(cls, obj: tp.Any) -> CodebooksPatternProvider:
@@ -251,6 +265,28 @@ def check_sorted_ints(
         lift = f"; `{any_order}(..., any_order=True)` allows any order" if any_order else ""
         raise ValueError(f"`{name}` must be sorted in increasing order, got {list(checked)} (audiocraft's check{lift})")
     return checked
+
+
+def audiocraft_fields(obj: tp.Any, cls: str, *names: str) -> list[tp.Any]:
+    """The attributes `names` of audiocraft's provider `obj` (duck-typed), or a TypeError naming `obj`."""
+    missing = [name for name in names if not hasattr(obj, name)]
+    if missing:
+        raise TypeError(
+            f"`obj` must be audiocraft's {cls} (with {', '.join(names)}), got {type(obj).__name__} without {missing}"
+        )
+    return [getattr(obj, name) for name in names]
+
+
+def audiocraft_class(module: tp.Any, *names: str) -> tp.Any:
+    """The first of the classes `names` in audiocraft's `codebooks_patterns` module, or a TypeError naming `module`."""
+    for name in names:
+        cls = getattr(module, name, None)
+        if cls is not None:
+            return cls
+    raise TypeError(
+        f"`module` must be audiocraft's codebooks_patterns module (with {' or '.join(names)}), "
+        f"got {type(module).__name__}"
+    )
 
 
 def i32(x: tp.Any) -> np.ndarray:

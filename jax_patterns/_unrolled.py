@@ -11,8 +11,17 @@ import typing as tp
 
 import numpy as np
 
+from jax_patterns._checks import check_int
 from jax_patterns._layout import LayoutCoord, Pattern
-from jax_patterns._providers import LengthRule, ValueProvider, check_sorted_ints, i32
+from jax_patterns._providers import (
+    N_Q_MAX,
+    LengthRule,
+    ValueProvider,
+    audiocraft_class,
+    audiocraft_fields,
+    check_sorted_ints,
+    i32,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,8 +93,12 @@ class UnrolledPatternProvider(ValueProvider):
         return max(self.flattening) + 1
 
     def num_virtual_steps(self, timesteps: int) -> int:
-        """`timesteps * inner_steps + 1`, as in audiocraft."""
-        return timesteps * self._num_inner_steps + 1
+        """`timesteps * inner_steps + 1`, as in audiocraft.
+
+        Raises:
+          TypeError, ValueError: `timesteps` is not an int in `[0, 2**31)`.
+        """
+        return check_int("timesteps", timesteps, minimum=0) * self._num_inner_steps + 1
 
     def get_pattern(self, timesteps: int) -> Pattern:
         return Pattern.from_coords(self._coords(timesteps), timesteps, self.n_q, provider=self, validate=False)
@@ -130,6 +143,7 @@ class UnrolledPatternProvider(ValueProvider):
         # Every (timestep, inner step) emits one entry keyed by the timestep it is
         # shown at (t + delay); entries are ordered by (key, coordinates), which
         # places delayed groups after the undelayed ones of the same key.
+        timesteps = self._layout_timesteps(timesteps)
         horizon = timesteps + self.max_delay
         entries: list[tuple[int, tuple[LayoutCoord, ...]]] = [(-1, ())]
         for t in range(horizon):
@@ -145,12 +159,18 @@ class UnrolledPatternProvider(ValueProvider):
 
     @classmethod
     def from_audiocraft(cls, obj: tp.Any) -> UnrolledPatternProvider:
-        flattening = [0] * obj.n_q
-        delays = [0] * obj.n_q
-        for inner, group in obj._flattened_codebooks.items():
-            for q in group.codebooks:
-                flattening[q], delays[q] = int(inner), int(group.delay)
-        return cls(obj.n_q, flattening=flattening, delays=delays)
+        n_q, groups = audiocraft_fields(obj, "UnrolledPatternProvider", "n_q", "_flattened_codebooks")
+        n_q = check_int("n_q", n_q, minimum=1, maximum=N_Q_MAX)
+        flattening = [0] * n_q
+        delays = [0] * n_q
+        try:
+            for inner, group in groups.items():
+                for q in group.codebooks:
+                    flattening[q], delays[q] = int(inner), int(group.delay)
+        except (AttributeError, TypeError, IndexError, ValueError) as err:
+            raise TypeError(f"`obj` has a malformed `_flattened_codebooks` {groups!r}: {err}") from err
+        return cls(n_q, flattening=flattening, delays=delays)
 
     def to_audiocraft(self, module: tp.Any) -> tp.Any:
-        return module.UnrolledPatternProvider(self.n_q, list(self.flattening), list(self.delays))
+        cls = audiocraft_class(module, "UnrolledPatternProvider")
+        return cls(self.n_q, list(self.flattening), list(self.delays))

@@ -607,7 +607,7 @@ def consume_stream(s: tp.Any) -> tp.Any:
 @entry("jax_patterns.lm.stream")
 def _() -> Call:
     return generation(
-        lm.stream, consume_stream, chunk_steps=Int(2, 1), progress=Obj(False, True, accept=callable, optional=True)
+        lm.stream, consume_stream, chunk_steps=Int(2, 1, None), progress=Obj(False, True, accept=callable, optional=True)
     )
 
 
@@ -666,7 +666,7 @@ def engine_args() -> dict[str, tp.Any]:
         options=Obj(None, optional=True),
         slots=Int(2, 1),
         max_timesteps=Int(5, 1),
-        chunk_steps=Int(2, 1),
+        chunk_steps=Int(2, 1, None),
         key=Key(KEY, optional=True),
         prompt_buckets=Seq([1, 4], Int(1, 0), optional=True, lengths=lambda n: n >= 0),
         condition_fn=Obj(None, optional=True),
@@ -785,7 +785,7 @@ def _() -> Call:
         lengths=lengths(),
         padding_side=side(),
         average=Choice("codebooks", ("codebooks", "tokens")),
-        block_steps=Int(2, 1, optional=True),
+        block_steps=Int(2, 1, None, optional=True),
     )
 
 
@@ -812,7 +812,7 @@ def _() -> Call:
         heads=Array(rng.normal(size=(2, 4, CARD)).astype(np.float32), "float", names=["bias"]),
         targets=Array(packed_targets(), elem=Int(0, -1, CARD - 1)),
         bias=Array(rng.normal(size=(2, CARD)).astype(np.float32), "float", optional=True),
-        block_steps=Int(3, 1, optional=True),
+        block_steps=Int(3, 1, None, optional=True),
         skip_empty=flag(),
     )
 
@@ -1696,7 +1696,7 @@ def _() -> Call:
         temp=Real(1.0, 0.0),
         top_k=Int(2, 0),
         top_p=Real(0.0, 0.0, 1.0),
-        chunk_steps=Int(2, 1),
+        chunk_steps=Int(2, 1, None),
         key=Key(KEY, optional=True),
         prompt_buckets=Seq([1, 4], Int(1, 0), optional=True, lengths=lambda n: n >= 0),
     )

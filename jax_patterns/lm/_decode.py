@@ -174,9 +174,16 @@ def _rows(table: np.ndarray, at: jax.Array) -> jax.Array:
 def call(step_fn: tp.Callable, cfg: Config, state: tp.Any, tokens: jax.Array, info: StepInfo, coef: tp.Any) -> tuple:
     """One call of the step function, under guidance when the config says so (the batch doubled, then mixed)."""
     if not cfg.guidance:
-        return step_fn(state, tokens, info)
-    out, state = step_fn(state, doubled(tokens), doubled_info(info))
+        return _pair(step_fn(state, tokens, info))
+    out, state = _pair(step_fn(state, doubled(tokens), doubled_info(info)))
     return mix(out, coef), state
+
+
+def _pair(result: tp.Any) -> tuple:
+    """The step function's `(logits or tokens, state)`, or a TypeError naming `step_fn` (at trace time)."""
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise TypeError(f"`step_fn` must return a pair (logits or tokens, new state), got {type(result).__name__}")
+    return result
 
 
 def finished(cfg: Config, carry: Carry) -> jax.Array:

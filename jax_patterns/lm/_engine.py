@@ -217,7 +217,7 @@ class Engine:
         self.options = resolve(options, settings_, "Engine")
         self.slots = check_int("slots", slots, minimum=1)
         self.max_timesteps = check_int("max_timesteps", max_timesteps, minimum=1)
-        chunk_steps = check_int("chunk_steps", chunk_steps, minimum=1)
+        chunk_steps = check_int("chunk_steps", chunk_steps, minimum=1, maximum=None)  # clamped below
         self.history = check_int("history", history, minimum=0)
         if not callable(init_state):
             raise TypeError(f"`init_state` must be callable (batch -> state), got {type(init_state).__name__}")

@@ -77,7 +77,7 @@ def _block(block_steps: tp.Any, batch: int, n_q: int, card: int, steps: int) -> 
     if block_steps is None:
         return default_block_steps(batch, n_q, card, steps)
     # capped at S here, before the static key: every block of S steps or more is one program
-    return min(check_int("block_steps", block_steps, minimum=1), max(steps, 1))
+    return min(check_int("block_steps", block_steps, minimum=1, maximum=None), max(steps, 1))  # more than S: S
 
 
 def fused_pattern_cross_entropy(

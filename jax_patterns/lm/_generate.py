@@ -12,7 +12,7 @@ import jax
 import numpy as np
 
 from jax_patterns import Pattern
-from jax_patterns._checks import check_codes, check_key, validate_lengths
+from jax_patterns._checks import check_codes, check_key, check_pytree, validate_lengths
 from jax_patterns.lm._decode import Config, run_all
 from jax_patterns.lm._options import DecodeOptions, resolve
 from jax_patterns.lm._protocol import as_pytree, as_step, max_len_of
@@ -241,6 +241,7 @@ def generate(
       ([[1, 2, 3], [2, 3, 0]], [3])
     """
     options = resolve(options, settings, "generate")
+    check_pytree("state", state)
     fn, (prompt, lengths, key, values), cfg = prepare(step_fn, pattern, prompt, options, key, prompt_lengths)
     codes, out_lengths = run_all(fn, state, prompt, lengths, key, values, cfg=cfg)
     return Generated(codes, out_lengths)

@@ -538,9 +538,10 @@ def magnet_generate(
     guidance = max_cfg_coef is not None
     values = settings(Sampling(temp, top_k, top_p), batch)
     high = low = np.zeros((batch,), np.float32)
+    checked_low = setting("min_cfg_coef", min_cfg_coef, batch, False, -math.inf, math.inf)  # checked, guided or not
     if guidance:
         high = setting("max_cfg_coef", max_cfg_coef, batch, False, -math.inf, math.inf)
-        low = setting("min_cfg_coef", min_cfg_coef, batch, False, -math.inf, math.inf)
+        low = checked_low
     if use_sampling and key is None:
         raise ValueError("sampling (`use_sampling=True`) needs a PRNG `key`")
     key = None if key is None else check_key("key", key, batch)

@@ -110,11 +110,9 @@ def _stage(stage: tp.Any, n_q: int) -> tp.Any:
 
 
 def _mask_of(mask: tp.Any, shape: tuple[int, int]) -> tp.Any:
-    if (
-        mask is None
-        or (is_host(mask) and np.asarray(mask).dtype != np.bool_)
-        or (not is_host(mask) and mask.dtype != jnp.bool_)
-    ):
+    if mask is not None and is_host(mask):
+        mask = np.asarray(mask)
+    if mask is None or mask.dtype != np.bool_:
         raise TypeError(f"`mask` must be a bool array [B, T], got {getattr(mask, 'dtype', type(mask).__name__)}")
     if tuple(mask.shape) != shape:
         raise ValueError(f"`mask` has shape {tuple(mask.shape)}; expected [B, T] = {shape}")
@@ -125,6 +123,8 @@ def magnet_inputs(codes: tp.Any, stage: tp.Any, mask: tp.Any, mask_token: int) -
     """The model's training input: codebooks below `stage` clean, the stage's `mask` positions and every codebook
     above it `mask_token` (audiocraft's `run_step`). `codes [B, K, T]`, `mask [B, T]` -> int32 `[B, K, T]`."""
     mask_token = check_int_token("mask_token", mask_token)
+    if mask_token < 0:
+        raise ValueError(f"`mask_token` must be >= 0 (a row of the model's embedding), got {mask_token}")
     codes = check_codes(codes, "codes", n_q=None, below=None, forbid=(mask_token,))
     batch, n_q, timesteps = codes.shape
     stage = _stage(stage, n_q)

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_patterns._checks import is_host
+from jax_patterns._checks import check_flag, check_key, is_host
 
 
 class Sampling(tp.NamedTuple):
@@ -71,11 +71,14 @@ def setting(name: str, value: tp.Any, batch: int, integer: bool, low: float, hig
     if tuple(array.shape) not in ((), (batch,)):
         raise ValueError(f"`{name}` has shape {tuple(array.shape)}; expected a scalar or ({batch},), one per example")
     if host:
+        wide = array.astype(np.float64)
         with np.errstate(invalid="ignore"):
-            bad = ~np.isfinite(array.astype(np.float64)) | (array < low) | (array > high)
+            bad = ~np.isfinite(wide) | (array < low) | (array > high)
+            if not integer:  # a float32 setting: a finite value past float32's range would become inf
+                bad |= np.abs(wide) > np.finfo(np.float32).max
         if np.any(bad):
             shown = array if array.ndim == 0 else array[np.flatnonzero(bad)[0]]
-            raise ValueError(f"`{name}` must lie in [{low}, {high}], got {shown.item()!r}")
+            raise ValueError(f"`{name}` must lie in [{low}, {high}] and fit float32, got {shown.item()!r}")
     dtype = np.int32 if integer else np.float32
     if host:
         return np.broadcast_to(np.asarray(array).astype(dtype), (batch,))
@@ -202,13 +205,28 @@ def sample_next_token(
     `lm.Engine` and per-example keys use).
 
     Raises:
-      ValueError: sampling without a key.
+      ValueError: sampling without a key; logits that are not `[B, K, card]`; keys of another shape; a host
+        setting out of range (as for `generate`).
+      TypeError: logits that are not floats, a key that is not a PRNG key, a setting of the wrong type, a
+        `use_sampling` that is not a bool.
     """
+    shape = tuple(getattr(logits, "shape", ()))
+    if len(shape) != 3 or not jnp.issubdtype(getattr(logits, "dtype", np.dtype(object)), jnp.floating):
+        raise TypeError(
+            f"`logits` must be a float array [B, K, card], got {type(logits).__name__} {shape} "
+            f"{getattr(logits, 'dtype', '')}"
+        )
+    use_sampling = check_flag("use_sampling", use_sampling)
+    batch = shape[0]
+    temp = setting("temp", temp, batch, False, 0.0, math.inf)
+    top_k = setting("top_k", top_k, batch, True, 0, 2**31 - 1)
+    top_p = setting("top_p", top_p, batch, False, 0.0, 1.0)
     greedy = jnp.argmax(logits, axis=-1).astype(jnp.int32)
     if not use_sampling:
         return greedy
     if key is None:
         raise ValueError("sampling (`use_sampling=True`, `temp > 0`) needs a PRNG `key`")
+    key = check_key("key", key, batch)
     temp = per_example(temp, logits, jnp.float32)
     probs = jax.nn.softmax(logits.astype(jnp.float32) / jnp.where(temp > 0.0, temp, 1.0), axis=-1)
     weights = jnp.log(jnp.where(truncation(probs, top_k, top_p), probs, 0.0))

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 from jax_patterns import Pattern
-from jax_patterns._checks import check_int
+from jax_patterns._checks import check_int, check_pytree
 from jax_patterns.lm._decode import Config, run_chunk, run_first
 from jax_patterns.lm._generate import StepFn, prepare
 from jax_patterns.lm._options import DecodeOptions, resolve
@@ -144,10 +144,11 @@ def stream(
       >>> [c[0].tolist() for c in chunks]  # frame 0 is complete once codebook 1 (delay 1) has it
       [[[1, 2], [2, 3]], [[3, 0], [0, 1]], [[1], [2]]]
     """
-    chunk_steps = check_int("chunk_steps", chunk_steps, minimum=1)
+    chunk_steps = check_int("chunk_steps", chunk_steps, minimum=1, maximum=None)  # clamped to the pattern
     options = resolve(options, settings, "stream")
     if not (isinstance(progress, bool) or progress is None or callable(progress)):
         raise TypeError(f"`progress` must be a bool or a callable (ready, total), got {progress!r}")
+    check_pytree("state", state)
     fn, (prompt, lengths, key, values), cfg = prepare(step_fn, pattern, prompt, options, key, prompt_lengths)
     callback = _Bar(pattern.timesteps) if progress is True else (progress if callable(progress) else None)
     chunk = jax.device_put(np.int32(min(chunk_steps, len(pattern))))

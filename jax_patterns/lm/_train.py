@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_patterns import Pattern
-from jax_patterns._checks import INT32_LIMIT, check_flag, check_int, is_host
+from jax_patterns._checks import INT32_LIMIT, check_codes, check_flag, check_int, is_host
 from jax_patterns.lm._targets import (
     check_integer,
     check_packed_targets,
@@ -57,7 +57,7 @@ def compute_predictions(
     Raises:
       TypeError: `pattern` not a Pattern, `apply_fn` not callable, non-integer
         codes, non-floating logits, a bad `special_token` or `keep_only_valid_steps`.
-      ValueError: codes of another shape or outside int32, bad `lengths` or
+      ValueError: codes of another shape or outside `[0, 2**31)`, bad `lengths` or
         `padding_side`, logits from `apply_fn` that are not `[B, K, S, card]`
         for the sequence `[B, K, S]` it was given.
 
@@ -74,15 +74,11 @@ def compute_predictions(
     if not callable(apply_fn):
         raise TypeError(f"`apply_fn` must be the model, seq [B, K, S] -> logits [B, K, S, card]; got {apply_fn!r:.80}")
     kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
-    check_integer("codes", codes)
+    # one check of codes, in their own dtype: an int64 2**32 must not reach the model as 0, nor -1 as a wrapped row
+    codes = check_codes(codes, "codes", n_q=pattern.n_q, below=None)
     shape = tuple(np.shape(codes))
-    if len(shape) != 3 or shape[1:] != (pattern.n_q, pattern.timesteps):
+    if shape[-1] != pattern.timesteps:
         raise ValueError(f"`codes` must be [B, K={pattern.n_q}, T={pattern.timesteps}], got shape {shape}")
-    if is_host(codes) and np.size(codes):  # in their own dtype: an int64 2**32 must not reach the model as 0
-        host = np.asarray(codes)
-        low, high = int(host.min()), int(host.max())
-        if low < -INT32_LIMIT or high >= INT32_LIMIT:
-            raise ValueError(f"`codes` holds {low if low < -INT32_LIMIT else high}, which int32 tokens cannot hold")
     seq, _, _ = pattern.build_pattern_sequence(codes, special_token, kovs, lengths=lengths, padding_side=padding_side)
     logits = apply_fn(seq)
     out = tuple(np.shape(logits)) if logits is not None else None
@@ -264,6 +260,8 @@ def packed_cross_entropy(
         raise ValueError(
             f"`logits_seq` must be [B, K, S, card] and `targets` [B, K, S]; got {shapes[0]} and {shapes[1]}"
         )
+    if not jnp.issubdtype(dtype_of(logits_seq), jnp.floating):
+        raise TypeError(f"`logits_seq` must be floating point, got dtype {dtype_of(logits_seq)}")
     check_packed_targets(targets, shapes[0][3])
     return _packed_cross_entropy(logits_seq, targets, skip_empty=check_flag("skip_empty", skip_empty))
 
@@ -321,6 +319,8 @@ def packed_segment_cross_entropy(
         raise ValueError(
             f"expected `logits_seq` [B, K, S, card], `targets` [B, K, S] and `segment_ids` [B, S]; got shapes {shapes}"
         )
+    if not jnp.issubdtype(dtype_of(logits_seq), jnp.floating):
+        raise TypeError(f"`logits_seq` must be floating point, got dtype {dtype_of(logits_seq)}")
     check_packed_targets(targets, shapes[0][3])
     check_integer("segment_ids", segment_ids, "integer segment ids")
     if is_host(segment_ids):
