@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jax_patterns import lm
-from jax_patterns.lm import _magnet_decode, _magnet_train
+from jax_patterns.lm import _magnet_schedule, _magnet_train
 from jax_patterns.lm._magnet_decode import ARRANGEMENTS
 from torch_compat._magnet import toy_logits
 
@@ -127,9 +127,9 @@ def test_schedule_equals_audiocraft(item):
     ).block_until_ready()
     jax.effects_barrier()
     np.testing.assert_array_equal(np.asarray(seen), GOLDENS[f"schedule/{i}/masked"])
-    table = _magnet_decode.schedule(tuple(case["steps"]))
+    table = _magnet_schedule.schedule(tuple(case["steps"]))
     one = np.ones(1, np.float32)
-    temps, coefs = _magnet_decode._schedule_values(table, 3 * one, True, 10 * one, one)
+    temps, coefs = _magnet_schedule.schedule_values(table, 3 * one, True, 10 * one, one)
     temps, coefs = np.asarray(temps)[:, 0], np.asarray(coefs)[:, 0]
     # torch's float32 cosine (SLEEF) is 1 ulp off the correctly rounded one we use at one iteration of the
     # 60-step stage (see `_magnet`'s docstring): its coefficient differs there by an ulp, nowhere else
