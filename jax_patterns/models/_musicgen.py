@@ -184,7 +184,7 @@ class MusicGen(nnx.Module):
         """
         from jax_patterns.models._transformers import from_transformers
 
-        return from_transformers(model_or_state_dict, config, **overrides)
+        return from_transformers(cls, model_or_state_dict, config, **overrides)
 
     @classmethod
     def from_audiocraft(cls, state_dict: tp.Any, cfg: tp.Any = None, **overrides: tp.Any) -> MusicGen:
@@ -194,7 +194,7 @@ class MusicGen(nnx.Module):
         """
         from jax_patterns.models._audiocraft import from_audiocraft
 
-        return from_audiocraft(state_dict, cfg, **overrides)
+        return from_audiocraft(cls, state_dict, cfg, **overrides)
 
     # ------------------------------------------------------------------
     # inputs
