@@ -263,6 +263,8 @@ def bench_two_level(
     Returns:
       one row per batch size.
     """
+    import torch
+
     from jax_patterns import ParallelPatternProvider, lm
 
     rows = []
@@ -298,6 +300,7 @@ def bench_two_level(
                 extra={
                     "frames_per_s": batch * frames / jax_ms * 1e3,
                     "torch_frames_per_s": batch * frames / torch_ms * 1e3,
+                    "torch_threads": torch.get_num_threads(),  # oversubscribed on a loaded box: see RESULTS.md
                     "baseline_ms": torch_ms,
                 },
             )
