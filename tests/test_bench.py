@@ -101,6 +101,15 @@ def test_engine_row():
     assert extra["first_frame_p50_ms"] <= extra["first_frame_p99_ms"]
 
 
+def test_two_level_row():
+    rows = bench.bench_two_level(1, frames=3, batches=(2,), n_q=3, card=8, dim=16, layers=1, depth_dim=8,
+                                 depth_layers=1, heads=2)  # fmt: skip
+    (row,) = rows
+    assert row.jax_ms > 0 and row.torch_ms and row.torch_ms > 0 and row.extra["baseline_ms"] == row.torch_ms
+    assert row.extra["frames_per_s"] == pytest.approx(2 * 3 / row.jax_ms * 1e3)
+    assert "B=2 K=3" in row.shape
+
+
 # --- issue 25 items 11 and 17: every `--*-only` flag selects exactly its rows; the bar counts every row -------------
 # the rows each real builder makes for the arguments `run` gives it (their own tests check it)
 ROWS_MADE: dict[str, tp.Callable[..., int]] = {
@@ -115,6 +124,7 @@ ROWS_MADE: dict[str, tp.Callable[..., int]] = {
     ),
     "bench_magnet": lambda repeats, tree=None: 4 + bool(tree),
     "bench_engine": lambda **kwargs: 1,
+    "bench_two_level": lambda repeats=3, batches=(1, 8), **kwargs: len(batches),
     "bench_musicgen": lambda repeats=3, shapes=("tiny", "small"), audiocraft_tree=None, **kwargs: (
         len(shapes) * 2 * (2 + bool(audiocraft_tree))  # batches 1 and 8; float32, bfloat16 and audiocraft's
     ),
@@ -178,6 +188,7 @@ EVERY_BUILDER = set(ROWS_MADE)
         (["--fused-only"], {"bench_fused"}),
         (["--magnet-only"], {"bench_magnet"}),
         (["--engine-only"], {"bench_engine"}),
+        (["--two-level-only"], {"bench_two_level"}),
         (["--musicgen-only"], {"bench_musicgen"}),
     ],
 )
@@ -191,7 +202,8 @@ def test_each_only_flag_selects_exactly_its_rows(stubbed, flags, builders, capsy
 
 
 @pytest.mark.parametrize(
-    "flags", [[], ["--lengths", "--dtype", "float32", "bfloat16"], ["--engine-only"], ["--musicgen-only"]]
+    "flags",
+    [[], ["--lengths", "--dtype", "float32", "bfloat16"], ["--engine-only"], ["--musicgen-only"], ["--two-level-only"]],
 )
 def test_the_progress_bar_counts_every_row(stubbed, flags, capsys):
     _, bars, counts = stubbed
@@ -218,7 +230,11 @@ def test_the_frame_tables_read_the_pattern_layout():
         assert first.tolist() == expected_first and last.tolist() == expected_last, provider
 
 
-@pytest.mark.parametrize("flags", [["--engine-only", "--fused-only"], ["--skip-lm", "--engine-only"]])
+@pytest.mark.parametrize(
+    "flags",
+    [["--engine-only", "--fused-only"], ["--skip-lm", "--engine-only"], ["--two-level-only", "--musicgen-only"],
+     ["--skip-lm", "--two-level-only"]],
+)  # fmt: skip
 def test_contradicting_row_flags_are_refused(stubbed, flags, capsys):
     made, _, _ = stubbed
     assert _cli.main(["bench", *flags]) == 2 and made == []
