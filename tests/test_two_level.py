@@ -197,6 +197,9 @@ def test_bad_inputs_name_their_argument(model):
         make(n_q=0)
     with pytest.raises(TypeError, match=r"`depth_fn` must be callable"):
         lm.two_level_step(counting, None, n_q=3, depth_init=lambda h: h)
+    with pytest.raises(ValueError, match=r"the step function samples itself .*: pass a `key`"):
+        lm.generate(make(use_sampling=True), state, pattern, prompt, special_token=5, step_info=True,
+                    step_returns="tokens")  # fmt: skip
 
     def wide(previous, token, level):
         return jnp.zeros((2, 1, 5)), previous

@@ -183,6 +183,11 @@ def max_len_of(step_fn: jax.tree_util.Partial) -> int | None:
     return None
 
 
+def samples_of(fn: jax.tree_util.Partial) -> bool:
+    """Whether a step function declares that it samples itself (`samples` on it or on a `Partial`'s function)."""
+    return any(getattr(holder, "samples", False) is True for holder in (fn.func, fn))
+
+
 def input_vocab_of(fn: jax.tree_util.Partial) -> int | None:
     """The number of token ids a model function declares it embeds (`input_vocab`), if any."""
     for holder in (fn.func, fn):

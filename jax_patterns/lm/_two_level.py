@@ -93,6 +93,11 @@ class TwoLevelStep:
     use_sampling: bool = False
     max_len: int | None = None
 
+    @property
+    def samples(self) -> bool:
+        """Whether the step draws random numbers (then `generate` and `stream` need a `key`)."""
+        return self.use_sampling
+
     def __call__(
         self,
         backbone_fn: tp.Callable,
@@ -190,8 +195,8 @@ def two_level_step(
     `jax.random.fold_in(info.key, j)`, drawn as `lm.sample_next_token` draws:
     with per-example keys (`generate(key=[B] keys)`, and always under
     `lm.Engine`) each row with its own key, so each example equals itself
-    decoded alone with its key. Pass `key=` to `generate` when sampling (without
-    one it uses `jax.random.key(0)`).
+    decoded alone with its key. With `use_sampling=True`, `generate` and
+    `stream` refuse to run without a `key` (the step declares `samples`).
 
     One compiled program per shape: the result is a `jax.tree_util.Partial`
     whose arrays (the functions' own parameters when they are `Partial`s, and
