@@ -88,6 +88,7 @@ class UnrolledPatternProvider(ValueProvider):
         return timesteps * self._num_inner_steps + 1
 
     def get_pattern(self, timesteps: int) -> Pattern:
+        """The pattern for `timesteps` timesteps, built from flat coordinate arrays."""
         return Pattern.from_coords(self._coords(timesteps), timesteps, self.n_q, provider=self, validate=False)
 
     def _coords(self, timesteps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -122,6 +123,7 @@ class UnrolledPatternProvider(ValueProvider):
         return steps, entry_t, q, 1 + int(t.size)
 
     def length_rule(self) -> UnrolledRule:
+        """The closed-form relation between `get_pattern(L)` and `get_pattern(T_max)` (`lengths=` uses it)."""
         groups = dict(zip(self.flattening, self.delays))
         return UnrolledRule(self._num_inner_steps - len(groups), tuple(groups.values()), self.max_delay)
 
@@ -145,6 +147,7 @@ class UnrolledPatternProvider(ValueProvider):
 
     @classmethod
     def from_audiocraft(cls, obj: tp.Any) -> UnrolledPatternProvider:
+        """This family's provider equal to the audiocraft provider `obj` (duck-typed by attributes)."""
         flattening = [0] * obj.n_q
         delays = [0] * obj.n_q
         for inner, group in obj._flattened_codebooks.items():
@@ -153,4 +156,5 @@ class UnrolledPatternProvider(ValueProvider):
         return cls(obj.n_q, flattening=flattening, delays=delays)
 
     def to_audiocraft(self, module: tp.Any) -> tp.Any:
+        """audiocraft's provider equal to this one, built from audiocraft's `codebooks_patterns` module."""
         return module.UnrolledPatternProvider(self.n_q, list(self.flattening), list(self.delays))

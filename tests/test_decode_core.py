@@ -172,7 +172,7 @@ def test_decode_tables_live_on_the_pattern_not_in_a_module_cache():
 
 # --- the step-model protocol --------------------------------------------------------------------------------------
 class Bigram(nnx.Module):
-    """The README's custom model: implements the step-model protocol (max_len, init_cache, decode)."""
+    """The custom model of docs/generation.md: implements the step-model protocol (max_len, init_cache, decode)."""
 
     def __init__(self, n_q: int, card: int, max_len: int, *, rngs: nnx.Rngs):
         self.max_len, self.n_q, self.card = max_len, n_q, card

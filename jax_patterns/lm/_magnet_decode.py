@@ -312,13 +312,18 @@ def magnet_generate(
       key: a PRNG key, or `[B]` keys (needed when sampling).
       decoding_steps: iterations per stage; the first K are used (audiocraft
         zips them with the codebooks); fewer than K raises.
-      span_len, span_arrangement, span_scoring: the masking spans (see above).
+      span_len: the masking spans' length (see above).
+      span_arrangement: `"nonoverlap"` or `"stride1"` (see above).
+      span_scoring: `"max"` or `"prod"` (see above).
       use_sampling: sample (True) or take the argmax (False).
-      temp, top_k, top_p: sampling settings, scalars or `[B]`, host or traced
-        (new values compile nothing). top-p wins when `> 0`, then top-k.
+      temp: the sampling temperature, a scalar or `[B]`, host or traced (new
+        values compile nothing).
+      top_k: as `temp`; used when `top_p` is 0.
+      top_p: as `temp`; top-p wins when `> 0`, then top-k.
       anneal_temp: decay the temperature linearly to 0 over each stage.
-      max_cfg_coef, min_cfg_coef: guidance coefficients at mask rate 1 and 0
-        (scalars or `[B]`); `max_cfg_coef=None` turns guidance off.
+      max_cfg_coef: the guidance coefficient at mask rate 1 (a scalar or
+        `[B]`); `max_cfg_coef=None` turns guidance off.
+      min_cfg_coef: the guidance coefficient at mask rate 0 (a scalar or `[B]`).
       prompt_lengths: optional `[B]` (host or traced): example `b` keeps
         `prompt[b, :, :prompt_lengths[b]]` and generates the rest, exactly as
         a batch of one with that prompt.

@@ -54,13 +54,21 @@ class TwoLevelModel(tp.Protocol):
     n_q: int
     max_len: int
 
-    def init_cache(self, batch: int, *, per_row: bool = False) -> tp.Any: ...
+    def init_cache(self, batch: int, *, per_row: bool = False) -> tp.Any:
+        """The backbone's empty cache for `batch` rows (the decode's state)."""
+        ...
 
-    def backbone(self, cache: tp.Any, tokens: jax.Array, info: tp.Any) -> tuple[jax.Array, tp.Any, tp.Any]: ...
+    def backbone(self, cache: tp.Any, tokens: jax.Array, info: tp.Any) -> tuple[jax.Array, tp.Any, tp.Any]:
+        """Runs frames `tokens [B, K, n]`; returns codebook 0's logits `[B, card]`, the hidden state, the cache."""
+        ...
 
-    def depth_init(self, hidden: tp.Any) -> tp.Any: ...
+    def depth_init(self, hidden: tp.Any) -> tp.Any:
+        """The depth model's state for a new frame (its cache empty, the hidden state written if it reads it)."""
+        ...
 
-    def depth(self, depth_cache: tp.Any, token: jax.Array, level: jax.Array) -> tuple[jax.Array, tp.Any]: ...
+    def depth(self, depth_cache: tp.Any, token: jax.Array, level: jax.Array) -> tuple[jax.Array, tp.Any]:
+        """Codebook `level`'s logits `[B, card]` from codebook `level - 1`'s code `token [B]`, and the state."""
+        ...
 
 
 def level_key(key: jax.Array, level: tp.Any) -> jax.Array:
@@ -287,7 +295,9 @@ def two_level_step_of(
 
     Args:
       model: the NNX module.
-      use_sampling, sampling, depth_sampling: as for `two_level_step`.
+      use_sampling: as for `two_level_step`.
+      sampling: as for `two_level_step`.
+      depth_sampling: as for `two_level_step`.
 
     Raises:
       TypeError: `model` is not an NNX module with those methods and an int `n_q`; bad settings.
