@@ -77,7 +77,7 @@ def measure(tree: pathlib.Path, part: str) -> dict:
 
 def best(runs: list[dict]) -> dict:
     """Per row, the run with the smallest `jax_ms` (its other fields come with it)."""
-    out = {}
+    out: dict = {}
     for run in runs:
         for op, fields in run.items():
             if op not in out or fields["jax_ms"] < out[op]["jax_ms"]:

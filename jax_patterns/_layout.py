@@ -234,7 +234,8 @@ class Pattern:
             return self
         twin = Pattern.__new__(Pattern)
         for name in self.__slots__:
-            object.__setattr__(twin, name, getattr(self, name))
+            if name != "__weakref__":  # a pattern can be weakly referenced; the reference is not copied
+                object.__setattr__(twin, name, getattr(self, name))
         object.__setattr__(twin, "provider", provider)
         object.__setattr__(twin, "_cache", {})
         return twin

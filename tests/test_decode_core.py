@@ -198,7 +198,7 @@ def test_a_custom_model_implementing_the_protocol_is_generated_streamed_and_serv
     engine = lm.Engine(step_fn, lambda b: model.init_cache(b, per_row=True), jp.DelayedPatternProvider(3), slots=2,
                        max_timesteps=10, special_token=CARD)  # fmt: skip
     ids = [engine.submit(p) for p in PROMPTS]
-    got = {rid: [] for rid in ids}
+    got: dict[int, list] = {rid: [] for rid in ids}
     for rid, frames, _ in engine:
         got[rid].append(frames)
     for b, rid in enumerate(ids):

@@ -386,12 +386,12 @@ def test_every_dtype_mix_gives_the_loss_of_the_float32_casts(hidden_dtype, heads
     grads, exact = jax.grad(fused, argnums)(*args), jax.grad(unfused, argnums)(*as32)
     low = hidden_dtype == heads_dtype != jnp.float32  # the backward matmuls in bfloat16 / float16
     for i, g, e in zip(argnums, grads, exact):
-        assert g.dtype == args[i].dtype  # each gradient in its argument's own dtype
+        assert g.dtype == tp.cast(tp.Any, args[i]).dtype  # each gradient in its argument's own dtype
         e = np.asarray(e)
         if low:  # the logits' gradient rounded to the inputs' dtype once, then summed: cancellation, as before
             np.testing.assert_allclose(np.asarray(g, np.float32), e, rtol=2e-2, atol=2e-2 * np.abs(e).max())
         else:  # float32 matmuls; one rounding to the argument's own dtype (2**-8 relative for bfloat16)
-            tol = 0.0 if args[i].dtype == jnp.float32 else 1e-2
+            tol = 0.0 if tp.cast(tp.Any, args[i]).dtype == jnp.float32 else 1e-2
             np.testing.assert_allclose(np.asarray(g, np.float32), e, rtol=tol + 2e-5, atol=1e-6)
 
 
