@@ -11,6 +11,7 @@ import jax_patterns as jp
 from jax_patterns import _cli, bench
 
 
+@pytest.mark.thorough
 def test_bench_json_has_every_operation(capsys):
     argv = [
         "bench",
@@ -52,6 +53,7 @@ def test_bench_json_has_every_operation(capsys):
             assert row["torch_ms"] > 0 and row["vs_torch"] > 0
 
 
+@pytest.mark.thorough
 def test_cross_entropy_and_generation_rows():
     ce = bench.bench_cross_entropy(2, 2, 20, 16, 1)
     assert ce[0].extra["baseline_ms"] > 0 and ce[0].extra["temp_MB"] <= ce[0].extra["baseline_temp_MB"]
@@ -64,6 +66,7 @@ def test_cross_entropy_and_generation_rows():
     assert all(r.jax_ms > 0 for r in generation)
 
 
+@pytest.mark.thorough
 def test_serving_rows():
     rows = bench.bench_serving(24, 1, batch=2, chunks=(4,))
     assert [r.op.split(",")[0] for r in rows] == [
@@ -76,6 +79,7 @@ def test_serving_rows():
     assert all(r.jax_ms > 0 and r.extra["baseline_ms"] > 0 for r in rows)
 
 
+@pytest.mark.thorough
 def test_training_rows():
     rows = bench.bench_training(3, batch=8, max_frames=8, dim=16)
     assert len(rows) == 2
@@ -83,6 +87,7 @@ def test_training_rows():
     assert rows[1].extra["same_loss"] == 1.0 and rows[1].extra["two_processes_tokens_per_s"] > 0
 
 
+@pytest.mark.thorough
 def test_fused_rows():
     rows = bench.bench_fused(batch=2, ks=(2,), t=12, dims=(8,), card=16, dtypes=("float32",), repeats=1,
                               budget_bytes=2**20)  # fmt: skip
@@ -93,6 +98,7 @@ def test_fused_rows():
     assert row.extra["largest_batch_in_budget"] >= 1 and row.extra["baseline_largest_batch_in_budget"] >= 1
 
 
+@pytest.mark.thorough
 def test_engine_row():
     (row,) = bench.bench_engine(requests=6, slots=2, timesteps=12, chunk_steps=4, dim=16, layers=1)
     extra = row.extra
@@ -101,6 +107,7 @@ def test_engine_row():
     assert extra["first_frame_p50_ms"] <= extra["first_frame_p99_ms"]
 
 
+@pytest.mark.thorough
 def test_two_level_row():
     rows = bench.bench_two_level(1, frames=3, batches=(2,), n_q=3, card=8, dim=16, layers=1, depth_dim=8,
                                  depth_layers=1, heads=2)  # fmt: skip
