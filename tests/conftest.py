@@ -12,7 +12,13 @@ import gc
 import os
 import sys
 
-import jax
+# Tests run tiny shapes, so compiling is most of their time: XLA's backend optimisations (LLVM's) cost more than
+# they save there. They change no result (no fast-math: floating point is not reassociated); the benchmarks and
+# users keep the default.
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+
+import jax  # noqa: E402 - after XLA_FLAGS
 import pytest
 from hypothesis import HealthCheck, settings
 

@@ -14,8 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from helpers import FAMILIES, compilations
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import examples
 
 import jax_patterns as jp
 from jax_patterns import lm
@@ -272,6 +273,7 @@ def assert_same_gradients(unfused, fused, args):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4, atol=1e-6)
 
 
+@settings(max_examples=examples(15))
 @given(
     provider=st.sampled_from(FAMILIES[:5]),
     timesteps=st.sampled_from([3, 5]),

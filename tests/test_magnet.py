@@ -17,6 +17,7 @@ import pytest
 from helpers import compilations
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import examples
 
 from jax_patterns import lm
 from jax_patterns.lm import _magnet_schedule, _magnet_train
@@ -433,7 +434,7 @@ def test_one_compiled_train_step_serves_every_stage_and_the_model_generates():
     assert out.shape == (1, 2, 15) and np.all((np.asarray(out) >= 0) & (np.asarray(out) < CARD))
 
 
-@settings(max_examples=5, deadline=None)
+@settings(max_examples=examples(5), deadline=None)
 @given(
     st.sampled_from([1, 2, 3]),
     st.integers(1, 4),
