@@ -2,7 +2,7 @@
 
 Three layers: plain-Python layouts (`Pattern`, one module per provider family)
 -> static int32 index arrays (`jax_patterns._indices`) -> jitted gathers
-(`jax_patterns._ops`). README's "Design" section says how data flows.
+(`jax_patterns._ops`). docs/design.md says how data flows.
 """
 
 from jax_patterns._checks import check_lengths as check_lengths

@@ -66,6 +66,7 @@ class CoarseFirstPattern(ValueProvider):
         self._freeze()
 
     def get_pattern(self, timesteps: int) -> Pattern:
+        """The pattern for `timesteps` timesteps, built from flat coordinate arrays."""
         return Pattern.from_coords(self._coords(timesteps), timesteps, self.n_q, provider=self, validate=False)
 
     def _coords(self, timesteps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -85,6 +86,7 @@ class CoarseFirstPattern(ValueProvider):
         )
 
     def length_rule(self) -> CoarseFirstRule:
+        """The closed-form relation between `get_pattern(L)` and `get_pattern(T_max)` (`lengths=` uses it)."""
         return CoarseFirstRule(self.delays)
 
     def reference_layout(self, timesteps: int) -> list[list[LayoutCoord]]:
@@ -99,10 +101,12 @@ class CoarseFirstPattern(ValueProvider):
 
     @classmethod
     def from_audiocraft(cls, obj: tp.Any) -> CoarseFirstPattern:
+        """This family's provider equal to the audiocraft provider `obj` (duck-typed by attributes)."""
         n_q, delays = audiocraft_fields(obj, "CoarseFirstPattern", "n_q", "delays")
         return CoarseFirstPattern(n_q, list(delays))
 
     def to_audiocraft(self, module: tp.Any) -> tp.Any:
+        """audiocraft's provider equal to this one, built from audiocraft's `codebooks_patterns` module."""
         cls = audiocraft_class(module, "CoarseFirstPattern", "VALLEPattern")
         return cls(self.n_q, list(self.delays))
 

@@ -112,6 +112,7 @@ class DelayedPatternProvider(ValueProvider):
         return text if self.any_order else text.replace(", any_order=False", "")
 
     def get_pattern(self, timesteps: int) -> Pattern:
+        """The pattern for `timesteps` timesteps, built from flat coordinate arrays."""
         coords = self._coords(timesteps)
         return Pattern.from_coords(coords, timesteps, self.n_q, self.empty_initial < 0, provider=self, validate=False)
 
@@ -137,6 +138,7 @@ class DelayedPatternProvider(ValueProvider):
         )
 
     def length_rule(self) -> DelayedRule:
+        """The closed-form relation between `get_pattern(L)` and `get_pattern(T_max)` (`lengths=` uses it)."""
         # the rule reads the smallest and the largest delay only: their order is the codebooks' business
         return DelayedRule(self.n_q, _base_steps(self.empty_initial), tuple(sorted(self.delays)), self.flatten_first)
 
@@ -155,6 +157,7 @@ class DelayedPatternProvider(ValueProvider):
 
     @classmethod
     def from_audiocraft(cls, obj: tp.Any) -> DelayedPatternProvider:
+        """This family's provider equal to the audiocraft provider `obj` (duck-typed by attributes)."""
         n_q, delays, flatten_first, empty_initial = audiocraft_fields(
             obj, "DelayedPatternProvider", "n_q", "delays", "flatten_first", "empty_initial"
         )
@@ -163,6 +166,7 @@ class DelayedPatternProvider(ValueProvider):
         return cls(n_q, list(delays), flatten_first, empty_initial)
 
     def to_audiocraft(self, module: tp.Any) -> tp.Any:
+        """audiocraft's provider equal to this one, built from audiocraft's `codebooks_patterns` module."""
         if list(self.delays) != sorted(self.delays):
             raise ValueError(f"audiocraft needs sorted delays; {self!r} has none in audiocraft")
         if self.empty_initial < 0 and not _modern(module):
@@ -190,10 +194,12 @@ class ParallelPatternProvider(DelayedPatternProvider):
 
     @classmethod
     def from_audiocraft(cls, obj: tp.Any) -> ParallelPatternProvider:
+        """This family's provider equal to the audiocraft provider `obj` (duck-typed by attributes)."""
         (n_q,) = audiocraft_fields(obj, "ParallelPatternProvider", "n_q")
         return cls(n_q, empty_initial=getattr(obj, "empty_initial", 0))
 
     def to_audiocraft(self, module: tp.Any) -> tp.Any:
+        """audiocraft's provider equal to this one, built from audiocraft's `codebooks_patterns` module."""
         cls = audiocraft_class(module, "ParallelPatternProvider")
         if not _modern(module):
             if self.empty_initial:

@@ -63,6 +63,7 @@ class MusicLMPattern(ValueProvider):
         self._freeze()
 
     def get_pattern(self, timesteps: int) -> Pattern:
+        """The pattern for `timesteps` timesteps, built from flat coordinate arrays."""
         return Pattern.from_coords(self._coords(timesteps), timesteps, self.n_q, provider=self, validate=False)
 
     def _coords(self, timesteps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -77,6 +78,7 @@ class MusicLMPattern(ValueProvider):
         return steps, t.reshape(-1), (g * self.group_by + r).reshape(-1), 1 + self.n_q * timesteps
 
     def length_rule(self) -> MusicLMRule:
+        """The closed-form relation between `get_pattern(L)` and `get_pattern(T_max)` (`lengths=` uses it)."""
         return MusicLMRule(self.n_q, self.group_by)
 
     def reference_layout(self, timesteps: int) -> list[list[LayoutCoord]]:
@@ -90,7 +92,9 @@ class MusicLMPattern(ValueProvider):
 
     @classmethod
     def from_audiocraft(cls, obj: tp.Any) -> MusicLMPattern:
+        """This family's provider equal to the audiocraft provider `obj` (duck-typed by attributes)."""
         return cls(*audiocraft_fields(obj, "MusicLMPattern", "n_q", "group_by"))
 
     def to_audiocraft(self, module: tp.Any) -> tp.Any:
+        """audiocraft's provider equal to this one, built from audiocraft's `codebooks_patterns` module."""
         return audiocraft_class(module, "MusicLMPattern")(self.n_q, self.group_by)

@@ -101,6 +101,7 @@ class UnrolledPatternProvider(ValueProvider):
         return check_int("timesteps", timesteps, minimum=0) * self._num_inner_steps + 1
 
     def get_pattern(self, timesteps: int) -> Pattern:
+        """The pattern for `timesteps` timesteps, built from flat coordinate arrays."""
         return Pattern.from_coords(self._coords(timesteps), timesteps, self.n_q, provider=self, validate=False)
 
     def _coords(self, timesteps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -135,6 +136,7 @@ class UnrolledPatternProvider(ValueProvider):
         return steps, entry_t, q, 1 + int(t.size)
 
     def length_rule(self) -> UnrolledRule:
+        """The closed-form relation between `get_pattern(L)` and `get_pattern(T_max)` (`lengths=` uses it)."""
         groups = dict(zip(self.flattening, self.delays))
         return UnrolledRule(self._num_inner_steps - len(groups), tuple(groups.values()), self.max_delay)
 
@@ -159,6 +161,7 @@ class UnrolledPatternProvider(ValueProvider):
 
     @classmethod
     def from_audiocraft(cls, obj: tp.Any) -> UnrolledPatternProvider:
+        """This family's provider equal to the audiocraft provider `obj` (duck-typed by attributes)."""
         n_q, groups = audiocraft_fields(obj, "UnrolledPatternProvider", "n_q", "_flattened_codebooks")
         n_q = check_int("n_q", n_q, minimum=1, maximum=N_Q_MAX)
         flattening = [0] * n_q
@@ -172,5 +175,6 @@ class UnrolledPatternProvider(ValueProvider):
         return cls(n_q, flattening=flattening, delays=delays)
 
     def to_audiocraft(self, module: tp.Any) -> tp.Any:
+        """audiocraft's provider equal to this one, built from audiocraft's `codebooks_patterns` module."""
         cls = audiocraft_class(module, "UnrolledPatternProvider")
         return cls(self.n_q, list(self.flattening), list(self.delays))

@@ -1,11 +1,24 @@
-"""Strict JAX for the whole suite, and the hypothesis profile."""
+"""Strict JAX for the whole suite, the hypothesis profile, the `thorough` checks, and JAX's caches per module.
+
+Two profiles (README "Development"): `python -m pytest -n 2` runs the default one, which leaves out the checks
+marked `thorough` (the 8 GiB cross entropy, multi-process training, mypy, the benchmark rows);
+`python -m pytest -n 2 -m thorough` runs those. CI runs both. Any explicit `-m` expression chooses for itself.
+`HYPOTHESIS_PROFILE=thorough` runs 10x more hypothesis examples.
+"""
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
-import jax
+# Tests run tiny shapes, so compiling is most of their time: XLA's backend optimisations (LLVM's) cost more than
+# they save there. They change no result (no fast-math: floating point is not reassociated); the benchmarks and
+# users keep the default.
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+
+import jax  # noqa: E402 - after XLA_FLAGS
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -22,6 +35,24 @@ settings.register_profile(
 )
 settings.register_profile("thorough", max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without a `-m` expression, the `thorough` checks are deselected (reported as such, not skipped)."""
+    if config.getoption("markexpr"):
+        return
+    slow = [item for item in items if item.get_closest_marker("thorough")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("thorough")]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_jax_caches():
+    """Each test module starts from empty JAX caches: compiled programs do not pile up over a worker's life."""
+    yield
+    jax.clear_caches()
+    gc.collect()
 
 
 @pytest.fixture(scope="session")

@@ -607,7 +607,10 @@ def consume_stream(s: tp.Any) -> tp.Any:
 @entry("jax_patterns.lm.stream")
 def _() -> Call:
     return generation(
-        lm.stream, consume_stream, chunk_steps=Int(2, 1, None), progress=Obj(False, True, accept=callable, optional=True)
+        lm.stream,
+        consume_stream,
+        chunk_steps=Int(2, 1, None),
+        progress=Obj(False, True, accept=callable, optional=True),
     )
 
 

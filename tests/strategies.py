@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 from hypothesis import strategies as st
 
 import jax_patterns as jp
+
+
+def examples(n: int) -> int:
+    """`n` hypothesis examples for a test whose every example compiles programs; 10x under the thorough profile."""
+    return n * 10 if os.environ.get("HYPOTHESIS_PROFILE") == "thorough" else n
 
 
 @st.composite

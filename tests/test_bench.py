@@ -11,6 +11,7 @@ import jax_patterns as jp
 from jax_patterns import _cli, bench
 
 
+@pytest.mark.thorough
 def test_bench_json_has_every_operation(capsys):
     argv = [
         "bench",
@@ -52,6 +53,7 @@ def test_bench_json_has_every_operation(capsys):
             assert row["torch_ms"] > 0 and row["vs_torch"] > 0
 
 
+@pytest.mark.thorough
 def test_cross_entropy_and_generation_rows():
     ce = bench.bench_cross_entropy(2, 2, 20, 16, 1)
     assert ce[0].extra["baseline_ms"] > 0 and ce[0].extra["temp_MB"] <= ce[0].extra["baseline_temp_MB"]
@@ -64,6 +66,7 @@ def test_cross_entropy_and_generation_rows():
     assert all(r.jax_ms > 0 for r in generation)
 
 
+@pytest.mark.thorough
 def test_serving_rows():
     rows = bench.bench_serving(24, 1, batch=2, chunks=(4,))
     assert [r.op.split(",")[0] for r in rows] == [
@@ -76,6 +79,7 @@ def test_serving_rows():
     assert all(r.jax_ms > 0 and r.extra["baseline_ms"] > 0 for r in rows)
 
 
+@pytest.mark.thorough
 def test_training_rows():
     rows = bench.bench_training(3, batch=8, max_frames=8, dim=16)
     assert len(rows) == 2
@@ -83,6 +87,7 @@ def test_training_rows():
     assert rows[1].extra["same_loss"] == 1.0 and rows[1].extra["two_processes_tokens_per_s"] > 0
 
 
+@pytest.mark.thorough
 def test_fused_rows():
     rows = bench.bench_fused(batch=2, ks=(2,), t=12, dims=(8,), card=16, dtypes=("float32",), repeats=1,
                               budget_bytes=2**20)  # fmt: skip
@@ -93,12 +98,23 @@ def test_fused_rows():
     assert row.extra["largest_batch_in_budget"] >= 1 and row.extra["baseline_largest_batch_in_budget"] >= 1
 
 
+@pytest.mark.thorough
 def test_engine_row():
     (row,) = bench.bench_engine(requests=6, slots=2, timesteps=12, chunk_steps=4, dim=16, layers=1)
     extra = row.extra
     assert row.jax_ms > 0 and extra["baseline_ms"] > 0 and extra["frames_per_s"] > 0
     assert 0 < extra["engine_steps"] and 0 < extra["static_steps"] and extra["chunks"] >= 1
     assert extra["first_frame_p50_ms"] <= extra["first_frame_p99_ms"]
+
+
+@pytest.mark.thorough
+def test_two_level_row():
+    rows = bench.bench_two_level(1, frames=3, batches=(2,), n_q=3, card=8, dim=16, layers=1, depth_dim=8,
+                                 depth_layers=1, heads=2)  # fmt: skip
+    (row,) = rows
+    assert row.jax_ms > 0 and row.torch_ms and row.torch_ms > 0 and row.extra["baseline_ms"] == row.torch_ms
+    assert row.extra["frames_per_s"] == pytest.approx(2 * 3 / row.jax_ms * 1e3)
+    assert "B=2 K=3" in row.shape
 
 
 # --- issue 25 items 11 and 17: every `--*-only` flag selects exactly its rows; the bar counts every row -------------
@@ -115,6 +131,7 @@ ROWS_MADE: dict[str, tp.Callable[..., int]] = {
     ),
     "bench_magnet": lambda repeats, tree=None: 4 + bool(tree),
     "bench_engine": lambda **kwargs: 1,
+    "bench_two_level": lambda repeats=3, batches=(1, 8), **kwargs: len(batches),
     "bench_musicgen": lambda repeats=3, shapes=("tiny", "small"), audiocraft_tree=None, **kwargs: (
         len(shapes) * 2 * (2 + bool(audiocraft_tree))  # batches 1 and 8; float32, bfloat16 and audiocraft's
     ),
@@ -178,6 +195,7 @@ EVERY_BUILDER = set(ROWS_MADE)
         (["--fused-only"], {"bench_fused"}),
         (["--magnet-only"], {"bench_magnet"}),
         (["--engine-only"], {"bench_engine"}),
+        (["--two-level-only"], {"bench_two_level"}),
         (["--musicgen-only"], {"bench_musicgen"}),
     ],
 )
@@ -191,7 +209,8 @@ def test_each_only_flag_selects_exactly_its_rows(stubbed, flags, builders, capsy
 
 
 @pytest.mark.parametrize(
-    "flags", [[], ["--lengths", "--dtype", "float32", "bfloat16"], ["--engine-only"], ["--musicgen-only"]]
+    "flags",
+    [[], ["--lengths", "--dtype", "float32", "bfloat16"], ["--engine-only"], ["--musicgen-only"], ["--two-level-only"]],
 )
 def test_the_progress_bar_counts_every_row(stubbed, flags, capsys):
     _, bars, counts = stubbed
@@ -218,7 +237,11 @@ def test_the_frame_tables_read_the_pattern_layout():
         assert first.tolist() == expected_first and last.tolist() == expected_last, provider
 
 
-@pytest.mark.parametrize("flags", [["--engine-only", "--fused-only"], ["--skip-lm", "--engine-only"]])
+@pytest.mark.parametrize(
+    "flags",
+    [["--engine-only", "--fused-only"], ["--skip-lm", "--engine-only"], ["--two-level-only", "--musicgen-only"],
+     ["--skip-lm", "--two-level-only"]],
+)  # fmt: skip
 def test_contradicting_row_flags_are_refused(stubbed, flags, capsys):
     made, _, _ = stubbed
     assert _cli.main(["bench", *flags]) == 2 and made == []

@@ -337,6 +337,7 @@ BAD_VALUES: dict[str, dict[str, list[str]]] = {
         "--magnet-only": SWITCH,
         "--engine-only": SWITCH,
         "--musicgen-only": SWITCH,
+        "--two-level-only": SWITCH,
         "--audiocraft-tree": ["", "missing_dir"],
         "--json": SWITCH,
         "--json-out": ["", "/nonexistent/x.json", "."],

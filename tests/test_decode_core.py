@@ -172,7 +172,7 @@ def test_decode_tables_live_on_the_pattern_not_in_a_module_cache():
 
 # --- the step-model protocol --------------------------------------------------------------------------------------
 class Bigram(nnx.Module):
-    """The README's custom model: implements the step-model protocol (max_len, init_cache, decode)."""
+    """The custom model of docs/generation.md: implements the step-model protocol (max_len, init_cache, decode)."""
 
     def __init__(self, n_q: int, card: int, max_len: int, *, rngs: nnx.Rngs):
         self.max_len, self.n_q, self.card = max_len, n_q, card
@@ -198,7 +198,7 @@ def test_a_custom_model_implementing_the_protocol_is_generated_streamed_and_serv
     engine = lm.Engine(step_fn, lambda b: model.init_cache(b, per_row=True), jp.DelayedPatternProvider(3), slots=2,
                        max_timesteps=10, special_token=CARD)  # fmt: skip
     ids = [engine.submit(p) for p in PROMPTS]
-    got = {rid: [] for rid in ids}
+    got: dict[int, list] = {rid: [] for rid in ids}
     for rid, frames, _ in engine:
         got[rid].append(frames)
     for b, rid in enumerate(ids):

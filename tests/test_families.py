@@ -206,10 +206,20 @@ def test_every_family_lives_in_one_class():
 
 
 def _imports(path: pathlib.Path) -> set[str]:
-    """Modules of jax_patterns that `path` imports, at module level or lazily inside functions."""
+    """Modules of jax_patterns that `path` imports, at module level or lazily inside functions (not the imports of
+    an `if TYPE_CHECKING:` block, which never run)."""
     tree = ast.parse(path.read_text())
+    typing_only = {
+        id(n)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+        for stmt in block.body
+        for n in ast.walk(stmt)
+    }
     found = set()
     for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("jax_patterns"):
             submodules = {f"{node.module}.{a.name}" for a in node.names} & {m for m in _all_modules()}
             if not submodules or len(submodules) < len(node.names):  # names from the module itself

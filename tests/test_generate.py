@@ -9,9 +9,9 @@ import pytest
 import torch
 from flax import nnx
 from helpers import FAMILIES, assert_same, compilations
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from strategies import providers
+from strategies import examples, providers
 
 import jax_patterns as jp
 from jax_patterns import lm
@@ -122,6 +122,7 @@ def test_equal_prompt_lengths_give_the_plain_call():
     assert_same(per_example, plain)
 
 
+@settings(max_examples=examples(15))
 @given(
     provider=providers(max_n_q=3),
     timesteps=st.integers(2, 6),

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 from helpers import assert_same, provider_from
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.experimental import checkify
-from strategies import providers
+from strategies import examples, providers
 
 import jax_patterns as jp
 from jax_patterns import LayoutCoord, Pattern, _indices
@@ -111,6 +111,7 @@ def test_every_length_of_every_kind(provider, kovs, side):
     check_per_example(provider, t_max, np.arange(t_max + 1), kovs, side=side)
 
 
+@settings(max_examples=examples(15))
 @given(providers(), st.integers(0, 12), st.booleans(), st.sampled_from(["right", "left"]), st.data())
 def test_random_lengths_jitted_with_traced_lengths(provider, t_max, kovs, side, data):
     lengths = np.asarray(data.draw(st.lists(st.integers(0, t_max), min_size=1, max_size=4)))

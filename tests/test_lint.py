@@ -6,6 +6,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -20,6 +22,7 @@ def test_ruff_lint_and_format():
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 
+@pytest.mark.thorough
 def test_mypy_package_and_tests():
     package = run("mypy")
     assert package.returncode == 0, package.stdout + package.stderr

@@ -348,6 +348,7 @@ def test_cross_entropy_refuses_out_of_range_targets_and_never_returns_a_number_f
     assert np.isclose(float(short[1][0]), np.log(4.0))  # codebook 1 has no valid step at L=1: NaN, as audiocraft
 
 
+@pytest.mark.thorough
 def test_cross_entropy_works_when_k_s_card_exceeds_int32():
     # K * S * card = 2 * 16385 * 65536 > 2**31: flat indexes would overflow; the CE indexes per step, then per code.
     k, t, card = 2, 16384, 65536

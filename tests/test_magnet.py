@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import typing as tp
 
 import jax
 import jax.numpy as jnp
@@ -16,9 +17,10 @@ import pytest
 from helpers import compilations
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import examples
 
 from jax_patterns import lm
-from jax_patterns.lm import _magnet_decode, _magnet_train
+from jax_patterns.lm import _magnet_schedule, _magnet_train
 from jax_patterns.lm._magnet_decode import ARRANGEMENTS
 from torch_compat._magnet import toy_logits
 
@@ -127,10 +129,10 @@ def test_schedule_equals_audiocraft(item):
     ).block_until_ready()
     jax.effects_barrier()
     np.testing.assert_array_equal(np.asarray(seen), GOLDENS[f"schedule/{i}/masked"])
-    table = _magnet_decode.schedule(tuple(case["steps"]))
+    table = _magnet_schedule.schedule(tuple(case["steps"]))
     one = np.ones(1, np.float32)
-    temps, coefs = _magnet_decode._schedule_values(table, 3 * one, True, 10 * one, one)
-    temps, coefs = np.asarray(temps)[:, 0], np.asarray(coefs)[:, 0]
+    values = _magnet_schedule.schedule_values(table, 3 * one, True, 10 * one, one)
+    temps, coefs = (np.asarray(v)[:, 0] for v in values)
     # torch's float32 cosine (SLEEF) is 1 ulp off the correctly rounded one we use at one iteration of the
     # 60-step stage (see `_magnet`'s docstring): its coefficient differs there by an ulp, nowhere else
     rate, theirs = table["rate"], GOLDENS[f"schedule/{i}/rate"]
@@ -259,7 +261,7 @@ def test_the_mask_token_must_be_an_id_the_model_embeds():
 
     model = lm.CodecLM(2, CARD, dim=16, num_layers=1, num_heads=2, max_len=16, causal=False, rngs=nnx.Rngs(0))
     fn = lm.magnet_fn_of(model)
-    assert fn.func.input_vocab == CARD + 1
+    assert tp.cast(tp.Any, fn.func).input_vocab == CARD + 1
     lm.magnet_generate(fn, prompt_of(1, 3), key=jax.random.key(0), **BASE).block_until_ready()
     with pytest.raises(ValueError, match=r"`mask_token`=13 must lie in \[card=12, input_vocab=13\)"):
         lm.magnet_generate(fn, prompt_of(1, 3), key=jax.random.key(0), **dict(BASE, mask_token=CARD + 1))
@@ -432,7 +434,7 @@ def test_one_compiled_train_step_serves_every_stage_and_the_model_generates():
     assert out.shape == (1, 2, 15) and np.all((np.asarray(out) >= 0) & (np.asarray(out) < CARD))
 
 
-@settings(max_examples=5, deadline=None)
+@settings(max_examples=examples(5), deadline=None)
 @given(
     st.sampled_from([1, 2, 3]),
     st.integers(1, 4),

@@ -551,7 +551,7 @@ def test_the_engine_serves_each_request_as_generate_alone(guidance):
     model = MusicGen.from_transformers(hf)
     engine = model.engine(slots=2, max_timesteps=10, condition_len=6, guidance_scale=guidance, chunk_steps=3)
     requests = []
-    for i, (prompt_len, frames, text_len, coef) in enumerate([(0, 9, 6, 3.0), (3, 6, 4, 1.5), (2, 10, 5, 5.0)]):
+    for prompt_len, frames, text_len, coef in [(0, 9, 6, 3.0), (3, 6, 4, 1.5), (2, 10, 5, 5.0)]:
         states = np.zeros((1, 6, DIM), np.float32)
         states[:, :text_len] = RNG.normal(size=(1, text_len, DIM))
         mask = (np.arange(6) < text_len)[None].astype(np.int32)

@@ -547,7 +547,7 @@ def test_dia_decode_with_a_first_delay_keeps_batch_decodes_window():
     """`batch_decode` assumes `delay_pattern[0] == 0`: with 1 its window starts a frame late and ends on eos.
 
     transformers then hands the eos code to the DAC, which refuses it; `Dia.decode`
-    returns that same window (what `batch_decode` would decode), documented in the README.
+    returns that same window (what `batch_decode` would decode), documented in docs/presets.md.
     """
     delays = [1, 3, 2]
     processor, _, _ = tiny_dia(delays)

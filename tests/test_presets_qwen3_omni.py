@@ -150,10 +150,10 @@ def test_greedy_generate_and_inputs_equal_transformers():
 
     pattern = preset.provider.get_pattern(new)
     state = (jnp.zeros((batch, G, len(pattern)), jnp.int32), jnp.int32(0))
-    ours, lengths = lm.generate(step_fn, state, pattern, np.zeros((batch, G, 0), np.int32), special_token=PAD,
+    generated, lengths = lm.generate(step_fn, state, pattern, np.zeros((batch, G, 0), np.int32), special_token=PAD,
                                 eos_token=EOS, step_returns="tokens")  # fmt: skip
     kept = np.arange(new)[None, None, :] < np.asarray(lengths)[:, None, None]
-    ours = np.where(kept, np.asarray(ours), 0)
+    ours = np.where(kept, np.asarray(generated), 0)
     assert_same(np.minimum(lengths, new - 1), their_lengths)
     assert_same(ours[..., : new - 1], theirs)
     assert 0 < int(np.min(lengths)) < new - 1 <= int(np.max(lengths))  # one example stops early, one does not

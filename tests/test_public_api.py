@@ -63,6 +63,9 @@ def test_public_names():
         "sample_next_token",
         "step_fn_of",
         "stream",
+        "TwoLevelModel",
+        "two_level_step",
+        "two_level_step_of",
     }
     assert set(jax_patterns.presets.__all__) == {
         "IGNORE",

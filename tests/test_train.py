@@ -129,6 +129,7 @@ def records_of(stdout: str) -> list[dict]:
 TRAIN = ("--steps", "6", "--batch-size", "8", "--pack", "--log-every", "2", "--max-frames", "16")
 
 
+@pytest.mark.thorough
 def test_two_processes_give_the_losses_of_one_process_with_all_devices_and_resume_exactly(tmp_path):
     argv, env = command(*TRAIN, devices=4)
     one = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
@@ -145,6 +146,7 @@ def test_two_processes_give_the_losses_of_one_process_with_all_devices_and_resum
     np.testing.assert_allclose([r["loss"] for r in two], [r["loss"] for r in single], rtol=1e-5)
 
 
+@pytest.mark.thorough
 def test_a_crashed_worker_stops_the_run_with_its_error():
     argv, env = command(
         "--steps", "100000", "--batch-size", "4", "--log-every", "1000", "--local-processes", "2", devices=2
@@ -303,6 +305,7 @@ def _free_port() -> int:
         ("0", "every process to join", "is HOST this machine, and did every process start?"),
     ],
 )
+@pytest.mark.thorough
 def test_a_process_that_cannot_join_says_what_it_waits_for_and_gives_up(process, waits_for, hint):
     address = f"127.0.0.1:{_free_port()}"  # nothing listens there (process 1), or process 1 never comes (process 0)
     flags = ["--coordinator", address, "--num-processes", "2", "--process-id", process, "--coordinator-timeout", "3"]

@@ -28,6 +28,7 @@ class AudiocraftProvider(jp.CodebooksPatternProvider):
         self.provider = provider
 
     def get_pattern(self, timesteps: int) -> jp.Pattern:
+        """The wrapped audiocraft provider's pattern for `timesteps`, as a jax_patterns `Pattern`."""
         return _pattern_from(self.provider.get_pattern(timesteps))
 
 

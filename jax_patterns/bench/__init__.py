@@ -12,6 +12,7 @@ from jax_patterns.bench._ops import bench_construction as bench_construction
 from jax_patterns.bench._ops import bench_ops as bench_ops
 from jax_patterns.bench._report import Row as Row
 from jax_patterns.bench._training import bench_training as bench_training
+from jax_patterns.bench._two_level import bench_two_level as bench_two_level
 
 __all__ = (
     "Row",
@@ -25,5 +26,6 @@ __all__ = (
     "bench_ops",
     "bench_serving",
     "bench_training",
+    "bench_two_level",
     "run",
 )

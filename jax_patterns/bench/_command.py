@@ -34,6 +34,7 @@ from jax_patterns.bench._report import (
     progress,
 )
 from jax_patterns.bench._training import bench_training
+from jax_patterns.bench._two_level import bench_two_level
 
 
 def check_arguments(args: tp.Any) -> None:
@@ -76,16 +77,16 @@ def check_arguments(args: tp.Any) -> None:
             f"`--audiocraft-tree` {args.audiocraft_tree!r}: no audiocraft/models/lm_magnet.py under it "
             "(an extracted audiocraft 1.3.0 sdist)"
         )
-    only = args.fused_only + args.magnet_only + args.engine_only + args.musicgen_only
+    only = args.fused_only + args.magnet_only + args.engine_only + args.musicgen_only + args.two_level_only
     if only > 1:
         raise ValueError(
-            "`--fused-only`, `--magnet-only`, `--engine-only` and `--musicgen-only` pick one group of rows each; "
-            "pass one"
+            "`--fused-only`, `--magnet-only`, `--engine-only`, `--musicgen-only` and `--two-level-only` pick one "
+            "group of rows each; pass one"
         )
     if only and args.skip_lm:
         raise ValueError(
-            "`--skip-lm` leaves out the rows that `--fused-only`, `--magnet-only`, `--engine-only` or "
-            "`--musicgen-only` pick"
+            "`--skip-lm` leaves out the rows that `--fused-only`, `--magnet-only`, `--engine-only`, "
+            "`--musicgen-only` or `--two-level-only` pick"
         )
 
 
@@ -116,6 +117,7 @@ def plan(args: tp.Any) -> list[Part]:
     ]
     magnet = Part("MAGNeT", 4 + bool(args.audiocraft_tree), lambda: bench_magnet(args.repeats, args.audiocraft_tree))
     engine = Part("engine", 1, bench_engine)
+    two_level = Part("two-level", 2, lambda: bench_two_level(args.repeats))
     tree = args.audiocraft_tree
     if args.musicgen_only:  # musicgen-small's shape too: minutes per row on a 2-core CPU
         rows = 8 + 4 * bool(tree)
@@ -131,6 +133,8 @@ def plan(args: tp.Any) -> list[Part]:
         return [magnet]
     if args.engine_only:
         return [engine]
+    if args.two_level_only:
+        return [two_level]
     parts = []
     variants = [(False, "right"), (True, "right"), (True, "left")] if args.lengths else [(False, "right")]
     for k in args.k:
@@ -164,6 +168,7 @@ def plan(args: tp.Any) -> list[Part]:
         *fused,
         magnet,
         engine,
+        two_level,
         musicgen,
     ]
 
@@ -180,7 +185,7 @@ def run(args: tp.Any) -> int:
     """
     check_arguments(args)
     parts = plan(args)
-    only = args.fused_only or args.magnet_only or args.engine_only or args.musicgen_only
+    only = args.fused_only or args.magnet_only or args.engine_only or args.musicgen_only or args.two_level_only
     if not args.json:
         print(device_line(), flush=True)
         if not only:
@@ -267,6 +272,12 @@ def add_arguments(parser: tp.Any) -> None:
         help="only the MusicGen rows (models.MusicGen vs transformers' generate, tiny and musicgen-small shapes, "
         "B 1 and 8, float32 and bfloat16; vs audiocraft's eager loop with --audiocraft-tree); a full run has the "
         "tiny rows",
+    )
+    parser.add_argument(
+        "--two-level-only",
+        action="store_true",
+        help="only the two-level decoder rows (lm.two_level_step vs the eager torch nested loop over frames and "
+        "codebooks, a CSM-like toy: K 16, card 2048, backbone 512x4, depth 256x2, B 1 and 8)",
     )
     parser.add_argument(
         "--audiocraft-tree",

@@ -31,10 +31,11 @@ def magnet_top_p_sampler(
       The sampler, to be called inside a traced loop.
     """
     from jax_patterns.lm import _magnet_decode as _magnet  # private: the one place the bench reads it
+    from jax_patterns.lm._magnet_schedule import schedule, schedule_values
 
     batch = keys.shape[0]
-    table = _magnet.schedule(decoding_steps)
-    temps, _ = _magnet._schedule_values(table, jnp.full((batch,), temp, jnp.float32), True, None, None)
+    table = schedule(decoding_steps)
+    temps, _ = schedule_values(table, jnp.full((batch,), temp, jnp.float32), True, None, None)
     zeros, nucleus = jnp.zeros((batch,), jnp.int32), jnp.full((batch,), top_p, jnp.float32)
 
     def sample(logits: jax.Array, j: jax.Array) -> jax.Array:

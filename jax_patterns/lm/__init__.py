@@ -3,6 +3,7 @@
 Training predictions and losses (fused or not, padded or packed), generation and streaming (`generate`,
 `stream`), continuous batching over per-slot timelines (`Engine`), all three on one decode core
 (`_decode.py`) driven by a step function or a model implementing the step-model protocol (`StepModel`),
+a two-level (depth) decoder's compiled step (`two_level_step`),
 and MAGNeT's masked non-autoregressive decoding and training step (`magnet_generate`, `magnet_mask`,
 `magnet_inputs`, `magnet_cross_entropy`).
 """
@@ -34,6 +35,9 @@ from jax_patterns.lm._train import compute_predictions as compute_predictions
 from jax_patterns.lm._train import packed_cross_entropy as packed_cross_entropy
 from jax_patterns.lm._train import packed_segment_cross_entropy as packed_segment_cross_entropy
 from jax_patterns.lm._train import pattern_cross_entropy as pattern_cross_entropy
+from jax_patterns.lm._two_level import TwoLevelModel as TwoLevelModel
+from jax_patterns.lm._two_level import two_level_step as two_level_step
+from jax_patterns.lm._two_level import two_level_step_of as two_level_step_of
 
 __all__ = (
     "UNKNOWN",
@@ -47,6 +51,7 @@ __all__ = (
     "StepInfo",
     "StepModel",
     "Stream",
+    "TwoLevelModel",
     "compute_predictions",
     "condition_fn_of",
     "fused_packed_cross_entropy",
@@ -63,4 +68,6 @@ __all__ = (
     "sample_next_token",
     "step_fn_of",
     "stream",
+    "two_level_step",
+    "two_level_step_of",
 )

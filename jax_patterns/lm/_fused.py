@@ -120,8 +120,11 @@ def fused_pattern_cross_entropy(
       codes: `[B, K, T]` int targets.
       pattern: the pattern the sequence was built with.
       bias: optional `[K, card]`.
-      keep_only_valid_steps, mask, lengths, padding_side, average: as for
-        `pattern_cross_entropy`.
+      keep_only_valid_steps: as for `pattern_cross_entropy`.
+      mask: as for `pattern_cross_entropy`.
+      lengths: as for `pattern_cross_entropy`.
+      padding_side: as for `pattern_cross_entropy`.
+      average: as for `pattern_cross_entropy`.
       block_steps: steps per block, an int >= 1 (None: `default_block_steps`; more than S: S).
 
     Returns:

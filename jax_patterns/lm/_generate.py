@@ -15,7 +15,7 @@ from jax_patterns import Pattern
 from jax_patterns._checks import check_codes, check_key, check_pytree, validate_lengths
 from jax_patterns.lm._decode import Config, run_all
 from jax_patterns.lm._options import DecodeOptions, resolve
-from jax_patterns.lm._protocol import as_pytree, as_step, max_len_of
+from jax_patterns.lm._protocol import as_pytree, as_step, max_len_of, samples_of
 from jax_patterns.lm._sampling import Sampling, settings
 
 StepFn = tp.Callable[..., tuple[jax.Array, tp.Any]]
@@ -114,6 +114,8 @@ def prepare(
         raise ValueError(f"`prompt` has T0={prompt_len} timesteps; expected fewer than timesteps={pattern.timesteps}")
     values = settings(options.sampling, batch)
     check_sampling_key(options, values, key)
+    if key is None and samples_of(as_pytree(step_fn, "step_fn")):
+        raise ValueError("the step function samples itself (a two-level step with use_sampling=True): pass a `key`")
     if key is not None:
         key = check_key("key", key, batch)
     fn = fitting_step(step_fn, options.step_info, pattern)

@@ -4,21 +4,10 @@ audiocraft's `_generate_magnet` decodes one codebook per stage, each in
 `decoding_steps[stage]` iterations: re-mask the least confident spans (a cosine
 schedule sets how many), run the model on the whole sequence, sample the masked
 positions, score them. Here the whole decode (every stage, every iteration) is
-one compiled `lax.fori_loop`; the schedule (stage, mask rate) is a small host
-table built once per configuration, and the per-iteration temperature and
-guidance coefficient are computed from it in the program, host and traced
-settings alike (`_schedule_values`).
+one compiled `lax.fori_loop`.
 
-Numbers follow audiocraft's: the mask rate of iteration `i` of `n` is the
-float32 `cos(pi / 2 * linspace(0, 1, n)[i])`, with torch's float32 `linspace`
-(see `schedule`); the cosine is the correctly rounded float32 value, which is
-torch's on the shipped configurations (torch's own float32 cosine is 1 ulp off
-it on some `n`, and CUDA's differs again: a masked count `int(p * N)` moves by
-one only where `p * N` lies within an ulp of an integer). audiocraft computes
-the temperature and the guidance coefficient in Python floats (float64); the
-program computes them in two-float arithmetic (a float32 pair holding about 48
-bits) and rounds once, which gives audiocraft's float32 value for settings that
-float32 holds (the shipped ones; tested bit for bit).
+The schedule's numbers (mask rates, temperatures, guidance coefficients) are
+`_magnet_schedule.py`'s; the spans' ranking and masks are `_magnet_spans.py`'s.
 """
 
 from __future__ import annotations
@@ -41,6 +30,8 @@ from jax_patterns._checks import (
     clip_lengths,
     validate_lengths,
 )
+from jax_patterns.lm._magnet_schedule import schedule, schedule_values
+from jax_patterns.lm._magnet_spans import least_probable_spans, rank
 from jax_patterns.lm._policies import doubled, mix
 from jax_patterns.lm._protocol import as_pytree, input_vocab_of
 from jax_patterns.lm._sampling import Sampling, setting, settings, truncation
@@ -50,102 +41,6 @@ DONT_REMASK = -1e4
 
 ARRANGEMENTS = ("nonoverlap", "stride1")
 SCORINGS = ("max", "prod")
-
-
-# ---------------------------------------------------------------------------
-# The schedule: a host table once per configuration, its values in the program
-# ---------------------------------------------------------------------------
-def _linspace32(n: int) -> np.ndarray:
-    """torch's float32 `linspace(0, 1, n)` bit for bit: `i * step` below the middle, `1 - (n - 1 - i) * step` above,
-    each a fused multiply-add (one rounding), `step` the float32 `1 / (n - 1)`."""
-    if n == 1:
-        return np.zeros(1, np.float32)
-    step = float(np.float32(1.0) / np.float32(n - 1))
-    i = np.arange(n, dtype=np.float64)  # i * step is exact in float64; one rounding to float32 below
-    return np.where(i < n // 2, i * step, 1.0 - (n - 1 - i) * step).astype(np.float32)
-
-
-@functools.lru_cache(maxsize=64)
-def schedule(decoding_steps: tuple[int, ...]) -> dict[str, np.ndarray]:
-    """The decode's iterations in order, over every stage: `stage`, `first` (the stage's first iteration),
-    `rate` (float32 mask rate `cos(pi / 2 * linspace(0, 1, n)[i])`), `left` (iterations left after this one)
-    and `n` (the stage's iteration count). Read-only numpy arrays of length `sum(decoding_steps)`."""
-    stage, first, rate, left, count = [], [], [], [], []
-    for k, n in enumerate(decoding_steps):
-        x = (_linspace32(n) * np.float32(math.pi)).astype(np.float32) * np.float32(0.5)
-        rate.append(np.cos(x.astype(np.float64)).astype(np.float32))
-        stage += [k] * n
-        first += [True] + [False] * (n - 1)
-        left += list(reversed(range(n)))
-        count += [n] * n
-    out = {
-        "stage": np.asarray(stage, np.int32),
-        "first": np.asarray(first, bool),
-        "rate": np.concatenate(rate).astype(np.float32),
-        "left": np.asarray(left, np.int32),
-        "n": np.asarray(count, np.int32),
-    }
-    for array in out.values():
-        array.flags.writeable = False
-    return out
-
-
-def _two_sum(a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """`a + b` as `(s, e)` with `s + e` exact (Knuth's TwoSum, no branch)."""
-    s = a + b
-    v = s - a
-    return s, (a - (s - v)) + (b - v)
-
-
-def _split(a: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Veltkamp's split of a float32 into two 12-bit halves (exact: `hi + lo == a`)."""
-    c = a * jnp.float32(4097.0)
-    hi = c - (c - a)
-    return hi, a - hi
-
-
-def _two_prod(a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """`a * b` as `(p, e)` with `p + e` exact (Dekker's product, without a fused multiply-add)."""
-    p = a * b
-    ah, al = _split(a)
-    bh, bl = _split(b)
-    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
-
-
-def _rounded(*parts: jax.Array) -> jax.Array:
-    """The float32 sum of exact parts, accumulated as a two-float pair and rounded once."""
-    hi, lo = parts[0], jnp.zeros_like(parts[0])
-    for part in parts[1:]:
-        hi, err = _two_sum(hi, part)
-        lo = lo + err
-    return hi + lo
-
-
-def _schedule_values(
-    table: dict[str, np.ndarray], temp: jax.Array, anneal: bool, high: tp.Any, low: tp.Any
-) -> tuple[jax.Array, jax.Array]:
-    """`[J, B]` temperatures `max(temp * (left / n), 0.01)` and guidance coefficients `p * high + (1 - p) * low`.
-
-    audiocraft's Python (float64) formulas, in two-float arithmetic, rounded once to float32: one path for host
-    and traced settings (host settings enter the program as arrays too).
-    """
-    rate = jnp.asarray(table["rate"])[:, None]
-    if anneal:  # left / n as a two-float quotient, then times temp
-        left, n = jnp.asarray(table["left"], jnp.float32)[:, None], jnp.asarray(table["n"], jnp.float32)[:, None]
-        q = left / n
-        p, e = _two_prod(q, n)
-        q_lo = ((left - p) - e) / n
-        t_hi, t_lo = _two_prod(temp[None, :], q)
-        temps = _rounded(t_hi, t_lo, temp[None, :] * q_lo)
-    else:
-        temps = jnp.broadcast_to(temp[None, :], (rate.shape[0], temp.shape[0]))
-    temps = jnp.maximum(temps, jnp.float32(1e-2))
-    if high is None:
-        return temps, jnp.zeros_like(temps)
-    one_minus_hi, one_minus_lo = _two_sum(jnp.float32(1.0), -rate)
-    a, a_err = _two_prod(rate, high[None, :])
-    b, b_err = _two_prod(one_minus_hi, low[None, :])
-    return temps, _rounded(a, b, a_err, b_err, one_minus_lo * low[None, :])
 
 
 # ---------------------------------------------------------------------------
@@ -191,71 +86,6 @@ def _sample(
     return tokens, confidence[..., 0]
 
 
-def rank(scores: jax.Array) -> jax.Array:
-    """Each score's place in decreasing order, ties lowest index first: `[..., N]` int32.
-
-    Counted pairwise for up to 1024 entries (XLA's CPU sort costs more than
-    the `N x N` comparisons there), else the inverse of a stable argsort.
-    """
-    n = scores.shape[-1]
-    if n > 1024:
-        return jnp.argsort(jnp.argsort(-scores, axis=-1, stable=True), axis=-1, stable=True).astype(jnp.int32)
-    before = jnp.arange(n)[None, :] < jnp.arange(n)[:, None]  # [i, j]: j has a lower index than i
-    before = before.reshape((1,) * (scores.ndim - 1) + (n, n))
-    ahead = (scores[..., None, :] > scores[..., :, None]) | ((scores[..., None, :] == scores[..., :, None]) & before)
-    return ahead.sum(-1, dtype=jnp.int32)
-
-
-def dilate(starts: jax.Array, span_len: int, timesteps: int) -> jax.Array:
-    """Span starts `[..., S]` -> the mask `[..., T]` of the spans `[s, s + span_len)` (audiocraft's shifted ORs)."""
-    mask = jnp.zeros(starts.shape[:-1] + (timesteps,), bool).at[..., : starts.shape[-1]].set(starts)
-    out = mask
-    for shift in range(1, span_len):
-        out = out | jnp.pad(mask[..., :-shift], [(0, 0)] * (mask.ndim - 1) + [(shift, 0)])
-    return out
-
-
-def _round_half_even(twice: jax.Array) -> jax.Array:
-    """Python's `round(twice / 2)` for a non-negative int32 `twice` (ties to even)."""
-    half = twice // 2
-    return jnp.where(twice % 2 == 1, half + (half % 2), half)
-
-
-def _least_probable_spans(scores: jax.Array, num: jax.Array, span_len: int) -> jax.Array:
-    """audiocraft's `_least_probable_span_masking` for one example: token scores `[T]` -> mask `[T]`.
-
-    Overlapping windows of `span_len` are ranked by their summed score; a
-    bisection over how many of the best windows to take brings the masked total
-    closest to `max(num, span_len)`. The mask returned is the last one tried,
-    as audiocraft's loop returns it.
-    """
-    timesteps = scores.shape[-1]
-    windows = scores[: timesteps - span_len + 1]
-    for shift in range(1, span_len):  # summed left to right, as torch's `unfold(...).sum(-1)`
-        windows = windows + scores[shift : timesteps - span_len + 1 + shift]
-    ranks = rank(windows)
-    target = jnp.maximum(num, span_len)
-
-    def build(count: jax.Array) -> jax.Array:
-        return dilate(ranks < count, span_len, timesteps)
-
-    low, high = target // span_len, target - span_len + 1
-    mid = _round_half_even(low + high)
-
-    def searching(state: tuple) -> jax.Array:
-        low, high, mid, _ = state
-        return (mid > low) & (mid < high)
-
-    def bisect(state: tuple) -> tuple:
-        low, high, mid, _ = state
-        mask = build(mid)
-        over = mask.sum() > target
-        low, high = jnp.where(over, low, mid), jnp.where(over, mid, high)
-        return low, high, _round_half_even(low + high), mask
-
-    return jax.lax.while_loop(searching, bisect, (low, high, mid, build(mid)))[3]
-
-
 # ---------------------------------------------------------------------------
 # The compiled decode
 # ---------------------------------------------------------------------------
@@ -297,7 +127,7 @@ def _check_logits(logits: tp.Any, shape: tuple[int, ...]) -> None:
 def _decode(model_fn, prompt, prompt_lengths, key, temp, high, low, top_k, top_p, *, cfg: MagnetConfig):
     table = schedule(cfg.decoding_steps)
     keys = _keys(jax.random.key(0) if key is None else key, prompt.shape[0])
-    temps, coefs = _schedule_values(table, temp, cfg.anneal_temp, high if cfg.guidance else None, low)
+    temps, coefs = schedule_values(table, temp, cfg.anneal_temp, high if cfg.guidance else None, low)
     batch, n_q, _ = prompt.shape
     T, L, mask = cfg.timesteps, cfg.span_len, cfg.mask_token
     positions = jnp.arange(T)
@@ -328,7 +158,7 @@ def _decode(model_fn, prompt, prompt_lengths, key, temp, high, low, top_k, top_p
         scores = jnp.where(first, fresh_scores, scores)
         count = jnp.maximum((jnp.asarray(table["rate"])[j] * to_generate).astype(jnp.int32), 1)  # [B]
         if L > 1 and cfg.arrangement == "stride1":
-            remask = jax.vmap(functools.partial(_least_probable_spans, span_len=L))(scores, count)
+            remask = jax.vmap(functools.partial(least_probable_spans, span_len=L))(scores, count)
         else:
             chosen = rank(scores) < count[:, None]
             remask = jnp.repeat(chosen, L, axis=-1) if cfg.chunked else chosen
@@ -482,13 +312,18 @@ def magnet_generate(
       key: a PRNG key, or `[B]` keys (needed when sampling).
       decoding_steps: iterations per stage; the first K are used (audiocraft
         zips them with the codebooks); fewer than K raises.
-      span_len, span_arrangement, span_scoring: the masking spans (see above).
+      span_len: the masking spans' length (see above).
+      span_arrangement: `"nonoverlap"` or `"stride1"` (see above).
+      span_scoring: `"max"` or `"prod"` (see above).
       use_sampling: sample (True) or take the argmax (False).
-      temp, top_k, top_p: sampling settings, scalars or `[B]`, host or traced
-        (new values compile nothing). top-p wins when `> 0`, then top-k.
+      temp: the sampling temperature, a scalar or `[B]`, host or traced (new
+        values compile nothing).
+      top_k: as `temp`; used when `top_p` is 0.
+      top_p: as `temp`; top-p wins when `> 0`, then top-k.
       anneal_temp: decay the temperature linearly to 0 over each stage.
-      max_cfg_coef, min_cfg_coef: guidance coefficients at mask rate 1 and 0
-        (scalars or `[B]`); `max_cfg_coef=None` turns guidance off.
+      max_cfg_coef: the guidance coefficient at mask rate 1 (a scalar or
+        `[B]`); `max_cfg_coef=None` turns guidance off.
+      min_cfg_coef: the guidance coefficient at mask rate 0 (a scalar or `[B]`).
       prompt_lengths: optional `[B]` (host or traced): example `b` keeps
         `prompt[b, :, :prompt_lengths[b]]` and generates the rest, exactly as
         a batch of one with that prompt.

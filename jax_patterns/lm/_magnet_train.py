@@ -25,7 +25,7 @@ from jax_patterns._checks import (
     is_host,
     validate_lengths,
 )
-from jax_patterns.lm._magnet_decode import dilate
+from jax_patterns.lm._magnet_spans import dilate
 
 
 @functools.lru_cache(maxsize=64)

@@ -46,9 +46,11 @@ class StepModel(tp.Protocol):
 
     max_len: int
 
-    def init_cache(self, batch: int, *, per_row: bool = False) -> tp.Any: ...
+    def init_cache(self, batch: int, *, per_row: bool = False) -> tp.Any:
+        """An empty decode state for `batch` rows; with `per_row=True` every leaf is batch-first."""
 
-    def decode(self, cache: tp.Any, tokens: jax.Array, info: tp.Any = None) -> tuple[jax.Array, tp.Any]: ...
+    def decode(self, cache: tp.Any, tokens: jax.Array, info: tp.Any = None) -> tuple[jax.Array, tp.Any]:
+        """Runs the `n` steps of `tokens [B, K, n]`; returns the last step's logits `[B, K, card]`, and the cache."""
 
 
 @tp.runtime_checkable
@@ -59,7 +61,8 @@ class ConditionedStepModel(StepModel, tp.Protocol):
     condition of classifier-free guidance is zeros of the same structure.
     """
 
-    def condition(self, cache: tp.Any, conditions: tp.Any) -> tp.Any: ...
+    def condition(self, cache: tp.Any, conditions: tp.Any) -> tp.Any:
+        """Writes each row's `conditions` (a batch-first pytree) into the cache and returns it."""
 
 
 def _split(model: tp.Any, needs: str, name: str = "model") -> tuple[tp.Any, tp.Any]:
@@ -181,6 +184,11 @@ def max_len_of(step_fn: jax.tree_util.Partial) -> int | None:
         if isinstance(limit, int) and not isinstance(limit, bool):
             return limit
     return None
+
+
+def samples_of(fn: jax.tree_util.Partial) -> bool:
+    """Whether a step function declares that it samples itself (`samples` on it or on a `Partial`'s function)."""
+    return any(getattr(holder, "samples", False) is True for holder in (fn.func, fn))
 
 
 def input_vocab_of(fn: jax.tree_util.Partial) -> int | None:

@@ -118,8 +118,14 @@ def stream(
     decoding while the host copies.
 
     Args:
-      step_fn, state, pattern, prompt, options, key, prompt_lengths, **settings:
-        as for `generate`.
+      step_fn: as for `generate`.
+      state: as for `generate`.
+      pattern: as for `generate`.
+      prompt: as for `generate`.
+      options: as for `generate`.
+      key: as for `generate`.
+      prompt_lengths: as for `generate`.
+      **settings: as for `generate`.
       chunk_steps: decode steps per chunk (an int >= 1; values above the
         pattern's length are clamped to it): small chunks give frames sooner,
         large chunks fewer host round trips.

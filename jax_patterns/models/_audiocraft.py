@@ -33,7 +33,6 @@ from flax import nnx
 
 import jax_patterns as jp
 from jax_patterns.models._convert import Rule, as_numpy, linear, load, norm, rows, stacked, stacked_transposed
-from jax_patterns.models._musicgen import MusicGen
 
 OVERRIDES = ("max_len", "hide_special", "mask_condition", "param_dtype", "dtype")
 PROVIDERS: dict[str, type[jp.CodebooksPatternProvider]] = {  # audiocraft's `get_codebooks_pattern_provider`
@@ -57,6 +56,9 @@ FIXED: dict[str, tuple[tp.Any, tp.Any]] = {
     "kv_repeat": (1, 1),
     "past_context": (None, None),
 }
+
+if tp.TYPE_CHECKING:
+    from jax_patterns.models._musicgen import MusicGen
 
 
 def plain(cfg: tp.Any) -> tp.Any:
@@ -148,7 +150,7 @@ def _provider(cfg: dict, n_q: int) -> jp.CodebooksPatternProvider:
     return PROVIDERS[name](n_q, **kwargs)
 
 
-def from_audiocraft(state_dict: tp.Any, cfg: tp.Any = None, **overrides: tp.Any) -> MusicGen:
+def from_audiocraft(cls: type[MusicGen], state_dict: tp.Any, cfg: tp.Any = None, **overrides: tp.Any) -> MusicGen:
     """A `MusicGen` with the weights of an audiocraft `LMModel` or `MagnetLMModel`.
 
     Args:
@@ -205,7 +207,7 @@ def from_audiocraft(state_dict: tp.Any, cfg: tp.Any = None, **overrides: tp.Any)
     magnet = lm_model == "transformer_lm_magnet"
     kwargs = {"max_len": 2048, "hide_special": False, "mask_condition": False, **overrides}
     abstract = nnx.eval_shape(
-        lambda: MusicGen(
+        lambda: cls(
             n_q,
             card,
             dim,

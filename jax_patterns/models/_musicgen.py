@@ -76,12 +76,17 @@ class MusicGen(nnx.Module):
       causal: causal self-attention (MusicGen); False for MAGNeT.
       subcodes_context: MAGNeT's band: with `causal=False` and a `stage >= 1`,
         position `i` attends only to `|i - j| <= subcodes_context` (-1: no band).
-      bias_attn, bias_ff, bias_proj: biases of the attention projections, of the
-        feed-forward and of the heads (audiocraft's options; MusicGen has none).
+      bias_attn: biases of the attention projections (an audiocraft option;
+        MusicGen has none).
+      bias_ff: biases of the feed-forward (an audiocraft option).
+      bias_proj: biases of the heads (an audiocraft option).
       provider: the codebook pattern (default: MusicGen's delays, `k // audio_channels`).
       audio_channels: 1 (mono) or 2 (stereo: left and right codebooks interleaved).
-      hide_special, mask_condition, positions: see above.
-      param_dtype, dtype: parameters and computation, float32 or bfloat16.
+      hide_special: see above.
+      mask_condition: see above.
+      positions: see above.
+      param_dtype: the parameters' dtype, float32 or bfloat16.
+      dtype: the computation's dtype, float32 or bfloat16.
       rngs: NNX random streams (initialisation).
 
     Attributes:
@@ -184,7 +189,7 @@ class MusicGen(nnx.Module):
         """
         from jax_patterns.models._transformers import from_transformers
 
-        return from_transformers(model_or_state_dict, config, **overrides)
+        return from_transformers(cls, model_or_state_dict, config, **overrides)
 
     @classmethod
     def from_audiocraft(cls, state_dict: tp.Any, cfg: tp.Any = None, **overrides: tp.Any) -> MusicGen:
@@ -194,7 +199,7 @@ class MusicGen(nnx.Module):
         """
         from jax_patterns.models._audiocraft import from_audiocraft
 
-        return from_audiocraft(state_dict, cfg, **overrides)
+        return from_audiocraft(cls, state_dict, cfg, **overrides)
 
     # ------------------------------------------------------------------
     # inputs

@@ -28,9 +28,11 @@ import typing as tp
 from flax import nnx
 
 from jax_patterns.models._convert import Rule, joined_transposed, linear, load, norm, stacked, stacked_transposed
-from jax_patterns.models._musicgen import MusicGen
 
 OVERRIDES = ("max_len", "hide_special", "mask_condition", "param_dtype", "dtype")
+
+if tp.TYPE_CHECKING:
+    from jax_patterns.models._musicgen import MusicGen
 
 
 def _get(config: tp.Any, name: str, default: tp.Any = None) -> tp.Any:
@@ -86,7 +88,9 @@ def _field(config: tp.Any, name: str) -> tp.Any:
     return value
 
 
-def from_transformers(model_or_state_dict: tp.Any, config: tp.Any = None, **overrides: tp.Any) -> MusicGen:
+def from_transformers(
+    cls: type[MusicGen], model_or_state_dict: tp.Any, config: tp.Any = None, **overrides: tp.Any
+) -> MusicGen:
     """A `MusicGen` with the weights of transformers' MusicGen, float32 logits equal to its forward.
 
     Args:
@@ -147,7 +151,7 @@ def from_transformers(model_or_state_dict: tp.Any, config: tp.Any = None, **over
         **overrides,
     }
     abstract = nnx.eval_shape(
-        lambda: MusicGen(
+        lambda: cls(
             n_q,
             card,
             dim,

@@ -23,6 +23,10 @@ class CSM:
       codebooks in one step, after one special step): `provider`, with
       `lm.generate(..., special_token=codebook_pad_token_id,
       step_returns="tokens")` and a step function that runs both levels.
+      `lm.two_level_step` compiles one: the backbone as `backbone_fn`, the
+      depth decoder as `depth_init` (a new cache per frame, the backbone's
+      last hidden state at its position 0) and `depth_fn`; `depth_sampling`
+      plays `generate`'s `depth_decoder_temperature` / `depth_decoder_top_k`.
     - Inputs: the text ids `[B, S]` hold `audio_token_id` where an audio frame
       goes (example `b`'s `j`-th placeholder takes its frame `j`: its clips'
       frames, in order) and `audio_eos_token_id` where a segment ends (the

@@ -26,7 +26,10 @@ class Qwen3OmniTalker:
       then groups 1..G-1, one at a time (`code_vocab_size` codes each). A
       parallel pattern after one special step: `provider`, with
       `lm.generate(..., special_token=codec_pad_id, eos_token=codec_eos_token_id,
-      step_returns="tokens")`.
+      step_returns="tokens")` and a step function that runs both levels
+      (`lm.two_level_step`: the talker as `backbone_fn`, the code predictor as
+      `depth_init`, a new cache per frame with the talker's hidden state at its
+      position 0, and `depth_fn`).
     - The talker's input for frame `t` is the sum of its G codes' embeddings
       (group 0 in the talker's table, group `g` in the code predictor's table
       `g - 1`; `embedding_ids` gives rows of the tables concatenated in that
