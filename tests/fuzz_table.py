@@ -1776,3 +1776,67 @@ def _() -> Call:
         mask_condition=flag(True),
         **DTYPES,
     )
+
+
+# ---------------------------------------------------------------------------
+# Two-level decoders
+# ---------------------------------------------------------------------------
+def counting(state: tp.Any, tokens: jax.Array, info: tp.Any) -> tuple[jax.Array, tp.Any, tp.Any]:
+    """A backbone: codebook 0 is the number of frames seen (mod 5), which is also its hidden state."""
+    state = state + tokens.shape[-1]
+    return jax.nn.one_hot(state % 5, 5) * 9.0, state % 5, state
+
+
+def plus_one(previous: tp.Any, token: jax.Array, level: jax.Array) -> tuple[jax.Array, tp.Any]:
+    """A depth model: codebook `level` is codebook `level - 1`'s code plus `level`."""
+    return jax.nn.one_hot((token + level) % 5, 5) * 9.0, previous
+
+
+def two_level_run(step: tp.Any, state: tp.Any, n_q: int = 3) -> tp.Any:
+    prompt = np.zeros((1, n_q, 0), np.int32)
+    pattern = jp.ParallelPatternProvider(n_q).get_pattern(3)
+    return lm.generate(step, state, pattern, prompt, special_token=5, step_info=True, step_returns="tokens", key=KEY)
+
+
+def levels() -> dict[str, tp.Any]:
+    sampling = lm.Sampling(temp=0.8, top_k=2)
+    return dict(
+        use_sampling=flag(),
+        sampling=Obj(lm.Sampling(), sampling),
+        depth_sampling=Obj(lm.Sampling(), sampling),
+    )
+
+
+@entry("jax_patterns.lm.two_level_step")
+def _() -> Call:
+    return Call(
+        lambda **kw: two_level_run(lm.two_level_step(**kw), jnp.zeros(1, jnp.int32)),
+        backbone_fn=Obj(counting),
+        depth_fn=Obj(plus_one),
+        n_q=Int(3, 3, 3),
+        depth_init=Obj(lambda hidden: hidden, accept=callable),  # the toy ignores the depth state
+        **levels(),
+    )
+
+
+@entry("jax_patterns.lm.two_level_step_of")
+def _() -> Call:
+    from jax_patterns.bench import _two_level
+
+    model = _two_level.toy(3, 5, dim=8, depth_dim=8, max_len=4, seed=0)
+    return Call(
+        lambda **kw: two_level_run(lm.two_level_step_of(**kw), model.init_cache(1)),
+        model=Obj(model),
+        **levels(),
+    )
+
+
+EXEMPT.update(
+    {
+        "jax_patterns.lm.TwoLevelModel": "a Protocol: the user implements it (`two_level_step_of` checks a model)",
+        "jax_patterns.lm.TwoLevelModel.init_cache": "a Protocol method: the user's code",
+        "jax_patterns.lm.TwoLevelModel.backbone": "a Protocol method: the user's code",
+        "jax_patterns.lm.TwoLevelModel.depth_init": "a Protocol method: the user's code",
+        "jax_patterns.lm.TwoLevelModel.depth": "a Protocol method: the user's code",
+    }
+)

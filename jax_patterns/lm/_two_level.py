@@ -125,7 +125,9 @@ class TwoLevelStep:
         if n_q != self.n_q:
             raise ValueError(f"the decode feeds {n_q} codebooks; the two-level step has n_q={self.n_q}")
         first_level, depth_levels = levels
-        logits, hidden, state = backbone_fn(state, tokens, info)
+        logits, hidden, state = _results(
+            backbone_fn(state, tokens, info), 3, "`backbone_fn`", "(logits, hidden, state)"
+        )
         first = _sample(logits, level_key(info.key, 0), self.use_sampling, first_level, "`backbone_fn`", batch)
         out = jnp.zeros((batch, n_q), jnp.int32).at[:, 0].set(first)
         if n_q == 1:
@@ -133,12 +135,19 @@ class TwoLevelStep:
 
         def level(j: jax.Array, carry: tuple) -> tuple:
             depth_state, out, previous = carry
-            logits, depth_state = depth_fn(depth_state, previous, j)
+            logits, depth_state = _results(depth_fn(depth_state, previous, j), 2, "`depth_fn`", "(logits, depth_state)")
             token = _sample(logits, level_key(info.key, j), self.use_sampling, depth_levels, "`depth_fn`", batch)
             return depth_state, jax.lax.dynamic_update_index_in_dim(out, token, j, axis=1), token
 
         _, out, _ = jax.lax.fori_loop(1, n_q, level, (depth_init(hidden), out, first))
         return out, state
+
+
+def _results(result: tp.Any, n: int, what: str, expected: str) -> tuple:
+    """A user function's tuple of `n` results, or a TypeError naming the function (at trace time)."""
+    if not (isinstance(result, tuple) and len(result) == n):
+        raise TypeError(f"{what} must return a tuple {expected}, got {type(result).__name__}")
+    return result
 
 
 def _level_settings(name: str, sampling: tp.Any) -> Sampling:
