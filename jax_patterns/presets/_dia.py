@@ -9,7 +9,8 @@ import numpy as np
 
 import jax_patterns as jp
 from jax_patterns._checks import check_codes, check_flag, check_int
-from jax_patterns.presets._common import IGNORE, check_ids, example_lengths, ids_in_our_layout
+from jax_patterns._providers import N_Q_MAX
+from jax_patterns.presets._common import IGNORE, check_ids, check_logits, example_lengths, ids_in_our_layout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +61,10 @@ class Dia:
         if isinstance(self.delay_pattern, (str, bytes)) or not hasattr(self.delay_pattern, "__len__"):
             raise TypeError(f"`delay_pattern` must be a sequence of ints, got {self.delay_pattern!r}")
         delays = tuple(check_int(f"delay_pattern[{c}]", d, minimum=0) for c, d in enumerate(self.delay_pattern))
-        if not delays:
-            raise ValueError("`delay_pattern` is empty; Dia needs one delay per channel")
+        if not 1 <= len(delays) <= N_Q_MAX:
+            raise ValueError(
+                f"`delay_pattern` has {len(delays)} channels; Dia needs one delay per channel, 1 to {N_Q_MAX}"
+            )
         object.__setattr__(self, "delay_pattern", delays)
         check_ids(self, "bos_token_id", "pad_token_id", "eos_token_id")
         if len({self.bos_token_id, self.pad_token_id, self.eos_token_id}) < 3:
@@ -140,11 +143,17 @@ class Dia:
         `lm.pattern_cross_entropy` of the framed codes (codes and eos) on their
         left-padded pattern, averaged over every labelled token (`ForMaskedLMLoss`):
         no reverted logits, no copy of them.
+
+        Raises:
+          TypeError: logits that are not floating point, codes that are not integers.
+          ValueError: logits whose K or S do not fit the codes' layout (naming both), codes out of range, bad
+            `lengths`.
         """
         from jax_patterns import lm
 
         frames, framed = self.frames(codes, lengths)
         pattern = self.provider.get_pattern(frames.shape[-1])
+        check_logits(logits, "logits", pattern, keep_only_valid_steps=False)
         return lm.pattern_cross_entropy(
             logits, frames, pattern, keep_only_valid_steps=False, lengths=framed, padding_side="left", average="tokens"
         )

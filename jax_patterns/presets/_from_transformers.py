@@ -87,10 +87,11 @@ def _moshi(config: tp.Any, model_type: str) -> Moshi:
 def _musicgen(config: tp.Any, model_type: str) -> MusicGen:
     decoder = _get(config, "decoder")
     source = decoder if decoder is not None and _get(decoder, "num_codebooks") is not None else config
+    channels = _get(source, "audio_channels")  # unset: mono, as transformers' default; any other value is checked
     return MusicGen(
         num_codebooks=_field(source, "num_codebooks", model_type),
         pad_token_id=_field(source, "pad_token_id", model_type),
-        audio_channels=_get(source, "audio_channels") or 1,
+        audio_channels=1 if channels is None else channels,
     )
 
 

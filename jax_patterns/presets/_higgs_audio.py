@@ -8,8 +8,15 @@ import typing as tp
 import numpy as np
 
 import jax_patterns as jp
-from jax_patterns._checks import check_codes, check_int
-from jax_patterns.presets._common import IGNORE, check_ids, example_lengths, ids_in_our_layout
+from jax_patterns._checks import check_codes, check_int, clip_lengths, validate_lengths
+from jax_patterns.presets._common import (
+    IGNORE,
+    check_ids,
+    check_logits,
+    check_sequence_ids,
+    example_lengths,
+    ids_in_our_layout,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +100,11 @@ class HiggsAudio:
         `S = T + K + 1` (the whole delayed sequence; `S - 1` works too). The
         eos frame is not a label (-100), so it is masked out of
         `lm.pattern_cross_entropy`; the loss is the sum of the per-codebook means.
+
+        Raises:
+          TypeError: logits that are not floating point, codes that are not integers.
+          ValueError: logits whose K or S do not fit the codes' layout (naming both), codes out of range, bad
+            `lengths`.
         """
         import jax.numpy as jnp
 
@@ -100,6 +112,7 @@ class HiggsAudio:
 
         framed, framed_lengths, lengths = self._framed(codes, lengths)
         pattern = self.provider.get_pattern(framed.shape[-1])
+        check_logits(audio_logits, "audio_logits", pattern, keep_only_valid_steps=False)
         codes_only = jnp.arange(framed.shape[-1])[None, None, :] < lengths[:, None, None]
         mean, per_codebook = lm.pattern_cross_entropy(
             audio_logits,
@@ -128,12 +141,17 @@ class HiggsAudio:
 
         Raises:
           ValueError: ids of another rank or K (naming the other layout when
-            the ids are in it), `timesteps` < 0, `lengths` outside `[0, T]`.
+            the ids are in it), more steps than the layout of `timesteps`
+            frames has (exactly as many with `lengths`), `timesteps` < 0,
+            `lengths` outside `[0, T]`.
           TypeError: ids that are not integers, a flag that is not a bool.
         """
         ids = ids_in_our_layout(ids, self.num_codebooks, codebooks_last)
         timesteps = check_int("timesteps", timesteps, minimum=0)
-        batch = np.shape(ids)[:-2]
-        framed = None if lengths is None else example_lengths((*batch, 0, timesteps), lengths) + 1
+        framed = None
+        if lengths is not None:  # T_max is `timesteps`: host lengths above it are refused naming both
+            checked = validate_lengths(lengths, np.shape(ids)[:-2], timesteps, bound="`timesteps`")
+            framed = clip_lengths(checked, timesteps) + 1
         pattern = self.provider.get_pattern(timesteps + 1)
+        ids = check_sequence_ids(ids, "ids", pattern, timesteps, exact=lengths is not None)
         return pattern.revert_pattern_sequence(ids, self.audio_stream_eos_id, lengths=framed)[0][..., :timesteps]

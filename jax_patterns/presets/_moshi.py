@@ -9,7 +9,7 @@ import numpy as np
 
 import jax_patterns as jp
 from jax_patterns._checks import check_codes, check_int
-from jax_patterns.presets._common import check_ids, example_lengths
+from jax_patterns.presets._common import check_ids, check_logits, check_sequence_ids, example_lengths
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,16 +78,30 @@ class Moshi:
         decoder reads step `t`'s hidden state), over the labels' `T` steps, so
         the acoustic codes of the last frame are not scored; the mean is over
         every scored code (`average="tokens"`, a `CrossEntropyLoss`).
+
+        Raises:
+          TypeError: logits that are not floating point, codes that are not integers.
+          ValueError: logits whose K or S do not fit the codes' layout (naming both), codes out of range, bad
+            `lengths`.
         """
         from jax_patterns import lm
 
         codes = check_codes(codes, "codes", n_q=self.num_codebooks, below=self.audio_vocab_size)
         pattern = self.provider.get_pattern(np.shape(codes)[-1])
+        check_logits(audio_logits, "audio_logits", pattern, keep_only_valid_steps=True)
         return lm.pattern_cross_entropy(
             audio_logits, codes, pattern, keep_only_valid_steps=True, lengths=lengths, average="tokens"
         )
 
     def decode(self, ids: tp.Any, timesteps: int, lengths: tp.Any = None) -> tp.Any:
-        """Codes `[B, K, T]` from delayed ids `[B, K, T + 1]`."""
-        pattern = self.provider.get_pattern(check_int("timesteps", timesteps, minimum=0))
+        """Codes `[B, K, T]` from delayed ids `[B, K, T + 1]`.
+
+        Raises:
+          TypeError: ids that are not integers, `timesteps` not an int.
+          ValueError: ids of another rank or K, more steps than the layout of `timesteps` frames has (exactly as
+            many with `lengths`), bad `lengths`.
+        """
+        timesteps = check_int("timesteps", timesteps, minimum=0)
+        pattern = self.provider.get_pattern(timesteps)
+        ids = check_sequence_ids(ids, "ids", pattern, timesteps, exact=lengths is not None)
         return pattern.revert_pattern_sequence(ids, self.audio_vocab_size, lengths=lengths)[0]

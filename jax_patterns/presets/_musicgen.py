@@ -9,7 +9,7 @@ import numpy as np
 
 import jax_patterns as jp
 from jax_patterns._checks import check_codes, check_int
-from jax_patterns.presets._common import IGNORE, check_ids
+from jax_patterns.presets._common import IGNORE, check_ids, check_logits, check_sequence_ids
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,14 +80,28 @@ class MusicGen:
         `lm.pattern_cross_entropy` of the codes: each code reads the logits of
         the step before its own, the mean per codebook, then over codebooks
         (audiocraft's averaging, and transformers'); no reverted logits, no copy.
+
+        Raises:
+          TypeError: logits that are not floating point, codes that are not integers.
+          ValueError: logits whose K or S do not fit the codes' layout (naming both), codes out of range, bad
+            `lengths`.
         """
         from jax_patterns import lm
 
         codes = check_codes(codes, "codes", n_q=self.num_codebooks, below=self.pad_token_id)
         pattern = self.provider.get_pattern(np.shape(codes)[-1])
+        check_logits(logits, "logits", pattern, keep_only_valid_steps=False)
         return lm.pattern_cross_entropy(logits, codes, pattern, keep_only_valid_steps=False, lengths=lengths)
 
     def decode(self, ids: tp.Any, timesteps: int, lengths: tp.Any = None) -> tp.Any:
-        """Codes `[B, K, T]` from the model's delayed ids `[B, K, S]` (what `generate` returns, pads dropped)."""
-        pattern = self.provider.get_pattern(check_int("timesteps", timesteps, minimum=0))
+        """Codes `[B, K, T]` from the model's delayed ids `[B, K, S]` (what `generate` returns, pads dropped).
+
+        Raises:
+          TypeError: ids that are not integers, `timesteps` not an int.
+          ValueError: ids of another rank or K, more steps than the layout of `timesteps` frames has (exactly as
+            many with `lengths`), bad `lengths`.
+        """
+        timesteps = check_int("timesteps", timesteps, minimum=0)
+        pattern = self.provider.get_pattern(timesteps)
+        ids = check_sequence_ids(ids, "ids", pattern, timesteps, exact=lengths is not None)
         return pattern.revert_pattern_sequence(ids, self.pad_token_id, lengths=lengths)[0]
