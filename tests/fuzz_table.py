@@ -1174,7 +1174,7 @@ preset_entries(
     "Dia",
     presets.Dia,
     {
-        "delay_pattern": lambda: Seq([0, 1], Int(0, 0)),
+        "delay_pattern": lambda: Seq([0, 1], Int(0, 0), lengths=lambda n: 1 <= n <= N_Q_MAX),  # one per channel
         "bos_token_id": lambda: Int(8, 0),
         "pad_token_id": lambda: Int(9, 0),
         "eos_token_id": lambda: Int(7, 0),
@@ -1286,7 +1286,7 @@ preset_entries(
         "frames": lambda: Call(
             csm().frames,
             input_ids=ids_arg(CSM_IDS, shapes=lambda s: False),
-            codes=codes(empty=RAISE),
+            codes=codes(below=9, special=9, empty=RAISE),  # CSM's codes: [0, vocab_size=10) but its pad, 9
             lengths=lengths(),
         ),
         "embedding_ids": lambda: Call(
@@ -1296,7 +1296,7 @@ preset_entries(
         "labels": lambda: Call(
             csm().labels,
             input_ids=ids_arg(CSM_IDS, shapes=lambda s: False),
-            codes=codes(empty=RAISE),
+            codes=codes(below=9, special=9, empty=RAISE),
             lengths=lengths(),
             depth=Array(np.array([[False, True, True, False, True, True]]), "bool", optional=True),
         ),
@@ -1304,7 +1304,7 @@ preset_entries(
             csm().loss,
             backbone_logits=Array(np.random.default_rng(4).normal(size=(1, 6, 10)).astype(np.float32), "float"),
             depth_logits=Array(np.random.default_rng(5).normal(size=(1, 6, 1, 10)).astype(np.float32), "float"),
-            labels=ids_arg(np.asarray(csm().labels(CSM_IDS, CODES)), below=10),
+            labels=Array(np.asarray(csm().labels(CSM_IDS, CODES)), "int", elem=Int(0, presets.IGNORE, 9)),  # or -100
         ),
         "decode": lambda: Call(
             csm().decode,
@@ -1332,7 +1332,9 @@ preset_entries(
     {
         "embedding_ids": lambda: Call(
             qwen().embedding_ids,
-            frames=ids_arg(np.array([[5, 1, 2], [1030, 0, 0]], np.int32), below=8, ranks=(1, 2, 3)),
+            frames=ids_arg(
+                np.array([[5, 1, 2], [1030, 0, 0]], np.int32), below=1032, ranks=(1, 2, 3)
+            ),  # group 0: talker ids
         ),
         "text_positions": lambda: Call(
             qwen().text_positions, steps=Int(4, 0), text_length=Array(np.array([2], np.int32), elem=Int(0, 0))

@@ -68,7 +68,7 @@ def test_code_4096_is_refused_where_orpheus_accepts_it(golden):
     ids = 128266 + np.arange(7) * 4096 + np.array([5, 6, 4096, 7, 8, 9, 10])
     with pytest.raises(ValueError, match=r"`ids`\[0, 2\] = 140554 is outside position 2's range \[136458, 140554\)"):
         ORPHEUS.codes(ids[None])
-    with pytest.raises(ValueError, match=r"`codes\[2\]` holds the code 4096; codes must lie in \[0, 4096\)"):
+    with pytest.raises(ValueError, match=r"`levels\[2\]` holds the code 4096; codes must lie in \[0, 4096\)"):
         ORPHEUS.tokens((np.zeros((1, 1), int), np.zeros((1, 2), int), np.array([[4096, 0, 0, 0]])))
 
 
@@ -134,5 +134,5 @@ def test_bad_streams_and_levels_are_clear_errors():
         ORPHEUS.codes(bad)
     with pytest.raises(ValueError, match=r"SNAC's levels are \[B, T\], \[B, 2T\], \[B, 4T\] \(ratio 1:2:4\)"):
         ORPHEUS.tokens((np.ones((1, 2), int), np.ones((1, 3), int), np.ones((1, 8), int)))
-    with pytest.raises(TypeError, match=r"`codes` must be SNAC's three levels"):
+    with pytest.raises(TypeError, match=r"`levels` must be SNAC's three levels"):
         ORPHEUS.tokens([np.ones((1, 2), int)] * 4)

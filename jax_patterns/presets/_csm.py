@@ -9,7 +9,15 @@ import numpy as np
 
 import jax_patterns as jp
 from jax_patterns._checks import check_codes, check_int, is_host
-from jax_patterns.presets._common import IGNORE, check_ids, example_lengths, ids_in_our_layout, masked_cross_entropy
+from jax_patterns.presets._common import (
+    IGNORE,
+    check_ids,
+    check_rows,
+    example_lengths,
+    first_true,
+    ids_in_our_layout,
+    masked_cross_entropy,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +84,7 @@ class CSM:
             raise ValueError(
                 f"`codebook_eos_token_id` and `codebook_pad_token_id` are both {self.codebook_pad_token_id}"
             )
+        check_rows(self.num_codebooks * self.vocab_size, "`num_codebooks` * `vocab_size`")
 
     @property
     def provider(self) -> jp.ParallelPatternProvider:
@@ -155,7 +164,7 @@ class CSM:
         processor's -101 frames). The eos frames always are.
 
         Raises:
-          ValueError: as `frames`, and a `depth` of another shape.
+          ValueError: as `frames`, and a `depth` that is not bool `[B, S]`.
         """
         import jax.numpy as jnp
 
@@ -164,9 +173,16 @@ class CSM:
         labels = jnp.where(audio[..., None], frames, IGNORE)
         if depth is None:
             return labels
+        if is_host(depth):
+            try:
+                depth = np.asarray(depth)
+            except Exception as err:  # noqa: BLE001 - re-raised with the argument's name
+                raise TypeError(f"`depth` must be a bool array [B, S], got {type(depth).__name__}") from err
+        if tuple(depth.shape) != tuple(audio.shape) or depth.dtype != np.bool_:
+            raise ValueError(
+                f"`depth` must be bool [B, S] = {tuple(audio.shape)}, got {tuple(depth.shape)} {depth.dtype}"
+            )
         depth = jnp.asarray(depth)
-        if depth.shape != audio.shape or depth.dtype != jnp.bool_:
-            raise ValueError(f"`depth` must be bool [B, S] = {tuple(audio.shape)}, got {depth.shape} {depth.dtype}")
         keep = depth | (jnp.asarray(_text_ids(input_ids)) == self.audio_eos_token_id)
         codebook = jnp.arange(self.num_codebooks)[None, None, :]
         return jnp.where((codebook > 0) & ~keep[..., None], IGNORE, labels)
@@ -186,21 +202,54 @@ class CSM:
         Returns:
           the sum of the two losses, and each: the mean cross entropy over its
           labelled tokens (NaN where it has none, as transformers').
+
+        Raises:
+          TypeError: logits that are not floating point, labels that are not integers.
+          ValueError: arrays of other shapes (or no class), a host label neither -100 nor in
+            `[0, vocab_size)`.
         """
         import jax.numpy as jnp
 
-        labels = jnp.asarray(labels)
+        from jax_patterns.lm._targets import dtype_of
+
+        labels = jnp.asarray(self._labels(labels))
         k = self.num_codebooks
-        if labels.ndim != 3 or labels.shape[-1] != k:
-            raise ValueError(f"`labels` must be [B, S, K={k}], got shape {labels.shape}")
         batch, steps, _ = labels.shape
-        if tuple(np.shape(backbone_logits)[:2]) != (batch, steps):
-            raise ValueError(f"`backbone_logits` must be [B={batch}, S={steps}, V], got {np.shape(backbone_logits)}")
-        if tuple(np.shape(depth_logits)[:3]) != (batch, steps, k - 1):
-            raise ValueError(f"`depth_logits` must be [B, S, K - 1={k - 1}, V], got {np.shape(depth_logits)}")
+        expected = {"backbone_logits": (batch, steps), "depth_logits": (batch, steps, k - 1)}
+        spelt = {"backbone_logits": f"[B={batch}, S={steps}, V]", "depth_logits": f"[B, S, K - 1={k - 1}, V]"}
+        for name, logits in (("backbone_logits", backbone_logits), ("depth_logits", depth_logits)):
+            shape = tuple(np.shape(logits)) if logits is not None else None
+            if shape is None or len(shape) != len(expected[name]) + 1 or shape[:-1] != expected[name] or not shape[-1]:
+                raise ValueError(f"`{name}` must be {spelt[name]}, got shape {shape}")
+            if not jnp.issubdtype(dtype_of(logits), jnp.floating):
+                raise TypeError(f"`{name}` must be floating point logits, got dtype {dtype_of(logits)}")
         backbone = masked_cross_entropy(jnp.asarray(backbone_logits)[:, :-1], labels[:, 1:, 0])
         depth = masked_cross_entropy(jnp.asarray(depth_logits), labels[..., 1:])
         return backbone + depth, backbone, depth
+
+    def _labels(self, labels: tp.Any) -> tp.Any:
+        """`labels` `[B, S, K]` checked: integers, host values -100 or in `[0, vocab_size)`."""
+        k = self.num_codebooks
+        if labels is None:
+            raise TypeError(f"`labels` is None; expected labels [B, S, K={k}]")
+        if is_host(labels):
+            try:
+                labels = np.asarray(labels)
+            except Exception as err:  # noqa: BLE001 - re-raised with the argument's name
+                raise TypeError(f"`labels` must be an integer array, got {type(labels).__name__}") from err
+        if labels.ndim != 3 or labels.shape[-1] != k:
+            raise ValueError(f"`labels` must be [B, S, K={k}], got shape {tuple(labels.shape)}")
+        dtype = np.dtype(labels.dtype) if is_host(labels) else labels.dtype
+        if dtype == np.bool_ or not np.issubdtype(dtype, np.integer):
+            raise TypeError(f"`labels` must hold integer labels, got dtype {dtype}")
+        if is_host(labels) and labels.size:
+            scored = labels[labels != IGNORE]
+            if scored.size and (scored.min() < 0 or scored.max() >= self.vocab_size):
+                bad = int(scored.min()) if scored.min() < 0 else int(scored.max())
+                raise ValueError(
+                    f"`labels` holds {bad}; labels must be {IGNORE} or lie in [0, `vocab_size`={self.vocab_size})"
+                )
+        return labels
 
     def decode(self, frames: tp.Any, *, codebooks_last: bool = False) -> tuple[tp.Any, tp.Any]:
         """`(codes [B, K, N], lengths [B])` from generated frames: each example's audio ends before its first frame
@@ -212,15 +261,16 @@ class CSM:
           codebooks_last: whether `frames` are `[B, N, K]`.
 
         Raises:
-          ValueError: frames of another rank or K (naming the other layout when they are in it).
+          ValueError: frames of another rank or K (naming the other layout when they are in it), a host code
+            outside `[0, vocab_size)`.
           TypeError: frames that are not integers, a flag that is not a bool.
         """
         import jax.numpy as jnp
 
-        codes = jnp.asarray(ids_in_our_layout(frames, self.num_codebooks, codebooks_last, "frames"))
+        codes = ids_in_our_layout(frames, self.num_codebooks, codebooks_last, "frames", below=self.vocab_size)
+        codes = jnp.asarray(codes)
         eos = jnp.all(codes == self.codebook_eos_token_id, axis=1)  # [B, N]
-        lengths = jnp.where(jnp.any(eos, axis=-1), jnp.argmax(eos, axis=-1), codes.shape[-1])
-        return codes, lengths.astype(jnp.int32)
+        return codes, first_true(eos)
 
 
 def _text_ids(input_ids: tp.Any) -> tp.Any:

@@ -8,8 +8,8 @@ import typing as tp
 import numpy as np
 
 import jax_patterns as jp
-from jax_patterns._checks import check_codes
-from jax_patterns.presets._common import check_ids, example_lengths
+from jax_patterns._checks import check_codes, is_host
+from jax_patterns.presets._common import check_ids, check_rows, example_lengths, int_ids
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +50,10 @@ class KyutaiSTT:
         )
         if self.audio_bos_token_id == self.audio_pad_token_id:
             raise ValueError(f"`audio_bos_token_id` and `audio_pad_token_id` are both {self.audio_pad_token_id}")
+        check_rows(
+            self.vocab_size + self.num_codebooks * self.codebook_vocab_size,
+            "`vocab_size` + `num_codebooks` * `codebook_vocab_size`",
+        )
 
     @property
     def provider(self) -> jp.ParallelPatternProvider:
@@ -85,8 +89,11 @@ class KyutaiSTT:
         """
         import jax.numpy as jnp
 
-        text = jnp.asarray(text)
+        text = int_ids(text, "text", ranks=(2,), below=self.vocab_size)
         audio = self.audio_ids(codes, lengths)
+        if text.shape[0] != audio.shape[0]:
+            raise ValueError(f"`text` has {text.shape[0]} examples; `codes` has {audio.shape[0]}")
+        text = jnp.asarray(text)
         steps = text.shape[-1]
         if steps > audio.shape[-1]:
             raise ValueError(
@@ -95,9 +102,26 @@ class KyutaiSTT:
         return jnp.concatenate([text[..., None], jnp.swapaxes(audio[..., :steps], 1, 2).astype(text.dtype)], axis=-1)
 
     def embedding_ids(self, input_ids: tp.Any) -> tp.Any:
-        """`input_ids` `[..., 1 + K]` as rows of the one embedding table (`audio_pad_token_id` kept)."""
+        """`input_ids` `[..., 1 + K]` as rows of the one embedding table (`audio_pad_token_id` kept).
+
+        Raises:
+          TypeError: ids that are not integers.
+          ValueError: ids whose last axis is not `1 + K`; a host text id outside `[0, vocab_size)` or audio id
+            outside `[0, codebook_vocab_size)` (`audio_pad_token_id` aside).
+        """
         import jax.numpy as jnp
 
-        ids = jnp.asarray(input_ids)
+        ids = int_ids(input_ids, "input_ids")
+        columns = 1 + self.num_codebooks
+        if ids.shape[-1] != columns:
+            raise ValueError(f"`input_ids` must be [..., 1 + K={columns}] (text, then K codebooks), got {ids.shape}")
+        if is_host(ids) and ids.size:
+            sizes = np.array([self.vocab_size] + [self.codebook_vocab_size] * self.num_codebooks)
+            bad = np.argwhere((ids != self.audio_pad_token_id) & (ids >= sizes))  # negatives refused by `int_ids`
+            if bad.size:
+                where = tuple(int(i) for i in bad[0])
+                what = "the text's [0, `vocab_size`)" if where[-1] == 0 else "a codebook's [0, `codebook_vocab_size`)"
+                raise ValueError(f"`input_ids`{list(where)} = {int(ids[where])} is outside {what}")
+        ids = jnp.asarray(ids)
         offsets = jnp.asarray(self.offsets, ids.dtype).reshape((1,) * (ids.ndim - 1) + (-1,))
         return jnp.where(ids == self.audio_pad_token_id, ids, ids + offsets)

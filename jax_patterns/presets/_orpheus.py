@@ -9,6 +9,7 @@ import numpy as np
 
 import jax_patterns as jp
 from jax_patterns._checks import INT32_LIMIT, check_codes, check_int, is_host
+from jax_patterns.presets._common import int_ids
 
 FRAME = 7
 """Tokens per SNAC frame: 1 code of level 0, 2 of level 1, 4 of level 2."""
@@ -138,12 +139,11 @@ class Orpheus:
         there).
 
         Raises:
-          ValueError: ids of another rank than 2.
+          TypeError: ids that are not integers.
+          ValueError: ids of another rank than 2, a host id outside int32's `[0, 2**31)`.
         """
-        shape = np.shape(ids)
-        if len(shape) != 2:
-            raise ValueError(f"`ids` must be a token stream [B, N], got shape {tuple(shape)}")
-        whole = shape[1] - shape[1] % FRAME
+        ids = int_ids(ids, "ids", ranks=(2,))  # a list comes back as numpy
+        whole = ids.shape[1] - ids.shape[1] % FRAME
         return ids[:, :whole], ids[:, whole:]
 
     def _levels(self, levels: tp.Any) -> tuple[tp.Any, tp.Any, tp.Any]:
@@ -152,20 +152,20 @@ class Orpheus:
 
         if isinstance(levels, (str, bytes)) or not isinstance(levels, tp.Sequence) or len(levels) != 3:
             raise TypeError(
-                f"`codes` must be SNAC's three levels (l0 [B, T], l1 [B, 2T], l2 [B, 4T]), got {type(levels).__name__}"
+                f"`levels` must be SNAC's three levels (l0 [B, T], l1 [B, 2T], l2 [B, 4T]), got {type(levels).__name__}"
             )
         checked = []
         for i, level in enumerate(levels):
             shape = tuple(np.shape(level)) if level is not None else None
             if shape is None or len(shape) != 2:
-                raise ValueError(f"`codes[{i}]` must be codes [B, T] of SNAC level {i}, got shape {shape}")
+                raise ValueError(f"`levels[{i}]` must be codes [B, T] of SNAC level {i}, got shape {shape}")
             expanded = np.expand_dims(level, 1) if is_host(level) else jnp.expand_dims(level, 1)
-            checked.append(check_codes(expanded, f"codes[{i}]", n_q=1, below=self.codebook_size)[:, 0])
+            checked.append(check_codes(expanded, f"levels[{i}]", n_q=1, below=self.codebook_size)[:, 0])
         (b0, t0), (b1, t1), (b2, t2) = (np.shape(level) for level in checked)
         if not b0 == b1 == b2 or (t1, t2) != (2 * t0, 4 * t0):
             shapes = [tuple(np.shape(level)) for level in checked]
             raise ValueError(
-                f"`codes` has levels of shapes {shapes}; SNAC's levels are [B, T], [B, 2T], [B, 4T] (ratio 1:2:4)"
+                f"`levels` has levels of shapes {shapes}; SNAC's levels are [B, T], [B, 2T], [B, 4T] (ratio 1:2:4)"
             )
         return tuple(jnp.asarray(level) for level in checked)  # type: ignore[return-value]
 

@@ -8,8 +8,8 @@ import typing as tp
 import numpy as np
 
 import jax_patterns as jp
-from jax_patterns._checks import check_codes, check_int, is_host
-from jax_patterns.presets._common import check_ids, ids_in_our_layout
+from jax_patterns._checks import INT32_MAX, check_codes, check_int, is_host
+from jax_patterns.presets._common import check_ids, check_rows, first_true, ids_in_our_layout, int_ids
 
 SUPPRESSED = 1024
 """transformers suppresses the talker's last 1024 ids (but eos) when it generates audio."""
@@ -71,6 +71,10 @@ class Qwen3OmniTalker:
                     f"`{name}`={value} must be a special id of the talker's vocabulary, in "
                     f"[`code_vocab_size`={self.code_vocab_size}, `vocab_size`={self.vocab_size})"
                 )
+        check_rows(
+            self.vocab_size + (self.num_code_groups - 1) * self.code_vocab_size,
+            "`vocab_size` + (`num_code_groups` - 1) * `code_vocab_size`",
+        )
 
     @property
     def provider(self) -> jp.ParallelPatternProvider:
@@ -115,13 +119,19 @@ class Qwen3OmniTalker:
         Frame `t` (fed at step `t + 1`) adds the thinker's text `t` while
         `t < text_length[b]` (`trailing_text_hidden.shape[1]` in transformers,
         one length for the batch), `tts_pad_embed` after.
+
+        Raises:
+          TypeError: `steps` not an int, `text_length` not integers.
+          ValueError: `text_length` not `[B]`, or a host value outside `[0, 2**31)` (device values are not read
+            back; they are read as they compare with the frame index).
         """
         import jax.numpy as jnp
 
         steps = check_int("steps", steps, minimum=0)
-        length = jnp.asarray(text_length)
-        if length.ndim != 1 or not jnp.issubdtype(length.dtype, jnp.integer):
-            raise ValueError(f"`text_length` must be integer [B], got {length.shape} {length.dtype}")
+        length = int_ids(text_length, "text_length", ranks=(1,))  # host values in [0, 2**31)
+        if not is_host(length) and length.dtype == jnp.uint32:  # device values are not read back: no int32 wrap
+            length = jnp.minimum(length, jnp.asarray(INT32_MAX, jnp.uint32))
+        length = jnp.asarray(length).astype(jnp.int32)
         t = jnp.arange(steps, dtype=jnp.int32)[None, :]
         return jnp.where(t < length[:, None], t, -1).astype(jnp.int32)
 
@@ -135,13 +145,14 @@ class Qwen3OmniTalker:
           codebooks_last: whether `frames` are `[B, N, G]`.
 
         Raises:
-          ValueError: frames of another rank or G (naming the other layout when they are in it).
+          ValueError: frames of another rank or G (naming the other layout when they are in it), a host id
+            outside `[0, vocab_size)`.
           TypeError: frames that are not integers, a flag that is not a bool.
         """
         import jax.numpy as jnp
 
-        codes = jnp.asarray(ids_in_our_layout(frames, self.num_code_groups, codebooks_last, "frames"))
-        eos = codes[:, 0] == self.codec_eos_token_id
-        lengths = jnp.where(jnp.any(eos, axis=-1), jnp.argmax(eos, axis=-1), codes.shape[-1]).astype(jnp.int32)
+        codes = ids_in_our_layout(frames, self.num_code_groups, codebooks_last, "frames", below=self.vocab_size)
+        codes = jnp.asarray(codes)
+        lengths = first_true(codes[:, 0] == self.codec_eos_token_id)
         kept = jnp.arange(codes.shape[-1])[None, None, :] < lengths[:, None, None]
         return jnp.where(kept, codes, jnp.zeros((), codes.dtype)), lengths
