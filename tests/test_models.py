@@ -518,6 +518,11 @@ def test_bad_input_raises_naming_the_argument():
         MusicGen(2, CARD, DIM, 2, 1, param_dtype=jnp.float16, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match=r"`provider` must be a pattern provider of n_q=2"):
         MusicGen(2, CARD, DIM, 2, 1, provider=jp.DelayedPatternProvider(3), rngs=nnx.Rngs(0))
+    for bad in (True, 2.5, "01", np.zeros(0)):  # numpy reads "01" as a format and raises a SyntaxError
+        with pytest.raises(TypeError, match=r"`dtype` must be a dtype, float32 or bfloat16"):
+            MusicGen(2, CARD, DIM, 2, 1, dtype=bad, rngs=nnx.Rngs(0))
+    with pytest.raises(TypeError, match=r"`rngs` must be an nnx.Rngs"):
+        MusicGen(2, CARD, DIM, 2, 1, rngs=None)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,7 @@ def _dtype(name: str, value: tp.Any) -> tp.Any:
     """
     try:
         given = np.dtype(value) if isinstance(value, (str, type, np.dtype)) else None
-    except TypeError:
+    except (TypeError, ValueError, SyntaxError):  # numpy parses a string as a format ("01": a SyntaxError)
         given = None
     if given is None:
         raise TypeError(f"`{name}` must be a dtype, float32 or bfloat16, got {value!r}")
