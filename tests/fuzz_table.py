@@ -546,7 +546,7 @@ def float_dtype(d: tp.Any) -> bool:
         return False
     try:
         return np.dtype(d).name in ("float32", "bfloat16")
-    except TypeError:
+    except (TypeError, ValueError, SyntaxError):  # numpy reads a string as a format: "01" is a SyntaxError
         return False
 
 

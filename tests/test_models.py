@@ -467,7 +467,7 @@ def test_conversion_errors_name_the_key():
         MusicGen.from_transformers(state, {"model_type": "bark"})
     with pytest.raises(ValueError, match=r"`pad_token_id`=0; MusicGen's special token is vocab_size=16"):
         MusicGen.from_transformers(state, {**config.to_dict(), "pad_token_id": 0})
-    with pytest.raises(TypeError, match=r"a state dict needs its `config`"):
+    with pytest.raises(TypeError, match=r"is a state dict: it needs its `config`"):
         MusicGen.from_transformers(state)
     with pytest.raises(TypeError, match=r"unknown arguments \['causal'\]"):
         MusicGen.from_transformers(hf, causal=False)
@@ -518,6 +518,86 @@ def test_bad_input_raises_naming_the_argument():
         MusicGen(2, CARD, DIM, 2, 1, param_dtype=jnp.float16, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match=r"`provider` must be a pattern provider of n_q=2"):
         MusicGen(2, CARD, DIM, 2, 1, provider=jp.DelayedPatternProvider(3), rngs=nnx.Rngs(0))
+    for bad in (True, 2.5, "01", np.zeros(0)):  # numpy reads "01" as a format and raises a SyntaxError
+        with pytest.raises(TypeError, match=r"`dtype` must be a dtype, float32 or bfloat16"):
+            MusicGen(2, CARD, DIM, 2, 1, dtype=bad, rngs=nnx.Rngs(0))
+    with pytest.raises(TypeError, match=r"`rngs` must be an nnx.Rngs"):
+        MusicGen(2, CARD, DIM, 2, 1, rngs=None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("sizes", "match"),
+    [
+        (dict(n_q=2**31 - 1), r"`n_q` must be <= 46340"),
+        (dict(num_layers=2**31 - 1), r"`num_layers` must be <= 1024"),
+        (dict(card=2**30), r"`emb` \(`n_q`, `card` \+ 1, `dim`\) would have shape \(2, 1073741825, 16\)"),
+        (dict(n_q=1, card=1, dim=2**16, num_heads=1), r"`in_proj` \(`dim`, 3 \* `dim`\)"),
+        (dict(ffn_dim=2**28), r"`linear1` \(`dim`, `ffn_dim`\)"),
+        (dict(dim=2**31), r"`dim` must be <= 2\*\*31 - 1"),
+    ],
+)
+def test_oversized_models_are_refused_before_anything_is_allocated(sizes, match):
+    """Found by the fuzz: `n_q=2**31 - 1` built a 2**31-element Python list (a hang, then MemoryError) and
+    `dim=2**31` aborted the process in XLA; every size is bounded at the constructor, before any allocation."""
+    kwargs = {**dict(n_q=2, card=CARD, dim=DIM, num_heads=2, num_layers=1), **sizes}
+    with pytest.raises(ValueError, match=match):
+        MusicGen(**kwargs, rngs=nnx.Rngs(0))
+
+
+def test_conditions_and_stages_of_any_spelling_give_the_same_logits_or_are_refused():
+    """Found by the fuzz: a bool mask failed under strict promotion, a list of states could not be read, an int64
+    mask holding 2**32 must count as a token (not wrap to 0), and `stage=2.5` was truncated to 2."""
+    model = MusicGen(2, CARD, DIM, 2, 1, max_len=12, causal=False, subcodes_context=1, rngs=nnx.Rngs(0))
+    states, mask = condition(2)
+    mask[0, -1] = 0
+    codes = RNG.integers(0, CARD, (2, 2, 6)).astype(np.int32)
+    want = model(codes, encoder_hidden_states=states, encoder_attention_mask=mask, stage=1)
+    wide = mask.astype(np.int64) * 2**32
+    for spelt_states, spelt_mask in [
+        (states, mask.astype(bool)),
+        (states, jnp.asarray(mask.astype(bool))),
+        (states, mask.astype(np.float32)),
+        (states, wide),
+        (states.tolist(), mask.tolist()),
+    ]:
+        got = model(codes, encoder_hidden_states=spelt_states, encoder_attention_mask=spelt_mask, stage=1)
+        assert_same(got, want, f"states {type(spelt_states).__name__}, mask {getattr(spelt_mask, 'dtype', 'list')}")
+    assert_same(model(codes, encoder_hidden_states=states, encoder_attention_mask=mask, stage=np.int64(1)), want)
+    with pytest.raises(TypeError, match=r"`stage` must be an int, got 2.5"):
+        model(codes, encoder_hidden_states=states, stage=2.5)
+    with pytest.raises(ValueError, match=r"`stage` must be <= 1"):
+        model(codes, encoder_hidden_states=states, stage=2)
+    with pytest.raises(ValueError, match=r"`stage` must be >= 0"):
+        model(codes, encoder_hidden_states=states, stage=-1)
+    with pytest.raises(TypeError, match=r"`encoder_attention_mask` must be 1 \(token\) / 0 \(padding\) numbers"):
+        model(codes, encoder_hidden_states=states, encoder_attention_mask=np.full((2, 5), "1"))
+    fn = model.magnet_fn(states.tolist(), wide)
+    assert_same(fn(jnp.asarray(codes), jnp.asarray(1, jnp.int32)), want, "magnet_fn")
+    with pytest.raises(ValueError, match=r"`encoder_attention_mask` must be \[B, S_enc\]"):
+        model.magnet_fn(states, True)
+
+
+def test_nan_guidance_and_engine_arrays_are_refused():
+    """Found by the fuzz: a NaN `guidance_scale` was accepted (a NaN is not > 1: guidance silently off), its other
+    errors named `cfg_coef`, and the engine took `[1]` arrays as its engine-wide defaults."""
+    model = MusicGen(2, CARD, DIM, 2, 1, max_len=12, rngs=nnx.Rngs(0))
+    states, _ = condition(1)
+    for bad in (float("nan"), np.float32("nan"), float("inf"), 1e39):
+        with pytest.raises(ValueError, match=r"`guidance_scale` must lie in \[-inf, inf\] and fit float32"):
+            model.generate(encoder_hidden_states=states, max_new_frames=2, guidance_scale=bad)
+        with pytest.raises(ValueError, match=r"`guidance_scale` must lie in"):
+            model.engine(slots=1, max_timesteps=4, condition_len=5, guidance_scale=bad)
+    with pytest.raises(ValueError, match=r"`guidance_scale` has shape \(2,\)"):
+        model.generate(encoder_hidden_states=states, max_new_frames=2, guidance_scale=np.array([2.0, 3.0]))
+    for name in ("temp", "top_k", "top_p", "guidance_scale"):
+        with pytest.raises(ValueError, match=rf"`{name}` has shape \(1,\): the engine's default"):
+            model.engine(slots=1, max_timesteps=4, condition_len=5, **{name: np.ones(1, np.int32)})
+    with pytest.raises(ValueError, match=r"`tokens` holds no step"):
+        model.decode(model.init_cache(1), np.zeros((1, 2, 0), np.int32))
+    with pytest.raises(TypeError, match=r"`cache` must be the mapping `init_cache` returns"):
+        model.decode(None, np.zeros((1, 2, 1), np.int32))
+    with pytest.raises(ValueError, match=r"the cache \(`batch`, `length`, `dim`\)"):
+        model.init_cache(2**20, length=2**20)
 
 
 def test_loading_and_running_never_imports_torch():

@@ -170,16 +170,21 @@ def from_audiocraft(cls: type[MusicGen], state_dict: tp.Any, cfg: tp.Any = None,
     Raises:
       ValueError: a config of another model or an option the port does not
         implement (naming it), a tensor missing, extra or of the wrong shape (naming it).
-      TypeError: no config, an unknown override.
+      TypeError: a `state_dict` that is not a mapping, no config, an unknown override.
     """
     unknown = set(overrides) - set(OVERRIDES)
     if unknown:
         raise TypeError(f"unknown arguments {sorted(unknown)}; from_audiocraft takes {OVERRIDES}")
-    if isinstance(state_dict, tp.Mapping) and "best_state" in state_dict:
+    if not isinstance(state_dict, tp.Mapping):
+        raise TypeError(
+            f"`state_dict` must be a mapping of tensor names to tensors (audiocraft's `best_state`, or the whole "
+            f"checkpoint), got {type(state_dict).__name__}"
+        )
+    if "best_state" in state_dict:
         cfg = state_dict.get("xp.cfg") if cfg is None else cfg
         state_dict = state_dict["best_state"]
     if cfg is None:
-        raise TypeError("the checkpoint's config is needed (`xp.cfg` of audiocraft's state_dict.bin)")
+        raise TypeError("`cfg` is None: the checkpoint's config is needed (`xp.cfg` of audiocraft's state_dict.bin)")
     cfg = plain(cfg)
     if not isinstance(cfg, dict):
         raise TypeError(f"`cfg` must be a mapping (audiocraft's xp.cfg), got {type(cfg).__name__}")

@@ -20,6 +20,7 @@ from flax import nnx
 
 from jax_patterns import lm
 from jax_patterns._checks import check_codes, check_int, is_host
+from jax_patterns.lm._sampling import setting
 
 if tp.TYPE_CHECKING:
     from jax_patterns.models._musicgen import MusicGen
@@ -45,7 +46,8 @@ def magnet_fn_of(model: MusicGen, encoder_hidden_states: tp.Any = None, encoder_
     arrays: new conditions and parameters compile nothing.
 
     Raises:
-      ValueError: a causal model; a mask without states.
+      ValueError: a causal model; a mask without states; states or a mask of the wrong shape.
+      TypeError: states that are not floats, a mask that is not numbers or bools.
     """
     if model.causal:
         raise ValueError("`magnet_fn` is for a MAGNeT model (causal=False); decode MusicGen with `generate`")
@@ -53,10 +55,9 @@ def magnet_fn_of(model: MusicGen, encoder_hidden_states: tp.Any = None, encoder_
         if encoder_attention_mask is not None:
             raise ValueError("`encoder_attention_mask` given without `encoder_hidden_states`")
         return lm.magnet_fn_of(model)
-    states = jnp.asarray(encoder_hidden_states)
-    mask = (
-        jnp.ones(states.shape[:2], jnp.int32) if encoder_attention_mask is None else jnp.asarray(encoder_attention_mask)
-    )
+    states, mask = model._condition_arrays(encoder_hidden_states, encoder_attention_mask, None)
+    states = jnp.asarray(states)
+    mask = jnp.ones(states.shape[:2], bool) if mask is None else model._visible_mask(mask)
     return lm.magnet_fn_of(model, {"encoder_hidden_states": states, "encoder_attention_mask": mask.astype(jnp.int32)})
 
 
@@ -73,16 +74,32 @@ def _conditioned_cache(graphdef, params, states, mask, *, rows: int, length: int
     return model.condition(cache, {"encoder_hidden_states": states, "encoder_attention_mask": mask})
 
 
-def _guidance(guidance_scale: tp.Any) -> tp.Any:
+def _guidance(guidance_scale: tp.Any, batch: int) -> tp.Any:
     """transformers' rule: guidance is on for a scale > 1 (a host number <= 1 turns it off); arrays and traced
-    values turn it on as given."""
+    values turn it on as given. Host values are checked here (finite, within float32), naming `guidance_scale`."""
     if guidance_scale is None:
         return None
     if is_host(guidance_scale) and np.ndim(guidance_scale) == 0:
         if isinstance(guidance_scale, (bool, np.bool_)) or not isinstance(guidance_scale, numbers.Real):
             raise TypeError(f"`guidance_scale` must be a number, got {guidance_scale!r}")
-        return guidance_scale if float(guidance_scale) > 1 else None
+    checked = setting("guidance_scale", guidance_scale, batch, False, -np.inf, np.inf)
+    if is_host(guidance_scale) and np.ndim(guidance_scale) == 0:
+        return guidance_scale if float(checked[0]) > 1 else None
     return guidance_scale
+
+
+def _scalar(name: str, value: tp.Any) -> tp.Any:
+    """An engine-wide default setting: one number (each request's own values go to `submit(sampling=...)`)."""
+    try:
+        ndim = np.ndim(value)
+    except Exception as err:  # noqa: BLE001 - re-raised with the argument's name
+        raise TypeError(f"`{name}` must be a number, got {type(value).__name__}") from err
+    if ndim:
+        raise ValueError(
+            f"`{name}` has shape {np.shape(value)}: the engine's default for every request is one number "
+            "(a request's own: `submit(..., sampling=lm.Sampling(...))`)"
+        )
+    return value
 
 
 def generate(
@@ -122,7 +139,8 @@ def generate(
       max_new_frames: frames to generate after the prompt.
       prompt: `[B, K, T0]` codes in `[0, card)` to continue, or None.
       guidance_scale: None or a number `<= 1` (transformers' rule): no guidance;
-        a number `> 1`, or `[B]`, host or traced: guidance.
+        a number `> 1`, or `[B]`, host or traced: guidance. Host values must be
+        finite and fit float32 (a NaN is refused).
       use_sampling: sample (static) rather than take the argmax.
       temp, top_k, top_p: a number or `[B]` each (traced: new values compile
         nothing). `top_p > 0` samples from the nucleus and `top_k` is then not
@@ -136,38 +154,40 @@ def generate(
     Raises:
       ValueError: a MAGNeT model, a sequence longer than `max_len`, guidance
         without a condition, inputs of the wrong shape, sampling without a key,
-        settings out of range.
-      TypeError: non-integer prompt codes or `max_new_frames`.
+        settings out of range (a NaN `guidance_scale`).
+      TypeError: non-integer prompt codes or `max_new_frames`, states that are
+        not floats, a mask that is not numbers or bools.
     """
     if not model.causal:
         raise ValueError("a MAGNeT model (causal=False) decodes with `lm.magnet_generate(model.magnet_fn(...), ...)`")
     max_new_frames = check_int("max_new_frames", max_new_frames, minimum=1)
-    if encoder_hidden_states is None and encoder_attention_mask is not None:
-        raise ValueError("`encoder_attention_mask` given without `encoder_hidden_states`")
+    states = mask = None
+    if encoder_hidden_states is None:
+        if encoder_attention_mask is not None:
+            raise ValueError("`encoder_attention_mask` given without `encoder_hidden_states`")
+    else:  # kinds and shapes checked here, before anything is traced
+        states, mask = model._condition_arrays(encoder_hidden_states, encoder_attention_mask, None)
     if prompt is None:
-        batch = 1 if encoder_hidden_states is None else int(np.shape(encoder_hidden_states)[0])
+        batch = 1 if states is None else int(states.shape[0])
         prompt = np.zeros((batch, model.n_q, 0), np.int32)
     prompt = check_codes(prompt, "prompt", n_q=model.n_q, below=model.card)
     batch, _, prompt_len = prompt.shape
-    if encoder_hidden_states is not None and np.shape(encoder_hidden_states)[0] != batch:
-        raise ValueError(
-            f"`encoder_hidden_states` has {np.shape(encoder_hidden_states)[0]} rows; the prompt has B={batch}"
-        )
+    if states is not None and states.shape[0] != batch:
+        raise ValueError(f"`encoder_hidden_states` has {states.shape[0]} rows; the prompt has B={batch}")
     pattern = model.provider.get_pattern(prompt_len + max_new_frames)
     steps = len(pattern) - 1  # the steps fed to the model
     if steps > model.max_len:
         raise ValueError(
             f"{prompt_len} + {max_new_frames} frames take {steps} steps, more than the model's max_len={model.max_len}"
         )
-    scale = _guidance(guidance_scale)
-    if scale is not None and encoder_hidden_states is None:
+    scale = _guidance(guidance_scale, batch)
+    if scale is not None and states is None:
         raise ValueError("classifier-free guidance needs `encoder_hidden_states` (the null condition is their zeros)")
     rows = batch * (1 if scale is None else 2)
     graphdef, params = nnx.split(model)
-    states = None if encoder_hidden_states is None else jnp.asarray(encoder_hidden_states)
-    mask = None if encoder_attention_mask is None else jnp.asarray(encoder_attention_mask)
-    if states is not None:  # shapes checked here, before the program is traced
-        model.check_condition(states.shape, None if mask is None else mask.shape, batch)
+    if states is not None:
+        states = jnp.asarray(states)
+        mask = None if mask is None else model._visible_mask(mask)
     cache = _conditioned_cache(graphdef, params, states, mask, rows=rows, length=steps, guidance=scale is not None)
     options = lm.DecodeOptions(
         model.special_token, use_sampling=use_sampling, sampling=lm.Sampling(temp, top_k, top_p, scale)
@@ -211,20 +231,23 @@ def engine(
       model: a causal `MusicGen`.
       slots, max_timesteps, chunk_steps, key, prompt_buckets: as for `lm.Engine`.
       condition_len: the padded length of every request's `encoder_hidden_states` (0: no conditions).
-      guidance_scale: the requests' default guidance coefficient; None or a number `<= 1`: no guidance
-        (transformers' rule), the engine then refuses per-request coefficients.
-      use_sampling, temp, top_k, top_p: the requests' default sampling (as for `generate`).
+      guidance_scale: the requests' default guidance coefficient, one number; None or a number `<= 1`: no
+        guidance (transformers' rule), the engine then refuses per-request coefficients.
+      use_sampling, temp, top_k, top_p: the requests' default sampling (as for `generate`), one number each:
+        a request's own values go to `submit(..., sampling=lm.Sampling(...))`.
 
     Returns:
       an `lm.Engine`.
 
     Raises:
-      ValueError / TypeError: a MAGNeT model, guidance without conditions, bad sizes or settings.
+      ValueError / TypeError: a MAGNeT model, guidance without conditions, bad sizes or settings (a NaN or
+        infinite `guidance_scale`, an array where one number is the default).
     """
     if not model.causal:
         raise ValueError("a MAGNeT model (causal=False) decodes with `lm.magnet_generate`, not an engine")
     condition_len = check_int("condition_len", condition_len, minimum=0)
-    scale = _guidance(guidance_scale)
+    temp, top_k, top_p = (_scalar(name, v) for name, v in (("temp", temp), ("top_k", top_k), ("top_p", top_p)))
+    scale = None if guidance_scale is None else _guidance(_scalar("guidance_scale", guidance_scale), 1)
     if scale is not None and not condition_len:
         raise ValueError("classifier-free guidance needs conditions (`condition_len` > 0): the null one is their zeros")
     options = lm.DecodeOptions(

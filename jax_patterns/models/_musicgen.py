@@ -13,6 +13,7 @@ the loader (see `MusicGen`): `hide_special`, `mask_condition` and `positions`.
 
 from __future__ import annotations
 
+import math
 import typing as tp
 
 import jax
@@ -21,7 +22,8 @@ import numpy as np
 from flax import nnx
 
 import jax_patterns as jp
-from jax_patterns._checks import check_codes, check_flag, check_int
+from jax_patterns._checks import INT32_MAX, check_codes, check_flag, check_int, is_host
+from jax_patterns._providers import N_Q_MAX
 from jax_patterns.models._layers import (
     POSITION_FORMULAS,
     DecoderLayer,
@@ -33,13 +35,58 @@ from jax_patterns.models._layers import (
 
 Cache = dict[str, tp.Any]
 DTYPES = (jnp.float32, jnp.bfloat16)
+MAX_LAYERS = 1024
+"""The most decoder layers a model may have: each is unrolled in every trace (MusicGen large has 48)."""
+CACHE_KEYS = ("keys", "values", "visible", "index", "cross_keys", "cross_values", "condition_mask")
 
 
 def _dtype(name: str, value: tp.Any) -> tp.Any:
+    """float32 or bfloat16 (a dtype, a scalar type or its name) as jax's scalar type.
+
+    Raises:
+      TypeError: not a dtype (a bool, a number, an array...).
+      ValueError: another dtype.
+    """
+    try:
+        given = np.dtype(value) if isinstance(value, (str, type, np.dtype)) else None
+    except (TypeError, ValueError, SyntaxError):  # numpy parses a string as a format ("01": a SyntaxError)
+        given = None
+    if given is None:
+        raise TypeError(f"`{name}` must be a dtype, float32 or bfloat16, got {value!r}")
     for dtype in DTYPES:
-        if np.dtype(value) == np.dtype(dtype):
+        if given == np.dtype(dtype):
             return dtype
     raise ValueError(f"`{name}` must be float32 or bfloat16, got {value!r}")
+
+
+def _check_sizes(sizes: tp.Mapping[str, tuple[int, ...]]) -> None:
+    """Raises unless every array named in `sizes` (by its shape) has at most `2**31 - 1` elements, before any is
+    allocated: an index into it, and its size, stay int32."""
+    for name, shape in sizes.items():
+        if math.prod(shape) > INT32_MAX:
+            raise ValueError(
+                f"{name} would have shape {shape}, {math.prod(shape)} elements: more than 2**31 - 1 (int32)"
+            )
+
+
+def _array(name: str, value: tp.Any) -> tp.Any:
+    """`value` as an array (host values: numpy, converted here; device or traced values as they are)."""
+    if value is None:
+        raise TypeError(f"`{name}` is None; expected an array")
+    if not is_host(value):
+        return value
+    try:
+        return np.asarray(value)
+    except Exception as err:  # noqa: BLE001 - re-raised with the argument's name
+        raise TypeError(f"`{name}` must be an array, got {type(value).__name__}") from err
+
+
+def _shape(name: str, value: tp.Any) -> tuple[int, ...]:
+    """A shape given as a sequence of ints, checked."""
+    if value is None or isinstance(value, (str, bytes)) or not isinstance(value, tp.Iterable):
+        raise TypeError(f"`{name}` must be a shape (a sequence of ints), got {value!r}")
+    items = list(value)
+    return tuple(check_int(f"{name}[{i}]", n, minimum=0) for i, n in enumerate(items))
 
 
 class MusicGen(nnx.Module):
@@ -89,6 +136,13 @@ class MusicGen(nnx.Module):
       dtype: the computation's dtype, float32 or bfloat16.
       rngs: NNX random streams (initialisation).
 
+    Raises:
+      TypeError: a size that is not an int, a flag that is not a bool, a dtype other than float32 / bfloat16,
+        `rngs` that are not an `nnx.Rngs`.
+      ValueError: a size out of range: `n_q` above 46340 (the patterns' bound), `num_layers` above 1024 (the
+        layers are unrolled in every trace), a parameter array of 2**31 elements or more; `dim` not even or not
+        a multiple of `num_heads`; a provider of another `n_q`.
+
     Attributes:
       max_len: the longest sequence `decode` handles.
       special_token: `card`, the bos / pad / mask id.
@@ -127,17 +181,28 @@ class MusicGen(nnx.Module):
         dtype: tp.Any = jnp.float32,
         rngs: nnx.Rngs,
     ):
-        self.n_q = check_int("n_q", n_q, minimum=1)
-        self.card = check_int("card", card, minimum=1)
-        self.dim = check_int("dim", dim, minimum=2)
-        self.num_heads = check_int("num_heads", num_heads, minimum=1)
-        self.num_layers = check_int("num_layers", num_layers, minimum=1)
+        n_q = self.n_q = check_int("n_q", n_q, minimum=1, maximum=N_Q_MAX)
+        card = self.card = check_int("card", card, minimum=1)
+        dim = self.dim = check_int("dim", dim, minimum=2)
+        num_heads = self.num_heads = check_int("num_heads", num_heads, minimum=1)
+        num_layers = self.num_layers = check_int("num_layers", num_layers, minimum=1, maximum=MAX_LAYERS)
         self.ffn_dim = 4 * dim if ffn_dim is None else check_int("ffn_dim", ffn_dim, minimum=1)
         if dim % 2 or dim % num_heads:
             raise ValueError(f"`dim`={dim} must be even and a multiple of `num_heads`={num_heads}")
         self.max_len = check_int("max_len", max_len, minimum=1)
         self.cross_attention = check_flag("cross_attention", cross_attention)
         self.encoder_dim = None if encoder_dim is None else check_int("encoder_dim", encoder_dim, minimum=1)
+        _check_sizes(
+            {
+                "`emb` (`n_q`, `card` + 1, `dim`)": (n_q, card + 1, dim),
+                "`linears` (`n_q`, `dim`, `card`)": (n_q, dim, card),
+                "`in_proj` (`dim`, 3 * `dim`)": (dim, 3 * dim),
+                "`linear1` (`dim`, `ffn_dim`)": (dim, self.ffn_dim),
+                "`enc_proj` (`encoder_dim`, `dim`)": (self.encoder_dim or 1, dim),
+            }
+        )
+        if not isinstance(rngs, nnx.Rngs):
+            raise TypeError(f"`rngs` must be an nnx.Rngs (the initialisation's random streams), got {rngs!r}")
         if self.encoder_dim is not None and not self.cross_attention:
             raise ValueError("`encoder_dim` needs `cross_attention=True`")
         self.causal = check_flag("causal", causal)
@@ -207,17 +272,40 @@ class MusicGen(nnx.Module):
     def _tokens(self, tokens: tp.Any, name: str) -> jax.Array:
         return jnp.asarray(check_codes(tokens, name, n_q=self.n_q, below=self.card + 1))
 
+    def _condition_arrays(self, states: tp.Any, mask: tp.Any, batch: int | None) -> tuple[tp.Any, tp.Any]:
+        """`encoder_hidden_states` (floats) and `encoder_attention_mask` (bool, int or float; or None) as arrays,
+        their kinds and shapes checked (`batch=None`: any batch). Host values become numpy, nothing is cast."""
+        states = _array("encoder_hidden_states", states)
+        if states.dtype == np.bool_ or not jnp.issubdtype(states.dtype, jnp.floating):
+            raise TypeError(f"`encoder_hidden_states` must be floats, got dtype {states.dtype}")
+        if mask is not None:
+            mask = _array("encoder_attention_mask", mask)
+            if not (mask.dtype == np.bool_ or jnp.issubdtype(mask.dtype, jnp.number)):
+                raise TypeError(
+                    f"`encoder_attention_mask` must be 1 (token) / 0 (padding) numbers or bools, got dtype {mask.dtype}"
+                )
+        shape = tuple(states.shape)
+        if batch is None:
+            batch = shape[0] if shape else 0
+        self._check_condition(shape, None if mask is None else tuple(mask.shape), batch)
+        return states, mask
+
+    @staticmethod
+    def _visible_mask(mask: tp.Any) -> jax.Array:
+        """A checked `encoder_attention_mask` as bools (`!= 0`; host values compared on the host, in their dtype)."""
+        if is_host(mask):
+            return jnp.asarray(np.asarray(mask) != 0)
+        return mask if mask.dtype == jnp.bool_ else mask != jnp.zeros((), mask.dtype)
+
     def _condition(self, states: tp.Any, mask: tp.Any, batch: int) -> tuple[jax.Array, jax.Array | None]:
         """The condition `[B, C, D]` the layers attend to (projected, zeroed at the padding) and its mask `[B, C]`."""
-        self.check_condition(np.shape(states), None if mask is None else np.shape(mask), batch)
-        if not jnp.issubdtype(jnp.result_type(states), jnp.floating):
-            raise TypeError(f"`encoder_hidden_states` must be floats, got dtype {jnp.result_type(states)}")
+        states, mask = self._condition_arrays(states, mask, batch)
         x = jnp.asarray(states).astype(self.dtype)
         if self.enc_proj is not None:
             x = self.enc_proj(x)
         if mask is None:
             return x, None
-        mask = jnp.asarray(mask) != 0
+        mask = self._visible_mask(mask)
         return x * mask[..., None].astype(x.dtype), mask
 
     def check_condition(self, states_shape: tp.Sequence[int], mask_shape: tp.Sequence[int] | None, batch: int) -> None:
@@ -225,15 +313,28 @@ class MusicGen(nnx.Module):
 
         Raises:
           ValueError: a model without cross-attention, or shapes that do not fit.
+          TypeError: a shape that is not a sequence of ints, a `batch` that is not an int.
         """
+        batch = check_int("batch", batch, minimum=0)
+        states_shape = _shape("states_shape", states_shape)
+        mask_shape = None if mask_shape is None else _shape("mask_shape", mask_shape)
+        self._check_condition(states_shape, mask_shape, batch, ("states_shape", "mask_shape", "batch"))
+
+    def _check_condition(
+        self,
+        shape: tuple[int, ...],
+        mask_shape: tuple[int, ...] | None,
+        batch: int,
+        names: tuple[str, ...] = ("encoder_hidden_states", "encoder_attention_mask"),
+    ) -> None:
         if not self.cross_attention:
-            raise ValueError("`encoder_hidden_states` given to a model without cross-attention")
+            raise ValueError(f"`{names[0]}` given to a model without cross-attention")
         width = self.dim if self.encoder_dim is None else self.encoder_dim
-        shape = tuple(states_shape)
         if len(shape) != 3 or shape[0] != batch or shape[2] != width:
-            raise ValueError(f"`encoder_hidden_states` must be [B={batch}, S_enc, {width}], got shape {shape}")
+            given = f" (`{names[2]}`={batch})" if len(names) > 2 else ""
+            raise ValueError(f"`{names[0]}` must be [B={batch}, S_enc, {width}]{given}, got shape {shape}")
         if mask_shape is not None and tuple(mask_shape) != shape[:2]:
-            raise ValueError(f"`encoder_attention_mask` must be [B, S_enc] = {shape[:2]}, got {tuple(mask_shape)}")
+            raise ValueError(f"`{names[1]}` must be [B, S_enc] = {shape[:2]}, got {tuple(mask_shape)}")
 
     def _cross(self, states: tp.Any, mask: tp.Any, batch: int) -> tuple[list | None, jax.Array | None]:
         """Every layer's condition keys and values, and the cross-attention visibility `[B, 1, C]` (None: all)."""
@@ -245,6 +346,25 @@ class MusicGen(nnx.Module):
         kv = [layer.cross_attention.kv(x) for layer in self.layers]  # type: ignore[union-attr]
         visible = mask[:, None, :] if (self.mask_condition and mask is not None) else None
         return kv, visible
+
+    def _stage(self, stage: tp.Any) -> tp.Any:
+        """MAGNeT's `stage` checked: None, or a codebook index in `[0, n_q)` (host values; a device or traced int
+        scalar is not read back)."""
+        if stage is None:
+            return None
+        if isinstance(stage, np.ndarray) and stage.ndim == 0 and jnp.issubdtype(stage.dtype, jnp.integer):
+            stage = stage.item()
+        if is_host(stage):
+            return check_int("stage", stage, minimum=0, maximum=self.n_q - 1)
+        if stage.ndim or stage.dtype == jnp.bool_ or not jnp.issubdtype(stage.dtype, jnp.integer):
+            raise TypeError(f"`stage` must be an int scalar, got shape {stage.shape} {stage.dtype}")
+        return stage
+
+    def _cache(self, cache: tp.Any) -> Cache:
+        """Raises unless `cache` is a decode state of `init_cache` (a mapping with its keys)."""
+        if not isinstance(cache, tp.Mapping) or any(key not in cache for key in CACHE_KEYS):
+            raise TypeError(f"`cache` must be the mapping `init_cache` returns (keys {CACHE_KEYS}), got {cache!r:.80}")
+        return dict(cache)
 
     def _band(self, n: int, stage: tp.Any) -> jax.Array | None:
         """Self-attention visibility `[1, n, n]` of a whole sequence (None: everything)."""
@@ -274,6 +394,7 @@ class MusicGen(nnx.Module):
         takes the two without making the logits. Arguments as for `__call__`.
         """
         tokens = self._tokens(codes_seq, "codes_seq")
+        stage = self._stage(stage)
         batch, _, n = tokens.shape
         cross, cross_visible = self._cross(encoder_hidden_states, encoder_attention_mask, batch)
         x = self.emb(tokens) + sinusoid(jnp.arange(n), self.dim, self.positions).astype(self.dtype)[None]
@@ -302,14 +423,15 @@ class MusicGen(nnx.Module):
             condition, zero states with a zero mask, which is the references'
             unconditional generation (transformers' `get_unconditional_inputs`).
           encoder_attention_mask: `[B, S_enc]`, 1 for tokens, 0 for padding.
-          stage: MAGNeT's codebook stage (an int or a traced int32 scalar):
-            stages >= 1 attend within `subcodes_context` steps.
+          stage: MAGNeT's codebook stage, an int in `[0, n_q)` (or a traced int32
+            scalar, not range-checked): stages >= 1 attend within `subcodes_context` steps.
 
         Raises:
           ValueError: codes of the wrong shape or outside `[0, card]`, states or a
             mask of the wrong shape, a mask without states, states for a model
-            without cross-attention.
-          TypeError: non-integer codes, states that are not floats.
+            without cross-attention, a `stage` outside `[0, n_q)`.
+          TypeError: non-integer codes, states that are not floats, a mask that is
+            not numbers or bools, a `stage` that is not an int.
         """
         hidden = self.hidden(
             codes_seq,
@@ -348,7 +470,9 @@ class MusicGen(nnx.Module):
         cross-attention at all. Every leaf has the batch axis first.
 
         Raises:
-          ValueError: bad sizes; `condition_len > 0` for a model without cross-attention.
+          ValueError: bad sizes (a cache array of 2**31 elements or more); `condition_len > 0` for a model without
+            cross-attention.
+          TypeError: sizes that are not ints, a `dtype` other than float32 / bfloat16.
         """
         batch = check_int("batch", batch, minimum=0)
         condition_len = check_int("condition_len", condition_len, minimum=0)
@@ -356,6 +480,12 @@ class MusicGen(nnx.Module):
         if condition_len and not self.cross_attention:
             raise ValueError(f"`condition_len`={condition_len} for a model without cross-attention")
         dtype = self.dtype if dtype is None else _dtype("dtype", dtype)
+        _check_sizes(
+            {
+                "the cache (`batch`, `length`, `dim`)": (batch, length, self.dim),
+                "the condition (`batch`, `condition_len`, `dim`)": (batch, condition_len, self.dim),
+            }
+        )
         head_dim = self.dim // self.num_heads
         shape = (batch, length, self.num_heads, head_dim)
         cross_keys, cross_values = [], []
@@ -391,7 +521,9 @@ class MusicGen(nnx.Module):
         Raises:
           ValueError: states whose `[B, S_enc]` differ from the cache's, a missing
             `encoder_hidden_states`, unknown keys.
+          TypeError: a `cache` that is not `init_cache`'s mapping, states that are not floats.
         """
+        cache = self._cache(cache)
         if not isinstance(conditions, tp.Mapping) or "encoder_hidden_states" not in conditions:
             raise ValueError(
                 "`conditions` must be a mapping with 'encoder_hidden_states' (and 'encoder_attention_mask')"
@@ -427,13 +559,18 @@ class MusicGen(nnx.Module):
         position is never read back to the host, eager or traced).
 
         Raises:
-          ValueError: a MAGNeT model (not causal), tokens of the wrong shape, more steps than the cache holds.
+          ValueError: a MAGNeT model (not causal), tokens of the wrong shape or without a step, more steps than the
+            cache holds.
+          TypeError: a `cache` that is not `init_cache`'s mapping, non-integer tokens.
         """
         del info
         if not self.causal:
             raise ValueError("`decode` runs a causal model step by step; this model has causal=False (MAGNeT)")
+        cache = self._cache(cache)
         tokens = self._tokens(tokens, "tokens")
         batch, _, n = tokens.shape
+        if n == 0:
+            raise ValueError("`tokens` holds no step ([B, K, 0]); `decode` runs at least one")
         index, flags = cache["index"], cache["visible"]
         length = flags.shape[1]
         if n > length:

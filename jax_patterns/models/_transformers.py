@@ -76,8 +76,9 @@ def _configs(config: tp.Any) -> tuple[tp.Any, tp.Any]:
     if model_type == "musicgen_decoder":
         return config, None
     raise ValueError(
-        f"not a MusicGen config: model_type={model_type!r}; expected 'musicgen' (MusicgenForConditionalGeneration) "
-        "or 'musicgen_decoder' (MusicgenForCausalLM). MusicGen Melody prepends its condition and is not supported"
+        f"`config` is not a MusicGen config: model_type={model_type!r}; expected 'musicgen' "
+        "(MusicgenForConditionalGeneration) or 'musicgen_decoder' (MusicgenForCausalLM). MusicGen Melody prepends "
+        "its condition and is not supported"
     )
 
 
@@ -111,7 +112,7 @@ def from_transformers(
       ValueError: a config of another model, token ids other than MusicGen's
         (pad = bos = vocab_size), an activation other than GELU, a tensor missing,
         extra or of the wrong shape (naming it).
-      TypeError: a state dict without a config, an unknown override.
+      TypeError: neither a model nor a state dict, a state dict without a config, an unknown override.
     """
     unknown = set(overrides) - set(OVERRIDES)
     if unknown:
@@ -121,8 +122,16 @@ def from_transformers(
         state_dict = model_or_state_dict.state_dict()
     else:
         state_dict = model_or_state_dict
+        if not isinstance(state_dict, tp.Mapping):
+            raise TypeError(
+                "`model_or_state_dict` must be a MusicgenForCausalLM / MusicgenForConditionalGeneration or its "
+                f"state_dict (a mapping of names to tensors), got {type(state_dict).__name__}"
+            )
         if config is None:
-            raise TypeError("a state dict needs its `config` (the model's MusicgenDecoderConfig or MusicgenConfig)")
+            raise TypeError(
+                "`model_or_state_dict` is a state dict: it needs its `config` (the model's MusicgenDecoderConfig or "
+                "MusicgenConfig)"
+            )
     decoder, text = _configs(config)
     card = int(_field(decoder, "vocab_size"))
     for name in ("pad_token_id", "bos_token_id"):
