@@ -413,7 +413,11 @@ def packed() -> jp.Packed:
 def _() -> Call:
     return Call(
         jp.pack,
-        examples=Seq([EXAMPLE, EXAMPLE[:, :2]], codes(EXAMPLE, names=["examples"]), lengths=lambda n: n >= 0),
+        examples=Seq(
+            [EXAMPLE, EXAMPLE[:, :2]],
+            codes(EXAMPLE, names=["examples"], shapes=lambda s: s[0] == EXAMPLE.shape[0] and s[1] >= 1),
+            lengths=lambda n: n >= 0,
+        ),
         provider=Obj(provider(), names=["provider"]),
         row_steps=Int(12, 1),
         special_token=token(),
