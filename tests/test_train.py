@@ -380,7 +380,7 @@ def test_the_fused_and_unfused_training_losses_agree():
     fused = run_train(pack=True, steps=8, log_every=2, loss="fused")
     unfused = run_train(pack=True, steps=8, log_every=2, loss="unfused")
     np.testing.assert_allclose([r["loss"] for r in fused], [r["loss"] for r in unfused], rtol=2e-4)
-    with pytest.raises(ValueError, match=r'`--loss` must be "fused" or "unfused", got \'other\''):
+    with pytest.raises(ValueError, match=r'`loss` must be "fused" or "unfused", got \'other\''):
         run_train(loss="other")
 
 
