@@ -366,6 +366,7 @@ def test_resuming_with_other_model_flags_names_them(tmp_path):
         (["--coordinator-timeout", "0"], "`--coordinator-timeout` must be >= 1, got 0"),
         (["--stop-after", "9"], "`--stop-after`=9 must lie in [1, --steps=2]"),
         (["--local-processes", "2", "--dim", "6"], "`--dim`=6 must be a multiple"),
+        (["--local-processes", "1025"], "`--local-processes` must be <= 1024, got 1025"),
     ],
 )
 def test_bad_train_flags_are_one_line_before_anything_runs(flags, message, capsys):

@@ -84,6 +84,8 @@ def options_of(args: tp.Any) -> Options:
     for name in (*counts, "stop_after", "process_id"):  # every count is an int32 on the device
         if getattr(args, name) is not None and getattr(args, name) > INT32_MAX:
             raise ValueError(f"`--{name.replace('_', '-')}` must be below 2**31, got {getattr(args, name)}")
+    if args.local_processes is not None and args.local_processes > LOCAL_PROCESSES_MAX:
+        raise ValueError(f"`--local-processes` must be <= {LOCAL_PROCESSES_MAX}, got {args.local_processes}")
     if args.checkpoint_dir is not None and not args.checkpoint_dir.strip():
         raise ValueError(f"`--checkpoint-dir` must name a directory, got {args.checkpoint_dir!r}")
     if args.seed < 0:
