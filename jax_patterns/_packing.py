@@ -26,27 +26,49 @@ import typing as tp
 import numpy as np
 
 from jax_patterns import _indices
-from jax_patterns._checks import check_flag, check_int, check_int_token
+from jax_patterns._checks import INT32_LIMIT, check_codes, check_flag, check_int, check_int_token
 
 METHODS = ("first-fit", "best-fit")
 
 
-def _codes(name: str, codes: tp.Any, n_q: int) -> np.ndarray:
-    array = np.asarray(codes)
-    if array.ndim != 2:
-        raise ValueError(f"`{name}` must be codes [K, L], got shape {array.shape}")
-    if array.shape[0] != n_q:
-        raise ValueError(f"`{name}` has K={array.shape[0]} codebooks; the provider has n_q={n_q}")
-    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(f"`{name}` must hold integer codes, got dtype {array.dtype}")
+def check_provider(provider: tp.Any, name: str = "provider") -> int:
+    """Raises unless `provider` is a pattern provider (`get_pattern` and an int `n_q`); returns its `n_q`.
+
+    Raises:
+      TypeError: naming `name`.
+    """
+    n_q = getattr(provider, "n_q", None)
+    if not callable(getattr(provider, "get_pattern", None)) or isinstance(n_q, bool) or not isinstance(n_q, int):
+        raise TypeError(
+            f"`{name}` must be a pattern provider (with `get_pattern` and an int `n_q`), got {type(provider).__name__}"
+        )
+    return n_q
+
+
+def _codes(name: str, codes: tp.Any, n_q: int, special_token: int) -> np.ndarray:
+    """Host codes `[K, L]`: integers in int32, none equal to `special_token` (`check_codes`, before any cast)."""
+    array = np.asarray(check_codes(codes, name, n_q=n_q, below=None, ndim=2))
+    if array.size and (array == special_token).any():
+        raise ValueError(
+            f"`{name}` holds the code {special_token}, the `special_token`; codes must differ from it "
+            "(padding and empty positions would be indistinguishable from codes)"
+        )
     if array.shape[1] == 0:
         raise ValueError(f"`{name}` has no timesteps; an empty example has nothing to train on")
     return array
 
 
 def segment_steps(provider: tp.Any, length: int, keep_only_valid_steps: bool = True) -> int:
-    """How many sequence steps an example of `length` timesteps takes (its pattern's (valid) length)."""
-    return _indices.layout_length(provider.get_pattern(length), keep_only_valid_steps)
+    """How many sequence steps an example of `length` timesteps takes (its pattern's (valid) length).
+
+    Raises:
+      TypeError: not a provider, a `length` that is not an int, a `keep_only_valid_steps` that is not a bool.
+      ValueError: a negative `length`.
+    """
+    check_provider(provider)
+    length = check_int("length", length, minimum=0)
+    kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
+    return _indices.layout_length(provider.get_pattern(length), kovs)
 
 
 def segment(
@@ -67,7 +89,7 @@ def segment(
     """
     kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
     special_token = check_int_token("special_token", special_token)
-    codes = _codes("codes", codes, provider.n_q)
+    codes = _codes("codes", codes, check_provider(provider), special_token)
     n_q, length = codes.shape
     pattern = provider.get_pattern(length)
     steps = _indices.layout_length(pattern, kovs)
@@ -98,8 +120,9 @@ def plan_rows(steps: tp.Sequence[int], row_steps: int, method: str = "first-fit"
       [[0, 3], [1, 2]]
     """
     row_steps = check_int("row_steps", row_steps, minimum=1)
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")
+    steps = _sequence("steps", steps)
     rows: list[list[int]] = []
     room: list[int] = []
     for i, size in enumerate(steps):
@@ -117,9 +140,26 @@ def plan_rows(steps: tp.Sequence[int], row_steps: int, method: str = "first-fit"
     return rows
 
 
-@dataclasses.dataclass(frozen=True)
+def _sequence(name: str, items: tp.Any) -> list[tp.Any]:
+    """`items` as a list: a list, a tuple or a 1-D array (a string or a scalar is not a sequence of items)."""
+    if isinstance(items, np.ndarray) and items.ndim == 1:
+        return list(items)
+    if not isinstance(items, (list, tuple)):
+        raise TypeError(f"`{name}` must be a list or tuple, got {type(items).__name__}")
+    return list(items)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class Packed:
     """A packed batch (numpy). See the module docstring for the arrays.
+
+    Built by `pack`; one built by hand is checked: every field's kind and shape, the placements inside the rows
+    and each placement's steps those of its length's pattern. Two batches are equal when their arrays, placements,
+    providers and layouts are.
+
+    Raises:
+      TypeError: a field of the wrong kind (None, float arrays, a non-provider, a non-bool flag).
+      ValueError: a field of the wrong shape, a value outside int32, or a placement the rows cannot hold.
 
     Attributes:
       tokens: `[B, K, S_row]` int32.
@@ -139,10 +179,89 @@ class Packed:
     provider: tp.Any
     keep_only_valid_steps: bool
 
+    def __post_init__(self) -> None:
+        n_q = check_provider(self.provider)
+        kovs = check_flag("keep_only_valid_steps", self.keep_only_valid_steps)
+        tokens = _int_array("tokens", self.tokens, 3, -INT32_LIMIT)
+        if tokens.shape[1] != n_q:
+            raise ValueError(f"`tokens` has shape {tokens.shape}; expected [B, K={n_q}, S_row] (the provider's n_q)")
+        rows, _, row_steps = tokens.shape
+        targets = _int_array("targets", self.targets, 3, -1)
+        segment_ids = _int_array("segment_ids", self.segment_ids, 2, 0)
+        positions = _int_array("positions", self.positions, 2, 0)
+        for name, array, shape in (
+            ("targets", targets, tokens.shape),
+            ("segment_ids", segment_ids, (rows, row_steps)),
+            ("positions", positions, (rows, row_steps)),
+        ):
+            if array.shape != shape:
+                raise ValueError(f"`{name}` has shape {array.shape}; expected {shape} (from `tokens` {tokens.shape})")
+        if not isinstance(self.placements, (list, tuple)):
+            raise TypeError(f"`placements` must be a tuple of (row, start, steps, length), got {self.placements!r}")
+        placements = list(self.placements)
+        checked = []
+        for i, placement in enumerate(placements):
+            where = f"placements[{i}]"
+            if not isinstance(placement, (list, tuple)) or len(placement) != 4:
+                raise TypeError(f"`{where}` must be a (row, start, steps, length) tuple, got {placement!r}")
+            row, start, steps, length = (
+                check_int(f"{where}[{j}]", v, minimum=m) for j, (v, m) in enumerate(zip(placement, (0, 0, 0, 1)))
+            )
+            if row >= rows or start + steps > row_steps:
+                raise ValueError(
+                    f"`{where}`={tuple(placement)} is outside the {rows} rows of {row_steps} steps of `tokens`"
+                )
+            if steps != segment_steps(self.provider, length, kovs):
+                raise ValueError(
+                    f"`{where}`={tuple(placement)}: an example of length {length} takes "
+                    f"{segment_steps(self.provider, length, kovs)} steps with keep_only_valid_steps={kovs}, not {steps}"
+                )
+            checked.append((row, start, steps, length))
+        for name, value in (
+            ("tokens", tokens),
+            ("targets", targets),
+            ("segment_ids", segment_ids),
+            ("positions", positions),
+            ("placements", tuple(checked)),
+            ("keep_only_valid_steps", kovs),
+        ):
+            object.__setattr__(self, name, value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Packed):
+            return NotImplemented
+        arrays = ("tokens", "targets", "segment_ids", "positions")
+        return (
+            all(np.array_equal(getattr(self, a), getattr(other, a)) for a in arrays)
+            and self.placements == other.placements
+            and self.keep_only_valid_steps == other.keep_only_valid_steps
+            and bool(self.provider == other.provider)
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # arrays: not hashable
+
     @property
     def padding_fraction(self) -> float:
         """The fraction of row steps that hold no segment."""
         return float(np.mean(self.segment_ids == 0)) if self.segment_ids.size else 0.0
+
+
+def _int_array(name: str, value: tp.Any, ndim: int, minimum: int) -> np.ndarray:
+    """A host integer array of rank `ndim` with values in `[minimum, 2**31)`, as int32 (checked before the cast)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        raise TypeError(f"`{name}` must be an integer array of rank {ndim}, got {value!r}")
+    try:
+        array = np.asarray(value)
+    except Exception as err:  # noqa: BLE001 - re-raised with the argument's name
+        raise TypeError(f"`{name}` must be an integer array of rank {ndim}, got {type(value).__name__}") from err
+    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"`{name}` must be an integer array, got dtype {array.dtype}")
+    if array.ndim != ndim:
+        raise ValueError(f"`{name}` must have rank {ndim}, got shape {array.shape}")
+    if array.size and (array.min() < minimum or array.max() >= INT32_LIMIT):
+        bad = int(array.min()) if array.min() < minimum else int(array.max())
+        raise ValueError(f"`{name}` holds {bad}; its values must lie in [{minimum}, 2**31)")
+    return array.astype(np.int32)
 
 
 def pack(
@@ -192,7 +311,11 @@ def pack(
     special_token = check_int_token("special_token", special_token)
     if max_segments is not None:
         max_segments = check_int("max_segments", max_segments, minimum=1)
-    arrays = [_codes(f"examples[{i}]", codes, provider.n_q) for i, codes in enumerate(examples)]
+    n_q = check_provider(provider)
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")
+    examples = _sequence("examples", examples)
+    arrays = [_codes(f"examples[{i}]", codes, n_q, special_token) for i, codes in enumerate(examples)]
     smallest = segment_steps(provider, 1, kovs)
     if row_steps < smallest:
         raise ValueError(
@@ -203,7 +326,6 @@ def pack(
     count = len(plan) if rows is None else check_int("rows", rows, minimum=0)
     if len(plan) > count:
         raise ValueError(f"the examples need {len(plan)} rows of {row_steps} steps; `rows`={count}")
-    n_q = provider.n_q
     tokens = np.full((count, n_q, row_steps), special_token, np.int32)
     targets = np.full((count, n_q, row_steps), -1, np.int32)
     segment_ids = np.zeros((count, row_steps), np.int32)
@@ -287,6 +409,8 @@ def unpack(
     """
     from jax_patterns._checks import special_token_key
 
+    if not isinstance(packed, Packed):
+        raise TypeError(f"`packed` must be a Packed batch (what `pack` returns), got {type(packed).__name__}")
     sequence = np.asarray(sequence)
     if sequence.shape[:3] != packed.tokens.shape:
         raise ValueError(f"`sequence` has shape {sequence.shape}; expected the packed {packed.tokens.shape} first")

@@ -101,7 +101,8 @@ def plot(
       The matplotlib axes.
 
     Raises:
-      TypeError: not a pattern or provider; ValueError: a bad `max_steps`.
+      TypeError: not a pattern or provider, `ax` not axes, a `title` not a str, a flag not a bool.
+      ValueError: a bad `max_steps` or `timesteps`.
 
     Example:
       >>> import matplotlib
@@ -112,11 +113,19 @@ def plot(
       'sequence step'
     """
     import matplotlib
+    import matplotlib.axes
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
     pattern = resolve_pattern(pattern_or_provider, timesteps)
     max_steps = check_int("max_steps", max_steps, minimum=1)
+    keep_only_valid_steps = check_flag("keep_only_valid_steps", keep_only_valid_steps)
+    if annotate is not None:
+        annotate = check_flag("annotate", annotate)
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"`title` must be a str or None, got {title!r}")
+    if ax is not None and not isinstance(ax, matplotlib.axes.Axes):
+        raise TypeError(f"`ax` must be matplotlib axes or None, got {type(ax).__name__}")
     grid = pattern_grid(pattern, keep_only_valid_steps)
     n_q, total = grid.shape
     shown = grid[:, :max_steps]

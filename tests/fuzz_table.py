@@ -413,7 +413,17 @@ def packed() -> jp.Packed:
 def _() -> Call:
     return Call(
         jp.pack,
-        examples=Seq([EXAMPLE, EXAMPLE[:, :2]], codes(EXAMPLE, names=["examples"]), lengths=lambda n: n >= 0),
+        examples=Seq(
+            [EXAMPLE, EXAMPLE[:, :2]],
+            codes(  # any int32 code but the special token (pack takes no card), any length >= 1
+                EXAMPLE,
+                2**31,
+                names=["examples"],
+                shapes=lambda s: s[0] == EXAMPLE.shape[0] and s[1] >= 1,
+                forbid=[SPECIAL],
+            ),
+            lengths=lambda n: n >= 0,
+        ),
         provider=Obj(provider(), names=["provider"]),
         row_steps=Int(12, 1),
         special_token=token(),
@@ -443,7 +453,7 @@ def _() -> Call:
 def _() -> Call:
     return Call(
         jp.segment,
-        codes=codes(EXAMPLE, empty=RAISE),
+        codes=codes(EXAMPLE, 2**31, empty=RAISE, forbid=[SPECIAL]),  # segment takes no card: any int32 code but special
         provider=Obj(provider()),
         special_token=token(),
         keep_only_valid_steps=flag(True),

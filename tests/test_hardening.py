@@ -122,7 +122,7 @@ def test_a_special_token_inside_a_codebook_range_is_refused():
 
 # --- 5, 6, 9. packing: the valid-steps contract, the special token, plan_rows -----------------------------------------
 def test_unpack_says_which_codes_a_valid_steps_row_cannot_hold():
-    examples = [np.array([[1, 2, 3], [4, 5, 6]]), np.array([[7], [8]])]
+    examples = [np.array([[1, 2, 3], [4, 5, 6]]), np.array([[7], [0]])]
     packed = jp.pack(examples, jp.DelayedPatternProvider(2), row_steps=8, special_token=SPECIAL)
     back = jp.unpack(packed.tokens, packed, return_mask=True)
     assert [v.tolist() for v, _ in back] == [[[1, 2, 3], [4, 5, -1]], [[7], [-1]]]

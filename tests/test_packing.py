@@ -110,7 +110,7 @@ def test_packing_errors():
         jp.pack(examples_of(provider, [2, 8]), provider, row_steps=8, special_token=CARD)
     with pytest.raises(ValueError, match=r"`row_steps`=1 is too small for any example: one timestep already takes 2"):
         jp.pack(examples_of(provider, [1]), provider, row_steps=1, special_token=CARD)
-    with pytest.raises(ValueError, match=r"`examples\[0\]` has K=2 codebooks; the provider has n_q=3"):
+    with pytest.raises(ValueError, match=r"`examples\[0\]` must be codes \[K=3, T\], got shape \(2, 4\)"):
         jp.pack([np.zeros((2, 4), int)], provider, row_steps=8, special_token=CARD)
     with pytest.raises(ValueError, match=r"the examples need 2 rows of 8 steps; `rows`=1"):
         jp.pack(examples_of(provider, [4, 4]), provider, row_steps=8, special_token=CARD, rows=1)
@@ -194,3 +194,37 @@ def test_a_packed_segment_sees_only_itself():
         )
     with pytest.raises(ValueError, match=r"need both `segment_ids` and `positions`"):
         model(jnp.asarray(packed.tokens), jnp.asarray(packed.segment_ids))
+
+
+def test_codes_are_checked_in_their_own_dtype_before_the_int32_cast():
+    """Issue 25: an int64 code 2**32 + x wrapped to x (here the special token) and was packed as that token."""
+    provider = jp.DelayedPatternProvider(2)
+    wrapped = np.array([[1, 2**32 + CARD], [3, 4]], np.int64)
+    with pytest.raises(ValueError, match=r"`codes` holds the code 4294967304; codes must lie in \[0, 2147483648\)"):
+        jp.segment(wrapped, provider, CARD)
+    with pytest.raises(ValueError, match=r"`examples\[1\]` holds the code -1"):
+        jp.pack([np.ones((2, 2), int), np.array([[1, -1], [2, 3]])], provider, row_steps=8, special_token=CARD)
+    with pytest.raises(ValueError, match=r"`codes` holds the code 8, the `special_token`"):
+        jp.segment(np.array([[1, CARD], [3, 4]]), provider, CARD)
+
+
+def test_a_packed_batch_built_by_hand_is_checked_and_equal_by_value():
+    provider = jp.DelayedPatternProvider(2)
+    packed = jp.pack(examples_of(provider, [3, 2]), provider, row_steps=8, special_token=CARD)
+    fields = {f: getattr(packed, f) for f in packed.__dataclass_fields__}
+    again = jp.Packed(**{**fields, "tokens": packed.tokens.tolist()})  # lists become the int32 arrays
+    assert again == packed and again.tokens.dtype == np.int32
+    assert again != jp.Packed(**{**fields, "targets": np.where(packed.targets == 1, 2, packed.targets)})
+    (row, start, steps, length), second = packed.placements
+    with pytest.raises(ValueError, match=r"`placements\[0\]`=\(0, 0, 3, 3\): an example of length 3 takes 4 steps"):
+        jp.Packed(**{**fields, "placements": ((row, start, steps - 1, length), second)})
+    with pytest.raises(ValueError, match=r"`placements\[0\]`=\(1, 0, 4, 3\) is outside the 1 rows"):
+        jp.Packed(**{**fields, "placements": ((1, start, steps, length), second)})
+    with pytest.raises(TypeError, match=r"`targets` must be an integer array, got dtype float32"):
+        jp.Packed(**{**fields, "targets": packed.targets.astype(np.float32)})
+    with pytest.raises(TypeError, match=r"`keep_only_valid_steps` must be a bool, got None"):
+        jp.Packed(**{**fields, "keep_only_valid_steps": None})
+    with pytest.raises(TypeError, match=r"`provider` must be a pattern provider"):
+        jp.Packed(**{**fields, "provider": None})
+    with pytest.raises(TypeError, match=r"`packed` must be a Packed batch"):
+        jp.unpack(packed.tokens, None)

@@ -112,8 +112,113 @@ def test_stopping_and_resuming_gives_the_straight_runs_losses(tmp_path):
 
 
 def test_option_errors():
-    with pytest.raises(ValueError, match=r"`--stop-after`=20 must lie in \[1, --steps=12\]"):
+    with pytest.raises(ValueError, match=r"`stop_after` must be <= 12, got 20"):
         run_train(stop_after=20)
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        (dict(steps=None), TypeError, r"`steps` must be an int, got None"),
+        (dict(batch_size=True), TypeError, r"`batch_size` must be an int, got True"),
+        (dict(log_every=2.5), TypeError, r"`log_every` must be an int, got 2.5"),
+        (dict(pack=None), TypeError, r"`pack` must be a bool, got None"),
+        (dict(seed=2**32), ValueError, r"`seed` must be <= 4294967295, got 4294967296"),
+        (dict(dim=6), ValueError, r"`dim`=6 must be a multiple of the model's 4 attention heads"),
+        (dict(num_processes=2), ValueError, r"`num_processes`=2 needs a `coordinator`"),
+        (dict(process_id=1), ValueError, r"`process_id`=1 must lie in \[0, num_processes=1\)"),
+        (dict(coordinator="foo"), ValueError, r"`coordinator` must be HOST:PORT"),
+        (dict(min_frames=9, max_frames=8), ValueError, r"`min_frames` must be <= 8, got 9"),
+        (dict(learning_rate=float("nan")), ValueError, r"`learning_rate` must be finite and >= 0, got nan"),
+        (dict(loss=None), ValueError, r"`loss` must be \"fused\" or \"unfused\", got None"),
+        (dict(checkpoint_dir=" "), ValueError, r"`checkpoint_dir` must name a directory, got ' '"),
+    ],
+)
+def test_options_check_every_field_when_built(change, error, message):
+    """Issue 25: Options took None, bools and floats for its ints (the run failed later, or wrapped them)."""
+    with pytest.raises(error, match=message):
+        Options(**{**dict(steps=2, batch_size=2), **change})
+
+
+def test_train_names_its_arguments():
+    with pytest.raises(TypeError, match=r"`options` must be a jax_patterns.train.Options, got NoneType"):
+        train(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"`emit` must be a callable taking a record, or None, got True"):
+        train(Options(steps=1, batch_size=1), emit=True)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        (dict(n_q=None), TypeError, r"`n_q` must be an int, got None"),
+        (dict(card=0), ValueError, r"`card` must be >= 1, got 0"),
+        (dict(card=2**31 - 1), ValueError, r"`card` must be <= 65536"),  # was a 64 GiB table
+        (dict(max_len=2**24), ValueError, r"`n_q`=4 \* `max_len`=16777216 is over 16777216"),
+        (dict(size=0), ValueError, r"`size` must be >= 1, got 0"),
+        (dict(seed=-1), ValueError, r"`seed` must be >= 0, got -1"),
+        (dict(noise=float("nan")), ValueError, r"`noise` must be a probability in \[0, 1\], got nan"),
+        (dict(noise=None), TypeError, r"`noise` must be a float in \[0, 1\], got None"),
+        (dict(min_len=5, max_len=4), ValueError, r"need 1 <= min_len <= max_len, got min_len=5, max_len=4"),
+    ],
+)
+def test_the_corpus_checks_its_fields(change, error, message):
+    with pytest.raises(error, match=message):
+        MarkovCodes(**change)
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        (dict(source=None), TypeError, r"`source` must be a random-access source"),
+        (dict(provider=None), TypeError, r"`provider` must be a pattern provider"),
+        (dict(pack=None), TypeError, r"`pack` must be a bool, got None"),
+        (dict(packing_bins=False), TypeError, r"`packing_bins` must be an int, got False"),
+        (dict(prefetch=None), TypeError, r"`prefetch` must be an int, got None"),  # checked before grain sees it
+        (dict(prefetch=-1), ValueError, r"`prefetch` must be >= 0, got -1"),
+        (dict(row_steps=2**31 - 1), ValueError, r"`row_steps`=2147483647 with 16 bins"),  # was a MemoryError
+        (dict(seed=2.5), TypeError, r"`seed` must be an int, got 2.5"),  # 2.5 was truncated to 2
+    ],
+)
+def test_the_pipeline_checks_its_arguments_before_grain(change, error, message):
+    arguments = dict(
+        source=MarkovCodes(2, 4, 2, 3, size=4),
+        provider=jp.DelayedPatternProvider(2),
+        batch_size=2,
+        row_steps=8,
+        special_token=4,
+        seed=0,
+        pack=True,
+    )
+    with pytest.raises(error, match=message):
+        input_pipeline(**{**arguments, **change})
+
+
+def test_an_example_longer_than_a_row_is_named_when_it_is_reached():
+    dataset = input_pipeline(
+        MarkovCodes(2, 4, 3, 3, size=4), jp.DelayedPatternProvider(2), batch_size=1, row_steps=3, special_token=4,
+        seed=0, pack=True, prefetch=0,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"`row_steps`=3 is shorter than an example of 3 timesteps, which takes 4"):
+        next(iter(dataset))
+
+
+def test_launch_checks_its_arguments_and_closes_its_childrens_pipes():
+    import gc
+    import warnings
+
+    from jax_patterns.train import launch
+
+    with pytest.raises(ValueError, match=r"`timeout` must be a finite number of seconds >= 0, got nan"):
+        launch(1, ["--help"], timeout=float("nan"))
+    with pytest.raises(TypeError, match=r"`argv` must be a list of str, got None"):
+        launch(1, None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"`processes` must be an int, got None"):
+        launch(None, ["--help"])  # type: ignore[arg-type]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert launch(1, ["--help"], timeout=60.0) == 0
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]
 
 
 # --- subprocesses: many processes on 127.0.0.1, bounded in time ------------------------------------------------------
@@ -261,6 +366,7 @@ def test_resuming_with_other_model_flags_names_them(tmp_path):
         (["--coordinator-timeout", "0"], "`--coordinator-timeout` must be >= 1, got 0"),
         (["--stop-after", "9"], "`--stop-after`=9 must lie in [1, --steps=2]"),
         (["--local-processes", "2", "--dim", "6"], "`--dim`=6 must be a multiple"),
+        (["--local-processes", "1025"], "`--local-processes` must be <= 1024, got 1025"),
     ],
 )
 def test_bad_train_flags_are_one_line_before_anything_runs(flags, message, capsys):
@@ -275,7 +381,7 @@ def test_the_fused_and_unfused_training_losses_agree():
     fused = run_train(pack=True, steps=8, log_every=2, loss="fused")
     unfused = run_train(pack=True, steps=8, log_every=2, loss="unfused")
     np.testing.assert_allclose([r["loss"] for r in fused], [r["loss"] for r in unfused], rtol=2e-4)
-    with pytest.raises(ValueError, match=r'`--loss` must be "fused" or "unfused", got \'other\''):
+    with pytest.raises(ValueError, match=r'`loss` must be "fused" or "unfused", got \'other\''):
         run_train(loss="other")
 
 

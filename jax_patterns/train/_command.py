@@ -20,10 +20,20 @@ import threading
 import time
 import typing as tp
 
-from jax_patterns.train._loop import CheckpointError, Options, check_checkpoint_dir, print_record, train
+from jax_patterns._checks import check_int
+from jax_patterns.train._loop import (
+    NUM_HEADS,
+    CheckpointError,
+    Options,
+    check_address,
+    check_checkpoint_dir,
+    finite,
+    print_record,
+    train,
+)
 
-NUM_HEADS = 4
-"""The example model's attention heads: `--dim` must be a multiple of it."""
+LOCAL_PROCESSES_MAX = 1024
+"""The most local processes `launch` starts."""
 
 INT32_MAX = 2**31 - 1
 
@@ -74,6 +84,8 @@ def options_of(args: tp.Any) -> Options:
     for name in (*counts, "stop_after", "process_id"):  # every count is an int32 on the device
         if getattr(args, name) is not None and getattr(args, name) > INT32_MAX:
             raise ValueError(f"`--{name.replace('_', '-')}` must be below 2**31, got {getattr(args, name)}")
+    if args.local_processes is not None and args.local_processes > LOCAL_PROCESSES_MAX:
+        raise ValueError(f"`--local-processes` must be <= {LOCAL_PROCESSES_MAX}, got {args.local_processes}")
     if args.checkpoint_dir is not None and not args.checkpoint_dir.strip():
         raise ValueError(f"`--checkpoint-dir` must name a directory, got {args.checkpoint_dir!r}")
     if args.seed < 0:
@@ -111,9 +123,7 @@ def options_of(args: tp.Any) -> Options:
 
 def check_coordinator(address: tp.Any) -> None:
     """`--coordinator` must be HOST:PORT with a port in [1, 65535] (jax.distributed's own error is a traceback)."""
-    host, colon, port = str(address).rpartition(":")
-    if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"`--coordinator` must be HOST:PORT with a port in [1, 65535], got {address!r}")
+    check_address("--coordinator", str(address))
 
 
 def importable(module: str) -> bool:
@@ -202,8 +212,23 @@ def launch(processes: int, argv: tp.Sequence[str], timeout: float | None = None)
 
     Returns 0 when every process succeeds; otherwise the first failing
     process's exit code (the others are stopped). `timeout` (seconds) bounds the
-    whole run.
+    whole run. The children's pipes are closed before it returns.
+
+    Raises:
+      TypeError: `processes` not an int, `argv` not a list of str, `timeout` not a number.
+      ValueError: `processes` outside [1, 1024], a negative or NaN `timeout`.
     """
+    processes = check_int("processes", processes, minimum=1, maximum=LOCAL_PROCESSES_MAX)
+    if isinstance(argv, (str, bytes)) or not isinstance(argv, (list, tuple)):
+        raise TypeError(f"`argv` must be a list of str, got {argv!r}")
+    for i, item in enumerate(argv):
+        if not isinstance(item, str):
+            raise TypeError(f"`argv[{i}]` must be a str, got {item!r}")
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError(f"`timeout` must be a number of seconds or None, got {timeout!r}")
+        if not (finite(timeout) and timeout >= 0):
+            raise ValueError(f"`timeout` must be a finite number of seconds >= 0, got {timeout}")
     address = f"127.0.0.1:{_free_port()}"
     children = []
     pumps = []
@@ -242,6 +267,10 @@ def launch(processes: int, argv: tp.Sequence[str], timeout: float | None = None)
         _stop(children)
         for pump in pumps:
             pump.join(timeout=5)
+        for child in children:  # read to the end (or left behind): closed, so none is left to the collector
+            for stream in (child.stdout, child.stderr):
+                if stream is not None:
+                    stream.close()
     return code if code >= 0 else 128 - code  # a signal -N is reported as 128 + N
 
 

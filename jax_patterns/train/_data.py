@@ -17,11 +17,35 @@ a checkpoint saves.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing as tp
 
 import numpy as np
 
 import jax_patterns as jp
+from jax_patterns._checks import check_flag, check_int, check_int_token
+from jax_patterns._packing import check_provider
+from jax_patterns._providers import N_Q_MAX
+
+SEED_MAX = 2**32 - 1
+"""Seeds are 32-bit (grain's shuffle seeds)."""
+
+CARD_MAX = 2**16
+"""The largest `card` of the synthetic corpus (its transition tables hold `n_q * card` entries)."""
+
+CELLS_MAX = 2**24
+"""The most codes (`n_q * card`, `n_q * max_len`) a corpus table or example may hold: it is built in Python."""
+
+PREFETCH_MAX = 1024
+"""The most batches `input_pipeline` prepares ahead (each one is held in memory)."""
+
+PACKER_CELLS_MAX = 2**28
+"""The most int32 cells the packer's bins may hold (`bins * row_steps * n_q`, 1 GiB)."""
+
+
+def check_seed(name: str, seed: tp.Any) -> int:
+    """A seed in `[0, 2**32)`, as an int."""
+    return check_int(name, seed, minimum=0, maximum=SEED_MAX)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,8 +67,35 @@ class MarkovCodes:
     noise: float = 0.1
 
     def __post_init__(self):
-        if not 1 <= self.min_len <= self.max_len:
-            raise ValueError(f"need 1 <= min_len <= max_len, got min_len={self.min_len}, max_len={self.max_len}")
+        """Checks every field (ints as Python ints, `noise` a probability).
+
+        Raises:
+          TypeError: a field of the wrong kind (None, a float count, a bool).
+          ValueError: a field out of range, `min_len > max_len`, or a corpus too large to build in Python.
+        """
+        n_q = check_int("n_q", self.n_q, minimum=1, maximum=N_Q_MAX)
+        card = check_int("card", self.card, minimum=1, maximum=CARD_MAX)
+        min_len = check_int("min_len", self.min_len, minimum=1)
+        max_len = check_int("max_len", self.max_len, minimum=1)
+        if min_len > max_len:
+            raise ValueError(f"need 1 <= min_len <= max_len, got min_len={min_len}, max_len={max_len}")
+        for name, count in (("card", card), ("max_len", max_len)):
+            if n_q * count > CELLS_MAX:
+                raise ValueError(
+                    f"`n_q`={n_q} * `{name}`={count} is over {CELLS_MAX} (2**24); the synthetic corpus is built in "
+                    "Python"
+                )
+        size = check_int("size", self.size, minimum=1)
+        seed = check_seed("seed", self.seed)
+        given: tp.Any = self.noise
+        if isinstance(given, (bool, np.bool_)) or not isinstance(given, (int, float, np.integer, np.floating)):
+            raise TypeError(f"`noise` must be a float in [0, 1], got {given!r}")
+        noise = float(given)
+        if not (math.isfinite(noise) and 0.0 <= noise <= 1.0):
+            raise ValueError(f"`noise` must be a probability in [0, 1], got {noise}")
+        checked = dict(n_q=n_q, card=card, min_len=min_len, max_len=max_len, size=size, seed=seed, noise=noise)
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
 
     def _tables(self) -> np.ndarray:
         rng = np.random.default_rng([self.seed, 2**31 - 1])
@@ -74,11 +125,16 @@ class MarkovCodes:
 class _Segment:
     """grain map: codes `[K, L]` -> `{"tokens", "targets"}` `[S, K]` (grain packs along the first axis)."""
 
-    def __init__(self, provider: tp.Any, special_token: int):
-        self.provider, self.special_token = provider, special_token
+    def __init__(self, provider: tp.Any, special_token: int, row_steps: int):
+        self.provider, self.special_token, self.row_steps = provider, special_token, row_steps
 
     def __call__(self, codes: np.ndarray) -> dict[str, np.ndarray]:
         tokens, targets = jp.segment(codes, self.provider, self.special_token)
+        if tokens.shape[1] > self.row_steps:  # grain's packer would refuse it without naming the argument
+            raise ValueError(
+                f"`row_steps`={self.row_steps} is shorter than an example of {np.shape(codes)[-1]} timesteps, "
+                f"which takes {tokens.shape[1]} steps (`jax_patterns.segment_steps`)"
+            )
         return {"tokens": tokens.T, "targets": targets.T}
 
 
@@ -123,15 +179,41 @@ def input_pipeline(
 
     Returns:
       an infinite `grain.IterDataset`; `iter()` of it has `get_state` / `set_state`.
+
+    Raises:
+      TypeError: an argument of the wrong kind (None, a float count, a non-bool `pack`), a source without
+        `len` and indexing, or not a provider.
+      ValueError: a count out of range, an empty source, a `prefetch` over 1024, or bins of over 2**28 cells
+        (`bins * row_steps * n_q`). An example longer than `row_steps` raises, naming it, when it is reached.
     """
+    if isinstance(source, (str, bytes)) or not (hasattr(source, "__len__") and hasattr(source, "__getitem__")):
+        raise TypeError(f"`source` must be a random-access source (`len` and indexing), got {type(source).__name__}")
+    if len(source) == 0:
+        raise ValueError("`source` is empty; there is nothing to train on")
+    n_q = check_provider(provider)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    row_steps = check_int("row_steps", row_steps, minimum=1)
+    special_token = check_int_token("special_token", special_token)
+    seed = check_seed("seed", seed)
+    pack = check_flag("pack", pack)
+    if packing_bins is not None:
+        packing_bins = check_int("packing_bins", packing_bins, minimum=1)
+    prefetch = check_int("prefetch", prefetch, minimum=0, maximum=PREFETCH_MAX)  # before grain sees it
+    bins = (packing_bins or 8 * batch_size) if pack else batch_size
+    if bins * row_steps * n_q > PACKER_CELLS_MAX:
+        raise ValueError(
+            f"`row_steps`={row_steps} with {bins} bins (`batch_size`={batch_size}, `packing_bins`={packing_bins}) "
+            f"and n_q={n_q}: the packer would hold {bins * row_steps * n_q} cells, over 2**28"
+        )
     import grain
     import grain.experimental
 
-    dataset = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None).map(_Segment(provider, special_token))
+    segment = _Segment(provider, special_token, row_steps)
+    dataset = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None).map(segment)
     packed = grain.experimental.BestFitPackIterDataset(
         dataset.to_iter_dataset(),
         length_struct={"tokens": row_steps, "targets": row_steps},
-        num_packing_bins=(packing_bins or 8 * batch_size) if pack else batch_size,
+        num_packing_bins=bins,
         shuffle_bins=False,
         padding_struct={"tokens": special_token, "targets": -1},
         max_sequences_per_bin=None if pack else 1,

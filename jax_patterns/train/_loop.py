@@ -22,6 +22,7 @@ import dataclasses
 import functools
 import json
 import logging
+import math
 import os
 import sys
 import threading
@@ -31,12 +32,48 @@ import typing as tp
 import numpy as np
 
 import jax_patterns as jp
-from jax_patterns.train._data import MarkovCodes, input_pipeline
+from jax_patterns._checks import check_flag, check_int
+from jax_patterns._providers import N_Q_MAX
+from jax_patterns.train._data import CARD_MAX, MarkovCodes, check_seed, input_pipeline
+
+NUM_HEADS = 4
+"""The example model's attention heads: `dim` must be a multiple of it."""
+
+LOSSES = ("fused", "unfused")
+
+
+def check_address(name: str, address: tp.Any) -> str:
+    """`address` as HOST:PORT with a port in [1, 65535] (jax.distributed's own error is a traceback).
+
+    Raises:
+      TypeError: not a str.
+      ValueError: naming `name`, when it is not HOST:PORT.
+    """
+    if not isinstance(address, str):
+        raise TypeError(f"`{name}` must be a HOST:PORT str, got {address!r}")
+    host, colon, port = address.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"`{name}` must be HOST:PORT with a port in [1, 65535], got {address!r}")
+    return address
+
+
+def finite(value: tp.Any) -> bool:
+    """Whether a real number is finite (an int too large for a float is not)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 @dataclasses.dataclass(frozen=True)
 class Options:
-    """What `train` needs; the CLI flags map one to one."""
+    """What `train` needs; the CLI flags map one to one. Every field is checked when it is built.
+
+    Raises:
+      TypeError: a field of the wrong kind (None for a count, a bool for an int, a float count).
+      ValueError: a field out of range (a count below 1, a seed outside [0, 2**32), `stop_after` past `steps`,
+        `process_id` outside [0, num_processes), a `dim` not a multiple of 4, a bad coordinator, an unknown loss).
+    """
 
     steps: int
     batch_size: int
@@ -57,6 +94,46 @@ class Options:
     dim: int = 64
     learning_rate: float = 1e-2
     loss: str = "fused"  # "fused": lm.fused_packed_cross_entropy on the trunk and heads; "unfused": on the logits
+
+    def __post_init__(self) -> None:
+        checked: dict[str, tp.Any] = {}
+        for name in ("steps", "batch_size", "coordinator_timeout", "num_processes", "log_every", "save_every"):
+            checked[name] = check_int(name, getattr(self, name), minimum=1)
+        checked["n_q"] = check_int("n_q", self.n_q, minimum=1, maximum=N_Q_MAX)
+        checked["card"] = check_int("card", self.card, minimum=1, maximum=CARD_MAX)
+        checked["max_frames"] = check_int("max_frames", self.max_frames, minimum=1)
+        checked["dim"] = check_int("dim", self.dim, minimum=NUM_HEADS)
+        if checked["dim"] % NUM_HEADS:
+            raise ValueError(f"`dim`={checked['dim']} must be a multiple of the model's {NUM_HEADS} attention heads")
+        checked["seed"] = check_seed("seed", self.seed)
+        checked["pack"] = check_flag("pack", self.pack)
+        checked["process_id"] = check_int("process_id", self.process_id, minimum=0)
+        if checked["process_id"] >= checked["num_processes"]:
+            raise ValueError(
+                f"`process_id`={checked['process_id']} must lie in [0, num_processes={checked['num_processes']})"
+            )
+        if self.stop_after is not None:
+            checked["stop_after"] = check_int("stop_after", self.stop_after, minimum=1, maximum=checked["steps"])
+        if self.min_frames is not None:
+            checked["min_frames"] = check_int("min_frames", self.min_frames, minimum=1, maximum=checked["max_frames"])
+        if self.checkpoint_dir is not None and not isinstance(self.checkpoint_dir, str):
+            raise TypeError(f"`checkpoint_dir` must name a directory (a str) or be None, got {self.checkpoint_dir!r}")
+        if self.checkpoint_dir is not None and not self.checkpoint_dir.strip():
+            raise ValueError(f"`checkpoint_dir` must name a directory, got {self.checkpoint_dir!r}")
+        if self.coordinator is not None:
+            check_address("coordinator", self.coordinator)
+        elif checked["num_processes"] != 1:
+            raise ValueError(f"`num_processes`={checked['num_processes']} needs a `coordinator` HOST:PORT")
+        rate = self.learning_rate
+        if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, float, np.integer, np.floating)):
+            raise TypeError(f"`learning_rate` must be a float, got {rate!r}")
+        if not (finite(rate) and rate >= 0):
+            raise ValueError(f"`learning_rate` must be finite and >= 0, got {rate}")
+        checked["learning_rate"] = float(rate)
+        if not isinstance(self.loss, str) or self.loss not in LOSSES:
+            raise ValueError(f'`loss` must be "fused" or "unfused", got {self.loss!r}')
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
 
 
 def _distributed(options: Options) -> None:
@@ -99,10 +176,15 @@ def train(options: Options, emit: tp.Callable[[dict], None] | None = None) -> li
     """Trains the NNX `CodecLM` on `MarkovCodes`; returns the logged records (also printed as JSON by process 0).
 
     Raises:
+      TypeError: `options` not an `Options`, `emit` neither a callable nor None.
       ValueError: a batch size that the devices do not divide, bad step numbers, a
         checkpoint directory that is a file or not writable, or one made with other flags.
       CheckpointError: a checkpoint that could not be saved or restored (raised promptly).
     """
+    if not isinstance(options, Options):
+        raise TypeError(f"`options` must be a jax_patterns.train.Options, got {type(options).__name__}")
+    if emit is not None and not callable(emit):
+        raise TypeError(f"`emit` must be a callable taking a record, or None, got {emit!r}")
     if options.checkpoint_dir is not None:
         check_checkpoint_dir(options.checkpoint_dir)
     _distributed(options)
@@ -133,7 +215,7 @@ def train(options: Options, emit: tp.Callable[[dict], None] | None = None) -> li
         options.card,
         dim=options.dim,
         num_layers=2,
-        num_heads=4,
+        num_heads=NUM_HEADS,
         max_len=row_steps,
         rngs=nnx.Rngs(options.seed),
     )
