@@ -320,6 +320,20 @@ def _fill_after(values, mask, *, token: Token):
     return jnp.where(after, token_fill(token, values.dtype), values)
 
 
+def _entry(
+    pattern: Pattern, name: str, axis: str, x: tp.Any, keep_only_valid_steps: tp.Any, lengths: tp.Any, padding_side: str
+) -> tuple[tp.Any, bool, bool]:
+    """The checks `build_pattern_sequence` and `revert_pattern_sequence` share: `x` (named `name`) an array
+    `[..., K, axis]` with the pattern's K, the flag and the padding side. Returns `(x, kovs, left)`."""
+    x = _as_array(name, x)
+    kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
+    left = check_padding_side(padding_side) and lengths is not None
+    if x.ndim < 2:
+        raise ValueError(f"`{name}` must have shape [..., K, {axis}], got rank {x.ndim} (shape {tuple(x.shape)})")
+    _check_pattern_axes(pattern, name, tuple(x.shape), -2)
+    return x, kovs, left
+
+
 def build_pattern_sequence(
     pattern: Pattern,
     z: tp.Any,
@@ -330,12 +344,7 @@ def build_pattern_sequence(
     padding_side: str = "right",
 ):
     """See `Pattern.build_pattern_sequence`."""
-    z = _as_array("z", z)
-    kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
-    left = check_padding_side(padding_side) and lengths is not None
-    if z.ndim < 2:
-        raise ValueError(f"`z` must have shape [..., K, T], got rank {z.ndim} (shape {tuple(z.shape)})")
-    _check_pattern_axes(pattern, "z", tuple(z.shape), -2)
+    z, kovs, left = _entry(pattern, "z", "T", z, keep_only_valid_steps, lengths, padding_side)
     if z.shape[-1] > pattern.timesteps:
         raise ValueError(
             f"`z` has T={z.shape[-1]} timesteps (shape {tuple(z.shape)}) but the pattern has "
@@ -364,12 +373,7 @@ def revert_pattern_sequence(
     padding_side: str = "right",
 ):
     """See `Pattern.revert_pattern_sequence`."""
-    s = _as_array("s", s)
-    kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
-    left = check_padding_side(padding_side) and lengths is not None
-    if s.ndim < 2:
-        raise ValueError(f"`s` must have shape [..., K, S], got rank {s.ndim} (shape {tuple(s.shape)})")
-    _check_pattern_axes(pattern, "s", tuple(s.shape), -2)
+    s, kovs, left = _entry(pattern, "s", "S", s, keep_only_valid_steps, lengths, padding_side)
     _check_steps(pattern, "s", s.shape[-1], kovs)
     token = _token(special_token, s, "s")
     rule = rows = None

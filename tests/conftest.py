@@ -55,6 +55,24 @@ def _fresh_jax_caches():
     gc.collect()
 
 
+RESIDENT_LIMIT = 2 * 2**30
+"""Bytes of resident memory past which a test's end clears JAX's caches (one module's programs can pile up: the
+audiocraft goldens compile some 600); keeps each xdist worker under about 3 GB."""
+
+
+def _resident() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.fixture(autouse=True)
+def _bounded_memory():
+    yield
+    if _resident() > RESIDENT_LIMIT:
+        jax.clear_caches()
+        gc.collect()
+
+
 @pytest.fixture(scope="session")
 def goldens():
     import golden_grid

@@ -8,6 +8,7 @@ admission and bounded state, transfers in steady state, and the step-model proto
 from __future__ import annotations
 
 import copy
+import functools
 import gc
 import weakref
 
@@ -279,6 +280,24 @@ def test_submit_checks_codes_in_their_own_dtype():
         lm.generate(counting_step, zeros(1), PATTERN, wraps_to_special[None], special_token=CARD)
     with pytest.raises(ValueError, match=r"`prompt` holds the code -1"):
         lm.generate(counting_step, zeros(1), PATTERN, np.full((1, 3, 2), -1), special_token=CARD)
+
+
+def test_prompt_codes_past_the_models_vocabulary_are_refused():
+    """CodecLM embeds card + 1 ids per codebook from one table: a prompt code of card + 1 would read codebook 1's
+    row. A step function that declares `input_vocab` (`step_fn_of`) has prompts checked against it, in generate,
+    stream and Engine.submit."""
+    model = lm.CodecLM(n_q=2, card=5, dim=8, num_layers=1, num_heads=2, max_len=16, rngs=nnx.Rngs(0))
+    step, pattern = lm.step_fn_of(model), jp.DelayedPatternProvider(2).get_pattern(6)
+    past = np.array([[[6], [0]]], np.int32)
+    for run in (lm.generate, lambda *a, **k: list(lm.stream(*a, chunk_steps=2, **k))):
+        with pytest.raises(ValueError, match=r"`prompt` holds the code 6; codes must lie in \[0, 6\)"):
+            run(step, model.init_cache(1), pattern, past, special_token=5)
+    engine = lm.Engine(step, functools.partial(model.init_cache, per_row=True), jp.DelayedPatternProvider(2),
+                       special_token=5, slots=1, max_timesteps=6)  # fmt: skip
+    with pytest.raises(ValueError, match=r"`prompt` holds the code 6"):
+        engine.submit(past[0])
+    codes = lm.generate(step, model.init_cache(1), pattern, np.array([[[4], [0]]], np.int32), special_token=5).codes
+    assert codes.shape == (1, 2, 6)
 
 
 def test_huge_chunk_steps_are_clamped_and_served():

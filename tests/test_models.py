@@ -650,3 +650,28 @@ def test_the_engine_serves_each_request_as_generate_alone(guidance):
         assert_same(np.concatenate(got[rid], -1), want, f"request {rid}")
     with pytest.raises(ValueError, match=r"guidance needs conditions"):
         model.engine(slots=1, max_timesteps=4, guidance_scale=3.0)
+
+
+def test_guidance_without_a_mask_has_the_models_null_condition():
+    """A condition given without its mask (every position visible): the engine's and `lm.magnet_fn_of`'s null
+    condition is MusicGen's (zero states under a zero mask, `model.guided_conditions`), not zeros of what was given
+    (which left the null rows seeing the projection's bias everywhere): the engine equals `generate`, and
+    `lm.magnet_fn_of(model, conditions)` equals `model.magnet_fn(states)`."""
+    model = MusicGen(2, 6, 8, 2, 1, max_len=32, encoder_dim=4, rngs=nnx.Rngs(0))
+    model.enc_proj.bias[...] = jnp.arange(8.0) * 0.7 - 2  # a bias the null rows must not see
+    model.linears.kernel[...] = model.linears.kernel[...] * 8
+    states = np.random.default_rng(0).normal(size=(1, 3, 4)).astype(np.float32)
+    alone = model.generate(encoder_hidden_states=states, max_new_frames=6, guidance_scale=3.0)
+    engine = model.engine(slots=1, max_timesteps=6, condition_len=3, guidance_scale=3.0)
+    rid = engine.submit(np.zeros((2, 0), np.int32), conditions={"encoder_hidden_states": states})
+    got = np.concatenate([frames for r, frames, _ in engine if r == rid], -1)
+    assert_same(got, np.asarray(alone)[0])
+
+    magnet = MusicGen(2, 6, 8, 2, 1, max_len=32, encoder_dim=4, causal=False, subcodes_context=2, rngs=nnx.Rngs(1))
+    magnet.enc_proj.bias[...] = jnp.arange(8.0) * 0.7 - 2
+    tokens = jnp.asarray(np.random.default_rng(1).integers(0, 7, (2, 2, 5)), jnp.int32)  # [2B]: guided
+    stage = jnp.asarray(1, jnp.int32)
+    ours = lm.magnet_fn_of(magnet, {"encoder_hidden_states": states})(tokens, stage)
+    assert_same(ours, magnet.magnet_fn(states)(tokens, stage))
+    bare = magnet(tokens, stage=1, encoder_hidden_states=np.concatenate([states, 0 * states]))  # all visible: differs
+    assert not np.allclose(np.asarray(bare), np.asarray(ours))

@@ -30,7 +30,7 @@ from jax_patterns._checks import check_int, check_key
 from jax_patterns.lm._decode import UNKNOWN, Carry, Config, codes_so_far, finished, initial, step
 from jax_patterns.lm._generate import check_prompt, fitting_step, start_step
 from jax_patterns.lm._options import DecodeOptions, resolve
-from jax_patterns.lm._protocol import as_pytree
+from jax_patterns.lm._protocol import as_pytree, guided_conditions_of, input_vocab_of
 from jax_patterns.lm._sampling import Sampling, settings
 
 
@@ -59,8 +59,8 @@ def _run_chunk(step_fn, carry: Carry, waiting: jax.Array, chunk_steps: jax.Array
 def _prefill(step_fn, condition_fn, state, conditions, codes, prompt_lengths, limit, key, sampling, *, cfg: Config):
     """A request alone: its conditions written into its rows, its sequence, then `generate`'s first call."""
     if condition_fn is not None:
-        if cfg.guidance:  # the null condition: zeros of the same structure
-            conditions = jax.tree.map(lambda c: jnp.concatenate([c, jnp.zeros_like(c)]), conditions)
+        if cfg.guidance:  # the null condition's rows after the request's (the model's rule, or zeros)
+            conditions = guided_conditions_of(condition_fn, conditions)
         state = condition_fn(state, conditions)
     carry = initial(cfg, codes, prompt_lengths, state, key, sampling, lengths=limit)
     return step(step_fn, cfg, carry, first=True)
@@ -226,6 +226,7 @@ class Engine:
         self.pattern = pattern_provider.get_pattern(self.max_timesteps)
         self.chunk_steps = min(chunk_steps, len(self.pattern))
         self._fn = fitting_step(step_fn, self.options.step_info, self.pattern)
+        self._vocab = input_vocab_of(as_pytree(step_fn, "step_fn"))
         self._condition_fn = None if condition_fn is None else as_pytree(condition_fn, "condition_fn")
         self._rows = 2 if self.options.guidance else 1
         self._default = settings(self.options.sampling, 1)  # the requests' default settings, checked once
@@ -366,7 +367,7 @@ class Engine:
         if isinstance(prompt, jax.core.Tracer):
             raise TypeError("`prompt` must be concrete codes [K, T0], not a traced value")
         codes = check_prompt(None if prompt is None else np.asarray(jax.device_get(prompt)), self.pattern.n_q,
-                             self.options, ndim=2)  # fmt: skip
+                             self.options, self._vocab, ndim=2)  # fmt: skip
         limit = self.max_timesteps if max_timesteps is None else check_int("max_timesteps", max_timesteps, minimum=1)
         if limit > self.max_timesteps:
             raise ValueError(f"`max_timesteps`={limit} is beyond the engine's max_timesteps={self.max_timesteps}")

@@ -15,7 +15,7 @@ from jax_patterns import Pattern
 from jax_patterns._checks import check_codes, check_key, check_pytree, validate_lengths
 from jax_patterns.lm._decode import Config, run_all
 from jax_patterns.lm._options import DecodeOptions, resolve
-from jax_patterns.lm._protocol import as_pytree, as_step, max_len_of, samples_of
+from jax_patterns.lm._protocol import as_pytree, as_step, input_vocab_of, max_len_of, samples_of
 from jax_patterns.lm._sampling import Sampling, settings
 
 StepFn = tp.Callable[..., tuple[jax.Array, tp.Any]]
@@ -76,11 +76,14 @@ def fitting_step(step_fn: tp.Any, step_info: bool, pattern: Pattern) -> jax.tree
     return fn
 
 
-def check_prompt(prompt: tp.Any, n_q: int, options: DecodeOptions, name: str = "prompt", ndim: int = 3) -> tp.Any:
-    """Prompt codes checked by the one codes check: integers in `[0, 2**31)` (in their own dtype), other than
-    `special_token` and `fill_after` (they would read as "no code")."""
+def check_prompt(
+    prompt: tp.Any, n_q: int, options: DecodeOptions, vocab: int | None, name: str = "prompt", ndim: int = 3
+) -> tp.Any:
+    """Prompt codes checked by the one codes check: integers in `[0, 2**31)` (in their own dtype), below the
+    model's `input_vocab` where the step function declares one (`step_fn_of` does: a code past it would embed
+    as another codebook's row), other than `special_token` and `fill_after` (they would read as "no code")."""
     forbid = [t for t in (options.special_token, options.fill_after) if t is not None]
-    return check_codes(prompt, name, n_q=n_q, below=None, forbid=forbid, ndim=ndim)
+    return check_codes(prompt, name, n_q=n_q, below=vocab, forbid=forbid, ndim=ndim)
 
 
 def check_sampling_key(options: DecodeOptions, values: Sampling, key: tp.Any) -> None:
@@ -108,7 +111,7 @@ def prepare(
     """
     if not isinstance(pattern, Pattern):
         raise TypeError(f"`pattern` must be a Pattern, got {type(pattern).__name__}")
-    prompt = check_prompt(prompt, pattern.n_q, options)
+    prompt = check_prompt(prompt, pattern.n_q, options, input_vocab_of(as_pytree(step_fn, "step_fn")))
     batch, _, prompt_len = prompt.shape
     if prompt_len >= pattern.timesteps:
         raise ValueError(f"`prompt` has T0={prompt_len} timesteps; expected fewer than timesteps={pattern.timesteps}")

@@ -58,7 +58,10 @@ class ConditionedStepModel(StepModel, tp.Protocol):
     """A `StepModel` with per-row conditions: `condition(cache, conditions) -> cache`.
 
     `conditions` is a pytree whose leaves have the batch axis first; the null
-    condition of classifier-free guidance is zeros of the same structure.
+    condition of classifier-free guidance is zeros of the same structure, unless
+    the model defines `guided_conditions(conditions) -> [conditions; null]` (its
+    own rule: MusicGen's null is zero states under a zero mask, also when the
+    request left its mask out), which `lm.Engine` and `lm.magnet_fn_of` then use.
     """
 
     def condition(self, cache: tp.Any, conditions: tp.Any) -> tp.Any:
@@ -79,11 +82,13 @@ class ModelStep:
 
     Equal for models of equal structure, so `generate` reuses its compiled
     program across `step_fn_of` calls and parameter updates. `max_len` tells
-    `generate` the longest sequence the model can decode.
+    `generate` the longest sequence the model can decode; `input_vocab` the
+    token ids it embeds per codebook (prompts are checked against it).
     """
 
     graphdef: tp.Any
     max_len: int | None = None
+    input_vocab: int | None = None
 
     def __call__(self, params: tp.Any, cache: tp.Any, tokens: jax.Array, info: tp.Any = None) -> tuple:
         model = nnx.merge(self.graphdef, params)
@@ -101,8 +106,9 @@ def step_fn_of(model: tp.Any) -> jax.tree_util.Partial:
       TypeError: `model` is not an NNX module with a `decode` method.
     """
     graphdef, params = _split(model, "decode")
-    limit = getattr(model, "max_len", None)
-    return jax.tree_util.Partial(ModelStep(graphdef, limit if isinstance(limit, int) else None), params)
+    limit, vocab = getattr(model, "max_len", None), getattr(model, "input_vocab", None)
+    step = ModelStep(graphdef, limit if isinstance(limit, int) else None, vocab if isinstance(vocab, int) else None)
+    return jax.tree_util.Partial(step, params)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +119,26 @@ class ModelCondition:
 
     def __call__(self, params: tp.Any, cache: tp.Any, conditions: tp.Any) -> tp.Any:
         return nnx.merge(self.graphdef, params).condition(cache, conditions)
+
+    def guided(self, params: tp.Any, conditions: tp.Any) -> tp.Any:
+        """`[conditions; null]` by the model's own rule (`guided_conditions`)."""
+        return guided_conditions(nnx.merge(self.graphdef, params), conditions)
+
+
+def guided_conditions(model: tp.Any, conditions: tp.Any) -> tp.Any:
+    """`[conditions; null]` along the batch axis, for classifier-free guidance: the model's
+    `guided_conditions(conditions)` where it defines one, else the conditions then zeros of the same structure."""
+    own = getattr(model, "guided_conditions", None)
+    if callable(own):
+        return own(conditions)
+    return jax.tree.map(lambda c: jnp.concatenate([c, jnp.zeros_like(c)]), conditions)
+
+
+def guided_conditions_of(condition_fn: jax.tree_util.Partial, conditions: tp.Any) -> tp.Any:
+    """`guided_conditions` for an engine's `condition_fn`: the model's rule when it comes from `condition_fn_of`."""
+    if isinstance(condition_fn.func, ModelCondition):
+        return condition_fn.func.guided(*condition_fn.args, conditions)
+    return guided_conditions(None, conditions)
 
 
 def condition_fn_of(model: tp.Any) -> jax.tree_util.Partial:
@@ -146,8 +172,8 @@ class MagnetStep:
         if conditions is None:
             return model(tokens, stage=stage)
         batch = jax.tree.leaves(conditions)[0].shape[0]
-        if tokens.shape[0] == 2 * batch:  # guidance: the null condition (zeros) for the second half
-            conditions = jax.tree.map(lambda c: jnp.concatenate([c, jnp.zeros_like(c)]), conditions)
+        if tokens.shape[0] == 2 * batch:  # guidance: the null condition for the second half
+            conditions = guided_conditions(model, conditions)
         return model(tokens, stage=stage, **conditions)
 
 
@@ -158,8 +184,9 @@ def magnet_fn_of(model: tp.Any, conditions: tp.Mapping[str, tp.Any] | None = Non
     as `step_fn_of`: the parameters stay traced, and models of one structure
     share a program. `conditions` (keyword arguments of the model's call, each
     `[B, ...]`, e.g. `encoder_hidden_states`) are passed to every call; under
-    guidance (`model_fn` called on `[2B, K, T]`) the second half gets zeros,
-    the null condition.
+    guidance (`model_fn` called on `[2B, K, T]`) the second half gets the null
+    condition (zeros, or the model's `guided_conditions`: see
+    `ConditionedStepModel`).
 
     Raises:
       TypeError: `model` is not an NNX module; `conditions` not a mapping.

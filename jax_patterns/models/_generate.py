@@ -26,16 +26,6 @@ if tp.TYPE_CHECKING:
     from jax_patterns.models._musicgen import MusicGen
 
 
-def _with_null(states: tp.Any, mask: tp.Any) -> tuple[jax.Array, jax.Array]:
-    """`[states; zeros]` and `[mask (ones if None); zeros]`: the conditional rows, then the null condition's."""
-    states = jnp.asarray(states)
-    mask = jnp.ones(states.shape[:2], jnp.int32) if mask is None else jnp.asarray(mask).astype(jnp.int32)
-    return (
-        jnp.concatenate([states, jnp.zeros_like(states)], axis=0),
-        jnp.concatenate([mask, jnp.zeros_like(mask)], axis=0),
-    )
-
-
 def magnet_fn_of(model: MusicGen, encoder_hidden_states: tp.Any = None, encoder_attention_mask: tp.Any = None):
     """A MAGNeT model and its condition as `lm.magnet_generate`'s `model_fn(tokens, stage)` (`lm.magnet_fn_of`).
 
@@ -69,9 +59,8 @@ def _conditioned_cache(graphdef, params, states, mask, *, rows: int, length: int
     cache = model.init_cache(rows, condition_len=condition_len, length=length)
     if states is None:
         return cache
-    if guidance:
-        states, mask = _with_null(states, mask)
-    return model.condition(cache, {"encoder_hidden_states": states, "encoder_attention_mask": mask})
+    conditions = {"encoder_hidden_states": states, "encoder_attention_mask": mask}
+    return model.condition(cache, model.guided_conditions(conditions) if guidance else conditions)
 
 
 def _guidance(guidance_scale: tp.Any, batch: int) -> tp.Any:

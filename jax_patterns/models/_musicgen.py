@@ -549,6 +549,27 @@ class MusicGen(nnx.Module):
             "condition_mask": jnp.ones((rows, length), bool) if given is None else given,
         }
 
+    @property
+    def input_vocab(self) -> int:
+        """Token ids embedded per codebook: the `card` codes and the special (bos / pad / mask) token `card`."""
+        return self.card + 1
+
+    def guided_conditions(self, conditions: tp.Mapping[str, tp.Any]) -> dict[str, jax.Array]:
+        """`[conditions; null]` for classifier-free guidance, as transformers builds it: the request's states and
+        mask (ones where it gave none), then zero states under a zero mask (`lm.Engine` and `lm.magnet_fn_of`
+        call it; zeros of a condition without its mask would leave the null rows seeing every position)."""
+        if not isinstance(conditions, tp.Mapping) or "encoder_hidden_states" not in conditions:
+            raise ValueError(
+                "`conditions` must be a mapping with 'encoder_hidden_states' (and 'encoder_attention_mask')"
+            )
+        states = jnp.asarray(conditions["encoder_hidden_states"])
+        mask = conditions.get("encoder_attention_mask")
+        mask = jnp.ones(states.shape[:2], jnp.int32) if mask is None else jnp.asarray(mask).astype(jnp.int32)
+        return {
+            "encoder_hidden_states": jnp.concatenate([states, jnp.zeros_like(states)], axis=0),
+            "encoder_attention_mask": jnp.concatenate([mask, jnp.zeros_like(mask)], axis=0),
+        }
+
     def decode(self, cache: Cache, tokens: tp.Any, info: tp.Any = None) -> tuple[jax.Array, Cache]:
         """Runs `tokens [B, K, n]` against the cache at each row's position; returns the last step's logits.
 
