@@ -574,15 +574,5 @@ KNOWN: dict[tuple[str, str], str] = {
     ("jax_patterns.train.train", "emit"): "True: raised TypeError without naming `emit`: 'bool' object is not callable",
     ("jax_patterns.unpack", "packed"): "None: raised AttributeError: 'NoneType' object has no attribute 'tokens'",
 }
-VALID_KNOWN: dict[str, str] = {
-    "jax_patterns.train.launch": "the children's stdout and stderr pipes are never closed (ResourceWarning)",
-}
-SKIPPED: dict[tuple[str, str], str] = {
-    ("jax_patterns.models.MusicGen", "dim"): "dim=2**31 aborts the process in XLA",
-    ("jax_patterns.presets.Moshi.sequence", "timesteps"): "timesteps=2**63 aborts the process in XLA",
-    ("jax_patterns.train.launch", "processes"): "launch leaves its children's pipes open (ResourceWarning at teardown)",
-    ("jax_patterns.train.launch", "argv"): "as above",
-    ("jax_patterns.train.launch", "timeout"): "as above",
-    ("jax_patterns.train.input_pipeline", "prefetch"): "a bad prefetch reaches grain, whose half-built iterator "
-    "fails in __del__ (an error at teardown)",
-}
+VALID_KNOWN: dict[str, str] = {}
+SKIPPED: dict[tuple[str, str], str] = {}

@@ -180,7 +180,7 @@ def step_fn(state, tokens):
         ({"special_token": SPECIAL, "top_k": 2.5}, TypeError, r"`top_k` must be an int"),
         ({"special_token": SPECIAL, "top_k": [1, 2, 3]}, ValueError, r"`top_k` has shape \(3,\); expected a scalar"),
         ({"special_token": SPECIAL, "temp": None}, TypeError, r"`temp` is None"),
-        ({"special_token": SPECIAL, "cfg_coef": float("nan")}, ValueError, r"`cfg_coef` must lie in"),
+        ({"special_token": SPECIAL, "cfg_coef": float("nan")}, ValueError, r"`cfg_coef` must be a finite number"),
         ({"special_token": SPECIAL, "use_sampling": 1}, TypeError, r"`use_sampling` must be a bool"),
         (
             {"special_token": SPECIAL, "temp": 2.0, "sampling": lm.Sampling(temp=1.0)},

@@ -208,13 +208,19 @@ def engine(
     for rid, frames, finished in engine: ...
     ```
 
-    A request's conditions are padded to `condition_len` (zero states, mask 0)
-    and written into its rows at its prefill (`lm.condition_fn_of(model)`), the
-    null condition's rows (zeros) beside them when guiding; each request may set
-    its own coefficient (`sampling=lm.Sampling(cfg_coef=...)`). Each request's
-    codes equal `model.generate` of that request alone with the same settings
-    (`max_new_frames = max_timesteps - T0`; greedy, or sampling with the
-    request's key).
+    Every request's conditions are `condition_len` long (pad shorter ones
+    yourself: zero states under a mask of 0, as above; a request of another
+    length is refused at `submit`). They are written into the request's rows at
+    its prefill (`lm.condition_fn_of(model)`), with the null condition's rows
+    beside them when guiding (`model.guided_conditions`: zero states under a
+    zero mask). Each request may set its own coefficient
+    (`sampling=lm.Sampling(cfg_coef=...)`), applied as given: unlike
+    `generate`'s host `guidance_scale`, a per-request `cfg_coef <= 1` does not
+    turn guidance off (1.0 gives the conditional logits, the same codes; 0.5
+    mixes toward the null condition). Each request's codes equal
+    `model.generate` of that request alone with the same settings
+    (`max_new_frames = max_timesteps - T0`, `guidance_scale=np.array([c])` for
+    a request's `cfg_coef=c`; greedy, or sampling with the request's key).
 
     Args:
       model: a causal `MusicGen`.
