@@ -78,7 +78,10 @@ def setting(name: str, value: tp.Any, batch: int, integer: bool, low: float, hig
                 bad |= np.abs(wide) > np.finfo(np.float32).max
         if np.any(bad):
             shown = array if array.ndim == 0 else array[np.flatnonzero(bad)[0]]
-            raise ValueError(f"`{name}` must lie in [{low}, {high}] and fit float32, got {shown.item()!r}")
+            value = float(np.asarray(shown, np.float64))
+            past_float32 = not integer and math.isfinite(value) and low <= value <= high  # 1e39: inf as float32
+            fits = " and fit float32" if past_float32 else ""
+            raise ValueError(f"`{name}` must lie in [{low}, {high}]{fits}, got {shown.item()!r}")
     dtype = np.int32 if integer else np.float32
     if host:
         return np.broadcast_to(np.asarray(array).astype(dtype), (batch,))
