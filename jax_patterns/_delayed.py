@@ -15,6 +15,7 @@ import numpy as np
 from jax_patterns._checks import check_flag, check_int
 from jax_patterns._layout import LayoutCoord, Pattern
 from jax_patterns._providers import (
+    N_Q_MAX,
     LengthRule,
     ValueProvider,
     audiocraft_class,
@@ -189,7 +190,7 @@ class ParallelPatternProvider(DelayedPatternProvider):
     _fields = ("n_q", "empty_initial")
 
     def __init__(self, n_q: int, empty_initial: int = 0):
-        n_q = check_int("n_q", n_q, minimum=1)
+        n_q = check_int("n_q", n_q, minimum=1, maximum=N_Q_MAX)  # before the n_q-long delays are built
         super().__init__(n_q, [0] * n_q, empty_initial=empty_initial)
 
     @classmethod

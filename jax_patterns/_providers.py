@@ -25,7 +25,7 @@ import typing as tp
 
 import numpy as np
 
-from jax_patterns._checks import check_flag, check_index_range, check_int
+from jax_patterns._checks import INT32_MAX, check_flag, check_index_range, check_int, validate_lengths
 from jax_patterns._layout import GenericRule as GenericRule
 from jax_patterns._layout import Pattern
 
@@ -49,6 +49,19 @@ def slice_length(n: np.ndarray, stop: np.ndarray) -> np.ndarray:
     """`len(range(n)[:stop])`, elementwise: Python's slicing of a length-`n` layout."""
     stop = np.where(stop < 0, np.maximum(n + stop, 0), stop)
     return np.minimum(stop, n)
+
+
+def rule_lengths(lengths: tp.Any) -> np.ndarray:
+    """`lengths` of any shape as int64 numpy, or raises naming `lengths`: integers in `[0, 2**31 - 1]` (what a
+    pattern's `timesteps` may be), checked in their own dtype before the cast (no float truncated, no wrap)."""
+    if lengths is None:
+        raise TypeError("`lengths` is None; expected integer lengths (an int or an integer array)")
+    try:
+        array = np.asarray(lengths)  # a device array is read back: a rule's answer is host numpy anyway
+    except Exception as err:  # noqa: BLE001 - re-raised with the argument's name
+        raise TypeError(f"`lengths` must be an integer array, got {type(lengths).__name__}") from err
+    array = validate_lengths(array, array.shape, INT32_MAX, bound="2**31 - 1 (int32)")
+    return np.asarray(array, dtype=np.int64)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,20 +89,36 @@ class LengthRule(abc.ABC):
         return steps
 
     def num_steps(self, lengths: tp.Any) -> np.ndarray:
-        """`len(get_pattern(L).layout)` for each `L`."""
-        return self.shape(np.asarray(lengths, dtype=np.int64))[0]
+        """`len(get_pattern(L).layout)` for each `L`.
+
+        Raises:
+          TypeError: `lengths` is not an integer (array).
+          ValueError: a length outside `[0, 2**31 - 1]`.
+        """
+        return self.shape(rule_lengths(lengths))[0]
 
     def ref_steps(self, lengths: tp.Any, keep_only_valid_steps: bool) -> np.ndarray:
-        """Length of the (valid) layout for each `L`: the `S` of that example's own sequence."""
-        lengths = np.asarray(lengths, dtype=np.int64)
+        """Length of the (valid) layout for each `L`: the `S` of that example's own sequence.
+
+        Raises:
+          TypeError: `lengths` is not an integer (array), or `keep_only_valid_steps` not a bool.
+          ValueError: a length outside `[0, 2**31 - 1]`.
+        """
+        lengths = rule_lengths(lengths)
+        keep_only_valid_steps = check_flag("keep_only_valid_steps", keep_only_valid_steps)
         n, reach, _ = self.shape(lengths)
         if not keep_only_valid_steps:
             return n
         return slice_length(n, n - (reach - lengths))
 
     def starts_with_special(self, lengths: tp.Any) -> np.ndarray:
-        """Whether `get_pattern(L)` opens with the special-token step, for each `L`."""
-        return self.shape(np.asarray(lengths, dtype=np.int64))[2]
+        """Whether `get_pattern(L)` opens with the special-token step, for each `L`.
+
+        Raises:
+          TypeError: `lengths` is not an integer (array).
+          ValueError: a length outside `[0, 2**31 - 1]`.
+        """
+        return self.shape(rule_lengths(lengths))[2]
 
 
 # ---------------------------------------------------------------------------

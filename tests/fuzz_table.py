@@ -276,7 +276,8 @@ def _() -> Call:
     def build(t: tp.Any, q: tp.Any) -> jp.Pattern:
         return jp.Pattern([[], [jp.LayoutCoord(t, q)]], 1, 2)
 
-    return Call(build, t=Int(0, 0, 0, names=["layout"]), q=Int(1, 0, 1, names=["layout", "q="]))
+    # t >= timesteps is valid (audiocraft's layouts reach past T by their delays; such a code is never read)
+    return Call(build, t=Int(0, 0, names=["layout"]), q=Int(1, 0, 1, names=["layout", "q="]))
 
 
 @entry("jax_patterns.Pattern.from_coords")
@@ -861,7 +862,7 @@ def _() -> Call:
         timesteps=Int(4, 1),
         mask_token=Int(CARD, CARD, CARD),
         key=Key(KEY, batch=1, optional=True),
-        decoding_steps=Seq([2, 1], Int(2, 1)),
+        decoding_steps=Seq([2, 1], Int(2, 1), lengths=lambda n: n >= 2),  # the first K used (audiocraft's zip)
         span_len=Int(2, 1),
         span_arrangement=Choice("nonoverlap", ("nonoverlap", "stride1")),
         span_scoring=Choice("max", ("max", "prod")),

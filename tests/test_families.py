@@ -152,6 +152,15 @@ def test_oversized_patterns_are_refused_from_the_arguments_in_constant_memory():
         assert peak < 1 << 20, (provider, peak)
 
 
+def test_parallel_provider_refuses_an_n_q_without_patterns_before_building_its_delays():
+    tracemalloc.start()
+    with pytest.raises(ValueError, match=r"`n_q` must be <= 46340"):
+        jp.ParallelPatternProvider(10**7)  # its n_q zero delays were built (80 MB) before the base class refused it
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1 << 20, peak
+
+
 class Picky(jp.CodebooksPatternProvider):
     """A custom provider that cannot build some lengths, and records what it was asked."""
 

@@ -440,7 +440,7 @@ def test_codec_lm_refuses_positions_past_max_len():
     longer = jp.DelayedPatternProvider(2).get_pattern(6)
     with pytest.raises(ValueError, match=r"fed 7 of them, more than its max_len=6"):
         lm.generate(lm.step_fn_of(model), model.init_cache(1), longer, np.zeros((1, 2, 0), np.int32), special_token=8)
-    with pytest.raises(ValueError, match=r"7 steps given; the model holds at most max_len=6"):
+    with pytest.raises(ValueError, match=r"`seq` has 7 steps; the model holds at most max_len=6"):
         model(jnp.zeros((1, 2, 7), jnp.int32))
     _, cache = model.decode(model.init_cache(1), jnp.zeros((1, 2, 5), jnp.int32))
     with jax.transfer_guard_device_to_host("disallow"):  # the eager decode never reads its position back

@@ -275,6 +275,20 @@ def test_bad_lengths_raise(call, error, match):
         call(jp.DelayedPatternProvider(3).get_pattern(8))
 
 
+def test_length_rules_refuse_lengths_and_flags_they_would_misread():
+    rule = jp.DelayedPatternProvider(2, [0, 1]).length_rule()
+    assert rule.num_steps(np.array([3, 4], np.int64)).tolist() == [5, 6]
+    for bad, error in ((2.5, TypeError), (np.array([3.0]), TypeError), ("3", TypeError), (None, TypeError)):
+        with pytest.raises(error, match="`lengths`"):  # truncated (2.5 -> 2) or parsed ("3") before
+            rule.num_steps(bad)
+    for bad in (-1, 2**31, np.array([3, 2**63], np.uint64)):  # -1 gave 0 steps; past int32 no pattern exists
+        for query in (rule.num_steps, rule.starts_with_special, lambda n: rule.ref_steps(n, True)):
+            with pytest.raises(ValueError, match="`lengths` must lie in"):
+                query(bad)
+    with pytest.raises(TypeError, match="`keep_only_valid_steps`"):  # "no" was truthy: the valid steps only
+        rule.ref_steps([3], "no")
+
+
 def test_device_lengths_are_not_read_back_but_clipped():
     """Host lengths are range-checked; a jax.Array is not pulled to the host on each call (no sync): clipped."""
     pattern = jp.DelayedPatternProvider(2).get_pattern(4)

@@ -290,6 +290,42 @@ def test_kv_cached_decode_equals_the_full_forward(per_row):
     np.testing.assert_allclose(jnp.stack(steps, axis=2), full[:, :, 3:], rtol=2e-5, atol=2e-5)
 
 
+def test_codec_lm_refuses_inputs_it_would_misread():
+    """Host codes and positions are checked in their own dtype (an int32 cast wrapped 2**32 + 8 into the special
+    token); settings are never truthy or truncated stand-ins."""
+    model = small_model(max_len=8)
+    seq = RNG.integers(0, CARD + 1, (1, 2, 5))
+    segments, positions = np.array([[1, 1, 1, 2, 2]]), np.array([[0, 1, 2, 0, 1]])
+    np.testing.assert_array_equal(model(seq), model(seq.astype(np.int32)))  # int64 codes that fit int32: the same
+    wrapped = seq.copy()
+    wrapped[0, 1, 0] = 2**32 + CARD
+    for call in (model, model.hidden):
+        with pytest.raises(ValueError, match="`seq` holds the code 4294967304"):
+            call(wrapped)
+        with pytest.raises(ValueError, match=r"`seq` holds the code 9"):
+            call(np.where(seq == 0, CARD + 1, seq))
+        with pytest.raises(ValueError, match="`positions` holds 8"):  # read the last position's row before
+            call(seq, segments, np.array([[0, 1, 2, 0, 8]]))
+        with pytest.raises(ValueError, match="`positions` holds 4294967296"):
+            call(seq, segments, np.array([[0, 1, 2, 0, 2**32]]))
+        with pytest.raises(TypeError, match="`segment_ids`"):
+            call(seq, segments.astype(np.float32), positions)
+    with pytest.raises(ValueError, match="`seq` has 9 steps"):
+        model(RNG.integers(0, CARD + 1, (1, 2, 9)))
+    for stage, error in ((2.5, TypeError), (-1, ValueError), (2, ValueError), (np.array([1]), TypeError)):
+        with pytest.raises(error, match="`stage`"):  # 2.5 and -1 were accepted
+            model(seq, stage=stage)
+    cache = model.init_cache(1)
+    with pytest.raises(ValueError, match="`tokens` holds the code 4294967304"):
+        model.decode(cache, wrapped)
+    with pytest.raises(ValueError, match=r"`cache\['keys'\]`"):
+        model.decode(model.init_cache(2), seq)
+    with pytest.raises(TypeError, match="`per_row`"):  # "yes" was truthy: a per-row cache
+        model.init_cache(1, per_row="yes")
+    with pytest.raises(TypeError, match="`dtype`"):  # None was float32
+        model.init_cache(1, dtype=None)
+
+
 def test_training_lowers_the_loss_and_generation_samples():
     pattern = jp.DelayedPatternProvider(2).get_pattern(12)
     model = small_model()
@@ -414,7 +450,7 @@ def test_compute_predictions_refuses_what_it_would_feed_the_model_wrong():
         return jnp.zeros((*seq.shape, CARD))
 
     codes = np.array([[[1, 2, 3], [2**32 + 1, 2, 3]]], np.int64)  # an int32 cast would feed the model the code 1
-    with pytest.raises(ValueError, match=r"`codes` holds 4294967297, which int32 tokens cannot hold"):
+    with pytest.raises(ValueError, match=r"`codes` holds the code 4294967297"):
         lm.compute_predictions(model, codes, pattern, CARD)
     assert seen == []
     with pytest.raises(ValueError, match=r"`apply_fn` returned logits of shape \(1, 2, 3, 8\) for the sequence of "

@@ -324,6 +324,7 @@ def test_trim_and_token_masking_shapes():
     [
         (dict(decoding_steps=(4,)), ValueError, r"`decoding_steps` has 1 entries for K=2"),
         (dict(decoding_steps=(4, 0)), ValueError, r"`decoding_steps\[1\]` must be >= 1"),
+        (dict(decoding_steps=(4, 2**31 - 1)), ValueError, r"`decoding_steps` \[4, 2147483647\] make 2147483651"),
         (dict(mask_token=3), ValueError, r"`mask_token`=3 is a code the model samples \(card=12\)"),
         (dict(mask_token=2.5), TypeError, r"`mask_token`"),
         (dict(timesteps=5), ValueError, r"`prompt` has T0=5 timesteps; expected fewer than timesteps=5"),

@@ -39,6 +39,10 @@ from jax_patterns.lm._sampling import Sampling, setting, settings, truncation
 DONT_REMASK = -1e4
 """audiocraft's score of a position (or span) that must not be re-masked."""
 
+MAX_ITERATIONS = 2**16
+"""The most decode iterations `magnet_generate` runs in all (the used `decoding_steps` summed): each is a full model
+pass, and the schedule's host tables are sized by the total (audiocraft's default is 50)."""
+
 ARRANGEMENTS = ("nonoverlap", "stride1")
 SCORINGS = ("max", "prod")
 
@@ -311,7 +315,8 @@ def magnet_generate(
         model's declared `input_vocab`; never a code the model samples.
       key: a PRNG key, or `[B]` keys (needed when sampling).
       decoding_steps: iterations per stage; the first K are used (audiocraft
-        zips them with the codebooks); fewer than K raises.
+        zips them with the codebooks); fewer than K raises, and so do more
+        than `MAX_ITERATIONS` (65536) in all.
       span_len: the masking spans' length (see above).
       span_arrangement: `"nonoverlap"` or `"stride1"` (see above).
       span_scoring: `"max"` or `"prod"` (see above).
@@ -334,7 +339,7 @@ def magnet_generate(
     Raises:
       ValueError: bad sizes or choices, a prompt of the wrong shape or codes out
         of `[0, card)` (in their own dtype), a `mask_token` the model samples or
-        does not embed, fewer `decoding_steps` than codebooks, `model_fn`
+        does not embed, fewer `decoding_steps` than codebooks (or over `MAX_ITERATIONS` in all), `model_fn`
         logits of the wrong shape, keys of the wrong shape.
       TypeError: non-integer ids, sizes or prompt codes, a non-callable
         `model_fn`, a key that is not a PRNG key.
@@ -357,6 +362,11 @@ def magnet_generate(
             "(audiocraft would leave the codebooks past them as mask tokens)"
         )
     steps = steps[:n_q]
+    if sum(steps) > MAX_ITERATIONS:  # before the schedule's tables are built
+        raise ValueError(
+            f"`decoding_steps` {list(steps)} make {sum(steps)} iterations; at most {MAX_ITERATIONS} in all "
+            "(each is a model pass)"
+        )
     chunked = span_len > 1 and span_arrangement == "nonoverlap"
     trimmed = span_len * (timesteps // span_len) if chunked else timesteps
     if prompt_len >= timesteps:

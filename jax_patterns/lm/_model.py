@@ -10,15 +10,21 @@ cache, which is what `generate`'s `step_fn` needs.
 
 from __future__ import annotations
 
+import math
 import typing as tp
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
-from jax_patterns._checks import check_flag, check_int
+from jax_patterns._checks import INT32_LIMIT, check_codes, check_flag, check_int, is_host
 
 Cache = dict[str, tp.Any]
+
+N_Q_MAX = math.isqrt(INT32_LIMIT - 1)
+"""46340, the pattern providers' bound on `n_q`: a pattern of K codebooks holds at least K * K int32 indexes, so none
+has more codebooks, and no model of more is decoded."""
 
 
 class Block(nnx.Module):
@@ -92,7 +98,8 @@ class CodecLM(nnx.Module):
       rngs: NNX random streams for initialisation.
 
     Raises:
-      TypeError / ValueError: sizes that are not positive ints, `dim` not a multiple of `num_heads`.
+      TypeError / ValueError: sizes that are not positive ints (`n_q` at most 46340, as the pattern providers:
+        no pattern has more codebooks), `dim` not a multiple of `num_heads`, `rngs` not an `nnx.Rngs`.
 
     Example:
       >>> from flax import nnx
@@ -115,7 +122,7 @@ class CodecLM(nnx.Module):
         subcodes_context: int = 5,
         rngs: nnx.Rngs,
     ):
-        self.n_q = check_int("n_q", n_q, minimum=1)
+        self.n_q = check_int("n_q", n_q, minimum=1, maximum=N_Q_MAX)
         self.card = check_int("card", card, minimum=1)
         self.dim = check_int("dim", dim, minimum=1)
         self.max_len = check_int("max_len", max_len, minimum=1)
@@ -127,6 +134,8 @@ class CodecLM(nnx.Module):
             raise ValueError(f"`n_q` * (`card` + 1) = {self.n_q * (self.card + 1)} embedding rows do not fit int32")
         self.causal = check_flag("causal", causal)
         self.subcodes_context = check_int("subcodes_context", subcodes_context, minimum=-1)
+        if not isinstance(rngs, nnx.Rngs):
+            raise TypeError(f"`rngs` must be an nnx.Rngs (e.g. nnx.Rngs(0)), got {type(rngs).__name__}")
         self.embed = nnx.Embed(self.n_q * (self.card + 1), dim, rngs=rngs)  # one table of card + 1 rows per codebook
         self.position = nnx.Embed(self.max_len, dim, rngs=rngs)
         self.blocks = nnx.List([Block(dim, num_heads, rngs=rngs) for _ in range(num_layers)])
@@ -145,8 +154,15 @@ class CodecLM(nnx.Module):
         `per_row=True` keeps one position per row (`index [B]`): each row writes
         and attends at its own step, so rows can be refilled independently, as
         `lm.Engine`'s slots are (every leaf then has the batch axis first).
+
+        Raises:
+          TypeError: `batch` not an int, `dtype` not a floating dtype (jax's: float64 only under x64), `per_row`
+            not a bool.
+          ValueError: `batch < 1`.
         """
         batch = check_int("batch", batch, minimum=1)
+        dtype = _float_dtype(dtype)
+        per_row = check_flag("per_row", per_row)
         shape = (batch, self.max_len, self.num_heads, self.dim // self.num_heads)
         return {
             "keys": [jnp.zeros(shape, dtype) for _ in self.blocks],
@@ -157,10 +173,6 @@ class CodecLM(nnx.Module):
     def _trunk(self, tokens: jax.Array, cache: Cache, rows: Rows) -> tuple[jax.Array, Cache]:
         """The normed hidden state `[B, n, dim]` the heads read, and the cache."""
         batch, n_q, n = tokens.shape
-        if n_q != self.n_q:
-            raise ValueError(f"`tokens` has {n_q} codebooks; the model has n_q={self.n_q}")
-        if n > self.max_len:
-            raise ValueError(f"{n} steps given; the model holds at most max_len={self.max_len} positions")
         index = cache["index"]
         offsets = (jnp.arange(n_q) * (self.card + 1))[None, :, None]
         x = self.embed(tokens + offsets).sum(axis=1)  # [B, n, dim]
@@ -206,9 +218,17 @@ class CodecLM(nnx.Module):
         restart at each segment, so every segment's logits are those of its
         example run alone.
 
+        Host `seq` and `positions` are range-checked (`[0, card]`, `[0, max_len)`); device or traced ones are not
+        read back (no sync), only their shapes and dtypes checked.
+
         Raises:
-          ValueError: `segment_ids` or `positions` not of shape `[B, S]`, or one without the other.
+          TypeError: `seq`, `segment_ids` or `positions` not integer arrays; `stage` not an int (or an integer
+            0-d array).
+          ValueError: `seq` not `[B, K, S]` codes with `K = n_q`, `S <= max_len`, host codes in `[0, card]`;
+            `segment_ids` or `positions` not of shape `[B, S]`, or one without the other; a host `stage`
+            outside `[0, n_q)`.
         """
+        seq = self._tokens("seq", seq)
         rows = self._rows(seq, segment_ids, positions, stage)
         cache = self.init_cache(seq.shape[0])
         hidden, _ = self._trunk(seq, cache, rows)
@@ -221,8 +241,9 @@ class CodecLM(nnx.Module):
 
         `einsum("bsd,kdc->bksc", model.hidden(seq), *model.head_weights())` (plus
         the bias) is `model(seq)`; the fused loss takes the two without making
-        the logits. Arguments as for `__call__`.
+        the logits. Arguments (and errors) as for `__call__`.
         """
+        seq = self._tokens("seq", seq)
         return self._trunk(seq, self.init_cache(seq.shape[0]), self._rows(seq, segment_ids, positions, None))[0]
 
     def head_weights(self) -> tuple[jax.Array, jax.Array]:
@@ -236,28 +257,109 @@ class CodecLM(nnx.Module):
         kernel = self.heads.kernel[...].reshape(self.dim, self.n_q, self.card).transpose(1, 0, 2)
         return kernel, self.heads.bias[...].reshape(self.n_q, self.card)
 
+    def _tokens(self, name: str, tokens: tp.Any) -> jax.Array:
+        """`tokens [B, K, n]` checked (`K = n_q`, `n <= max_len`, host ids in `[0, card]`), as int32."""
+        tokens = check_codes(tokens, name, n_q=self.n_q, below=self.card + 1)
+        if tokens.shape[-1] > self.max_len:
+            raise ValueError(
+                f"`{name}` has {tokens.shape[-1]} steps; the model holds at most max_len={self.max_len} positions"
+            )
+        return jnp.asarray(tokens, jnp.int32)
+
     def _rows(self, seq: jax.Array, segment_ids: tp.Any, positions: tp.Any, stage: tp.Any) -> Rows:
         """The per-row options of a whole-sequence call, checked."""
         if (segment_ids is None) != (positions is None):
             raise ValueError("packed rows need both `segment_ids` and `positions` (`Packed.segment_ids`, `.positions`)")
-        for name, value in (("segment_ids", segment_ids), ("positions", positions)):
-            if value is not None and tuple(value.shape) != (seq.shape[0], seq.shape[-1]):
-                raise ValueError(
-                    f"`{name}` has shape {tuple(value.shape)}; expected [B, S] = {(seq.shape[0], seq.shape[-1])}"
-                )
-        return Rows(segment_ids, positions, stage)
+        rows = (seq.shape[0], seq.shape[-1])
+        if segment_ids is not None:
+            segment_ids = _int_rows("segment_ids", segment_ids, rows, -INT32_LIMIT, INT32_LIMIT)
+            positions = _int_rows("positions", positions, rows, 0, self.max_len)
+        return Rows(segment_ids, positions, None if stage is None else self._stage(stage))
+
+    def _stage(self, stage: tp.Any) -> tp.Any:
+        """MAGNeT's `stage`: a host int in `[0, n_q)`, or a traced (device) integer scalar, not read back."""
+        if isinstance(stage, (jax.Array, jax.core.Tracer)):
+            if stage.ndim != 0 or stage.dtype == jnp.bool_ or not jnp.issubdtype(stage.dtype, jnp.integer):
+                raise TypeError(f"`stage` must be an integer scalar, got {stage.dtype}{list(stage.shape)}")
+            return stage
+        return check_int("stage", stage, minimum=0, maximum=self.n_q - 1)
 
     def decode(self, cache: Cache, tokens: jax.Array, info: tp.Any = None) -> tuple[jax.Array, Cache]:
         """Runs new steps `tokens [B, K, n]` against the cache; returns the last step's logits `[B, K, card]`.
 
         Steps past `max_len` give NaN logits (nothing is read back to check them). `info` (an
         `lm.StepInfo`) is accepted for the step-model protocol and not used.
+
+        Raises:
+          TypeError: `cache` not this model's cache (`init_cache`), `tokens` not integer codes.
+          ValueError: `tokens` not `[B, K, n]` with `K = n_q`, `1 <= n <= max_len`, host ids in `[0, card]`, or of
+            another batch than the cache; a causal=False model.
         """
         if not self.causal:
             raise ValueError("`decode` runs a causal model step by step; this model has causal=False (MAGNeT)")
+        tokens = self._tokens("tokens", tokens)
+        if tokens.shape[-1] == 0:
+            raise ValueError(f"`tokens` has shape {tuple(tokens.shape)}: no step to decode; expected [B, K, n >= 1]")
+        self._check_cache(cache, tokens.shape[0])
         index = cache["index"]
         hidden, cache = self._trunk(tokens, cache, Rows())
         return self._logits(hidden[:, -1:], index + tokens.shape[-1] - 1)[:, :, 0], cache
+
+    def _check_cache(self, cache: tp.Any, batch: int) -> None:
+        """`cache` has this model's structure (`init_cache(batch)`): shapes only, nothing read back."""
+        layers, heads = len(self.blocks), self.num_heads
+        shape = (batch, self.max_len, heads, self.dim // heads)
+        what = f"this model's cache (`init_cache({batch})`: keys and values {layers} x {list(shape)}, an int32 index)"
+        if not isinstance(cache, tp.Mapping) or set(cache) != {"keys", "values", "index"}:
+            raise TypeError(f"`cache` must be {what}; got {type(cache).__name__}")
+        for name in ("keys", "values"):
+            leaves = cache[name]
+            if not isinstance(leaves, tp.Sequence) or len(leaves) != layers:
+                raise TypeError(f"`cache[{name!r}]` must be {layers} arrays, one per layer; got {leaves!r}"[:300])
+            for layer in leaves:
+                if tuple(getattr(layer, "shape", ())) != shape or not jnp.issubdtype(layer.dtype, jnp.floating):
+                    raise ValueError(f"`cache[{name!r}]` holds {_described(layer)}; expected float {list(shape)}")
+        index = cache["index"]
+        dtype = getattr(index, "dtype", None)
+        integer = dtype is not None and dtype != np.bool_ and jnp.issubdtype(dtype, jnp.integer)
+        if not integer or index.shape not in ((), (batch,)):
+            raise ValueError(f"`cache['index']` holds {_described(index)}; expected int32 [] or [{batch}]")
+
+
+def _described(x: tp.Any) -> str:
+    """An array's dtype and shape, or an object's type, for a message."""
+    shape = getattr(x, "shape", None)
+    return f"{getattr(x, 'dtype', '')}{list(shape)}" if shape is not None else type(x).__name__
+
+
+def _float_dtype(dtype: tp.Any) -> tp.Any:
+    """`dtype` as a floating numpy dtype jax holds as it is (float64 needs x64), or a TypeError naming `dtype`."""
+    try:
+        checked = None if dtype is None or isinstance(dtype, (bool, int, float)) else jnp.dtype(dtype)
+    except TypeError:
+        checked = None
+    if checked is None or not jnp.issubdtype(checked, jnp.floating):
+        raise TypeError(f"`dtype` must be a floating dtype (jnp.float32, jnp.bfloat16, ...), got {dtype!r}")
+    if jax.dtypes.canonicalize_dtype(checked) != checked:
+        raise TypeError(f"`dtype` {checked} is not available without jax_enable_x64")
+    return checked
+
+
+def _int_rows(name: str, value: tp.Any, shape: tuple[int, int], low: int, high: int) -> tp.Any:
+    """Integer `[B, S]` rows (`segment_ids`, `positions`), host values in `[low, high)`; as int32."""
+    if is_host(value):
+        try:
+            value = np.asarray(value)
+        except Exception as err:  # noqa: BLE001 - re-raised with the argument's name
+            raise TypeError(f"`{name}` must be an integer array [B, S], got {type(value).__name__}") from err
+    if value.dtype == np.bool_ or not jnp.issubdtype(value.dtype, jnp.integer):
+        raise TypeError(f"`{name}` must be an integer array [B, S], got dtype {value.dtype}")
+    if tuple(value.shape) != shape:
+        raise ValueError(f"`{name}` has shape {tuple(value.shape)}; expected [B, S] = {shape}, as `seq`'s")
+    if isinstance(value, np.ndarray) and value.size and (value.min() < low or value.max() >= high):
+        bad = int(value.min()) if value.min() < low else int(value.max())
+        raise ValueError(f"`{name}` holds {bad}; expected values in [{low}, {high})")
+    return jnp.asarray(value, jnp.int32)
 
 
 class Rows(tp.NamedTuple):

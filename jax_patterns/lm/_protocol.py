@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jax_patterns._checks import check_int
+
 
 @tp.runtime_checkable
 class StepModel(tp.Protocol):
@@ -84,14 +86,41 @@ class ModelStep:
     program across `step_fn_of` calls and parameter updates. `max_len` tells
     `generate` the longest sequence the model can decode; `input_vocab` the
     token ids it embeds per codebook (prompts are checked against it).
+
+    Args:
+      graphdef: the model's `nnx.GraphDef` (`nnx.split(model)[0]`).
+      max_len: the longest sequence the model decodes (an int >= 1), or None.
+      input_vocab: the token ids the model embeds per codebook (an int >= 1), or None.
+
+    Raises:
+      TypeError: `graphdef` not an `nnx.GraphDef`, `max_len` or `input_vocab` not an int (or None).
+      ValueError: `max_len` or `input_vocab` < 1.
     """
 
     graphdef: tp.Any
     max_len: int | None = None
     input_vocab: int | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.graphdef, nnx.GraphDef):
+            raise TypeError(
+                f"`graphdef` must be a model's nnx.GraphDef (`nnx.split(model)[0]`), got {type(self.graphdef).__name__}"
+            )
+        if self.max_len is not None:  # a plain int: equal steps hash equal (np.int64(16) is 16)
+            object.__setattr__(self, "max_len", check_int("max_len", self.max_len, minimum=1))
+        if self.input_vocab is not None:
+            object.__setattr__(self, "input_vocab", check_int("input_vocab", self.input_vocab, minimum=1))
+
     def __call__(self, params: tp.Any, cache: tp.Any, tokens: jax.Array, info: tp.Any = None) -> tuple:
-        model = nnx.merge(self.graphdef, params)
+        """The model (`graphdef` merged with `params`) decoding `tokens` against `cache`: `(logits, cache)`.
+
+        Raises:
+          TypeError: `params` that do not fit the graph (the model's `decode` checks `cache` and `tokens`).
+        """
+        try:
+            model = nnx.merge(self.graphdef, params)
+        except (ValueError, TypeError, AttributeError, KeyError) as err:
+            raise TypeError(f"`params` do not fit the model's graph (`nnx.split(model)[1]`): {err}") from err
         return model.decode(cache, tokens) if info is None else model.decode(cache, tokens, info)
 
 
@@ -107,8 +136,9 @@ def step_fn_of(model: tp.Any) -> jax.tree_util.Partial:
     """
     graphdef, params = _split(model, "decode")
     limit, vocab = getattr(model, "max_len", None), getattr(model, "input_vocab", None)
-    step = ModelStep(graphdef, limit if isinstance(limit, int) else None, vocab if isinstance(vocab, int) else None)
-    return jax.tree_util.Partial(step, params)
+    declared = isinstance(limit, int) and not isinstance(limit, bool)
+    vocab = vocab if isinstance(vocab, int) and not isinstance(vocab, bool) else None
+    return jax.tree_util.Partial(ModelStep(graphdef, limit if declared else None, vocab), params)
 
 
 @dataclasses.dataclass(frozen=True)

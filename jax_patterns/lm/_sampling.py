@@ -209,8 +209,8 @@ def sample_next_token(
     `lm.Engine` and per-example keys use).
 
     Raises:
-      ValueError: sampling without a key; logits that are not `[B, K, card]`; keys of another shape; a host
-        setting out of range (as for `generate`).
+      ValueError: sampling without a key; logits that are not `[B, K, card]` or have `card = 0`; keys of another
+        shape; a host setting out of range (as for `generate`).
       TypeError: logits that are not floats, a key that is not a PRNG key, a setting of the wrong type, a
         `use_sampling` that is not a bool.
     """
@@ -220,6 +220,8 @@ def sample_next_token(
             f"`logits` must be a float array [B, K, card], got {type(logits).__name__} {shape} "
             f"{getattr(logits, 'dtype', '')}"
         )
+    if shape[-1] == 0:
+        raise ValueError(f"`logits` has shape {shape}: no codes to choose from (card = 0); expected [B, K, card >= 1]")
     use_sampling = check_flag("use_sampling", use_sampling)
     batch = shape[0]
     temp = setting("temp", temp, batch, False, 0.0, math.inf)
