@@ -1666,6 +1666,11 @@ def _() -> Call:
     )
 
 
+@entry("jax_patterns.models.MusicGen.guided_conditions")
+def _() -> Call:
+    return Call(musicgen().guided_conditions, conditions=Obj(CONDITIONS, {"encoder_hidden_states": STATES}))
+
+
 @entry("jax_patterns.models.MusicGen.decode")
 def _() -> Call:
     model = musicgen()

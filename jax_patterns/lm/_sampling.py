@@ -80,7 +80,7 @@ def setting(name: str, value: tp.Any, batch: int, integer: bool, low: float, hig
             shown = array if array.ndim == 0 else array[np.flatnonzero(bad)[0]]
             if (low, high) == (-math.inf, math.inf):
                 raise ValueError(f"`{name}` must be a finite number within float32's range, got {shown.item()!r}")
-            past = not integer and np.isfinite(float(shown)) and abs(float(shown)) > np.finfo(np.float32).max
+            past = not integer and np.isfinite(float(shown)) and abs(float(shown)) > float(np.finfo(np.float32).max)
             note = " (past float32's range)" if past else ""
             raise ValueError(f"`{name}` must lie in [{low}, {high}], got {shown.item()!r}{note}")
     dtype = np.int32 if integer else np.float32

@@ -562,9 +562,15 @@ class MusicGen(nnx.Module):
             raise ValueError(
                 "`conditions` must be a mapping with 'encoder_hidden_states' (and 'encoder_attention_mask')"
             )
-        states = jnp.asarray(conditions["encoder_hidden_states"])
-        mask = conditions.get("encoder_attention_mask")
-        mask = jnp.ones(states.shape[:2], jnp.int32) if mask is None else jnp.asarray(mask).astype(jnp.int32)
+        unknown = set(conditions) - {"encoder_hidden_states", "encoder_attention_mask"}
+        if unknown:
+            raise ValueError(f"`conditions` has unknown keys {sorted(unknown)}")
+        states, mask = self._condition_arrays(
+            conditions["encoder_hidden_states"], conditions.get("encoder_attention_mask"), None
+        )
+        states = jnp.asarray(states)
+        shape = states.shape[:2]
+        mask = jnp.ones(shape, jnp.int32) if mask is None else self._visible_mask(mask).astype(jnp.int32)
         return {
             "encoder_hidden_states": jnp.concatenate([states, jnp.zeros_like(states)], axis=0),
             "encoder_attention_mask": jnp.concatenate([mask, jnp.zeros_like(mask)], axis=0),
