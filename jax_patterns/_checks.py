@@ -24,6 +24,26 @@ Token = tuple[str, tp.Any]
 INT32_MAX = INT32_LIMIT - 1
 
 
+N_Q_MAX = 46340
+"""The most codebooks anything takes: a pattern of `n_q` codebooks holds at least `n_q**2` int32 indexes
+(`check_index_range`), so from 46341 (`46341**2 >= 2**31`) on no pattern exists; refusing it at construction keeps
+providers, models and presets from building `n_q`-long structures (a hang for `n_q=2**31 - 1`)."""
+
+
+def check_provider(provider: tp.Any, name: str = "provider") -> int:
+    """Raises unless `provider` is a pattern provider (`get_pattern` and an int `n_q`); returns its `n_q`.
+
+    Raises:
+      TypeError: naming `name`.
+    """
+    n_q = getattr(provider, "n_q", None)
+    if not callable(getattr(provider, "get_pattern", None)) or isinstance(n_q, bool) or not isinstance(n_q, int):
+        raise TypeError(
+            f"`{name}` must be a pattern provider (with `get_pattern` and an int `n_q`), got {type(provider).__name__}"
+        )
+    return n_q
+
+
 def check_int(name: str, value: object, *, minimum: int | None = None, maximum: int | None = INT32_MAX) -> int:
     """Returns `value` as an int, or raises naming `name`.
 

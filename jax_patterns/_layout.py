@@ -13,7 +13,7 @@ import typing as tp
 
 import numpy as np
 
-from jax_patterns._checks import check_flag, check_index_range, check_int
+from jax_patterns._checks import check_flag, check_index_range, check_int, check_provider
 
 if tp.TYPE_CHECKING:  # pragma: no cover - typing only
     import jax
@@ -87,15 +87,6 @@ def _checked_coords(coords: tp.Any) -> tuple[np.ndarray, np.ndarray, np.ndarray,
             raise ValueError("`coords` hold a value outside int32")
     num_steps = check_int("coords[3] (num_steps)", coords[3], minimum=0)
     return arrays[0], arrays[1], arrays[2], num_steps
-
-
-def _check_provider(provider: tp.Any) -> None:
-    """A pattern's provider is None (a hand-written pattern) or has `get_pattern` and `n_q` (for `lengths=`)."""
-    if provider is not None and not (callable(getattr(provider, "get_pattern", None)) and hasattr(provider, "n_q")):
-        raise TypeError(
-            f"`provider` must be a pattern provider (with `get_pattern` and `n_q`) or None, "
-            f"got {type(provider).__name__}"
-        )
 
 
 class GenericRule:
@@ -213,7 +204,8 @@ class Pattern:
         validate = check_flag("validate", validate)
         if validate and steps.size and (np.any(np.diff(steps) < 0) or steps[0] < 0 or steps[-1] >= num_steps):
             raise ValueError("`coords` steps must be sorted and within [0, num_steps)")
-        _check_provider(provider)
+        if provider is not None:
+            check_provider(provider)
         pattern = cls.__new__(cls)
         n_q = check_int("n_q", n_q, minimum=1)
         pattern._init(steps, ts, qs, num_steps, timesteps, n_q, omit_special_token, provider, validate)
@@ -259,7 +251,8 @@ class Pattern:
         """
         if self.provider is provider:
             return self
-        _check_provider(provider)
+        if provider is not None:
+            check_provider(provider)
         twin = Pattern.__new__(Pattern)
         for name in self.__slots__:
             if name != "__weakref__":  # each object has its own (not writable)

@@ -26,23 +26,9 @@ import typing as tp
 import numpy as np
 
 from jax_patterns import _indices
-from jax_patterns._checks import INT32_LIMIT, check_codes, check_flag, check_int, check_int_token
+from jax_patterns._checks import INT32_LIMIT, check_codes, check_flag, check_int, check_int_token, check_provider
 
 METHODS = ("first-fit", "best-fit")
-
-
-def check_provider(provider: tp.Any, name: str = "provider") -> int:
-    """Raises unless `provider` is a pattern provider (`get_pattern` and an int `n_q`); returns its `n_q`.
-
-    Raises:
-      TypeError: naming `name`.
-    """
-    n_q = getattr(provider, "n_q", None)
-    if not callable(getattr(provider, "get_pattern", None)) or isinstance(n_q, bool) or not isinstance(n_q, int):
-        raise TypeError(
-            f"`{name}` must be a pattern provider (with `get_pattern` and an int `n_q`), got {type(provider).__name__}"
-        )
-    return n_q
 
 
 def _codes(name: str, codes: tp.Any, n_q: int, special_token: int) -> np.ndarray:

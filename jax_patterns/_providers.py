@@ -26,16 +26,12 @@ import typing as tp
 import numpy as np
 
 from jax_patterns._checks import INT32_MAX, check_flag, check_index_range, check_int, validate_lengths
+from jax_patterns._checks import N_Q_MAX as N_Q_MAX  # re-exported: the families import it from here
 from jax_patterns._layout import GenericRule as GenericRule
 from jax_patterns._layout import Pattern
 
 PATTERN_CACHE_SIZE = 256
 """How many `(provider, timesteps)` patterns `get_pattern` keeps (LRU)."""
-
-N_Q_MAX = 46340
-"""The largest `n_q` a provider takes: a pattern of `n_q` codebooks holds at least `n_q**2` int32 indexes
-(`check_index_range`), so from 46341 (`46341**2 >= 2**31`) on no pattern exists; refusing it at construction keeps
-the providers from building `n_q`-long defaults (a hang for `n_q=2**31 - 1`)."""
 
 _FAMILIES: dict[str, type[CodebooksPatternProvider]] = {}
 FAMILIES: types.MappingProxyType[str, type[CodebooksPatternProvider]] = types.MappingProxyType(_FAMILIES)

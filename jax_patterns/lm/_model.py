@@ -10,7 +10,6 @@ cache, which is what `generate`'s `step_fn` needs.
 
 from __future__ import annotations
 
-import math
 import typing as tp
 
 import jax
@@ -18,11 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jax_patterns._checks import INT32_LIMIT, check_codes, check_flag, check_int, is_host
+from jax_patterns._checks import INT32_LIMIT, N_Q_MAX, check_codes, check_flag, check_int, is_host
 
 Cache = dict[str, tp.Any]
 
-N_Q_MAX = math.isqrt(INT32_LIMIT - 1)
 """46340, the pattern providers' bound on `n_q`: a pattern of K codebooks holds at least K * K int32 indexes, so none
 has more codebooks, and no model of more is decoded."""
 

@@ -22,8 +22,7 @@ import numpy as np
 from flax import nnx
 
 import jax_patterns as jp
-from jax_patterns._checks import INT32_MAX, check_codes, check_flag, check_int, is_host
-from jax_patterns._providers import N_Q_MAX
+from jax_patterns._checks import INT32_MAX, N_Q_MAX, check_codes, check_flag, check_int, is_host
 from jax_patterns.models._layers import (
     POSITION_FORMULAS,
     DecoderLayer,

@@ -9,8 +9,7 @@ import typing as tp
 import numpy as np
 
 import jax_patterns as jp
-from jax_patterns._checks import check_codes, check_int
-from jax_patterns._providers import N_Q_MAX
+from jax_patterns._checks import N_Q_MAX, check_codes, check_int
 from jax_patterns.presets._common import check_rows, int_ids
 
 

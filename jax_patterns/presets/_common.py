@@ -12,6 +12,7 @@ import numpy as np
 
 from jax_patterns._checks import (
     INT32_MAX,
+    N_Q_MAX,
     check_codes,
     check_flag,
     check_int,
@@ -19,7 +20,6 @@ from jax_patterns._checks import (
     is_host,
     validate_lengths,
 )
-from jax_patterns._providers import N_Q_MAX
 
 IGNORE = -100
 """transformers' ignored label."""

@@ -8,8 +8,7 @@ import typing as tp
 import numpy as np
 
 import jax_patterns as jp
-from jax_patterns._checks import check_codes, check_flag, check_int
-from jax_patterns._providers import N_Q_MAX
+from jax_patterns._checks import N_Q_MAX, check_codes, check_flag, check_int
 from jax_patterns.presets._common import IGNORE, check_ids, check_logits, example_lengths, ids_in_our_layout
 
 

@@ -23,9 +23,7 @@ import typing as tp
 import numpy as np
 
 import jax_patterns as jp
-from jax_patterns._checks import check_flag, check_int, check_int_token
-from jax_patterns._packing import check_provider
-from jax_patterns._providers import N_Q_MAX
+from jax_patterns._checks import N_Q_MAX, check_flag, check_int, check_int_token, check_provider
 
 SEED_MAX = 2**32 - 1
 """Seeds are 32-bit (grain's shuffle seeds)."""

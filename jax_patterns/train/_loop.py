@@ -32,8 +32,7 @@ import typing as tp
 import numpy as np
 
 import jax_patterns as jp
-from jax_patterns._checks import check_flag, check_int
-from jax_patterns._providers import N_Q_MAX
+from jax_patterns._checks import N_Q_MAX, check_flag, check_int
 from jax_patterns.train._data import CARD_MAX, MarkovCodes, check_seed, input_pipeline
 
 NUM_HEADS = 4
