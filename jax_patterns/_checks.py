@@ -37,11 +37,15 @@ def check_provider(provider: tp.Any, name: str = "provider") -> int:
       TypeError: naming `name`.
     """
     n_q = getattr(provider, "n_q", None)
-    if not callable(getattr(provider, "get_pattern", None)) or isinstance(n_q, bool) or not isinstance(n_q, int):
+    if (
+        not callable(getattr(provider, "get_pattern", None))
+        or isinstance(n_q, (bool, np.bool_))
+        or not isinstance(n_q, (int, np.integer))
+    ):
         raise TypeError(
             f"`{name}` must be a pattern provider (with `get_pattern` and an int `n_q`), got {type(provider).__name__}"
         )
-    return n_q
+    return int(n_q)
 
 
 def check_int(name: str, value: object, *, minimum: int | None = None, maximum: int | None = INT32_MAX) -> int:
@@ -299,7 +303,9 @@ def check_pytree(name: str, tree: tp.Any) -> None:
         where = f"{name}{jax.tree_util.keystr(path)}"
         if isinstance(leaf, (jax.Array, jax.core.Tracer, bool, float, complex)):
             continue
-        if isinstance(leaf, (np.ndarray, np.generic)) and leaf.dtype.kind in "biufc":
+        if isinstance(leaf, (np.ndarray, np.generic)) and (
+            leaf.dtype == np.bool_ or jax.numpy.issubdtype(leaf.dtype, jax.numpy.number)  # ml_dtypes' bf16, fp8, int4
+        ):
             continue
         if isinstance(leaf, int):
             if not -INT32_LIMIT <= leaf < INT32_LIMIT:

@@ -56,9 +56,10 @@ def _fresh_jax_caches():
 
 
 RESIDENT_STEP = 3 * 2**28
-"""Resident bytes a worker may add (768 MiB) before a test's end clears JAX's caches (one module's programs can pile up: the
-audiocraft goldens compile some 600); keeps each xdist worker under about 3 GB. Measured from the last clear: freed
-memory stays resident (the allocator keeps it), so an absolute bound would clear after every test."""
+"""Resident bytes a worker may add (768 MiB) before a test's end clears JAX's caches (one module's programs
+can pile up: the audiocraft goldens compile some 600); keeps each xdist worker under about 3 GB. Measured from
+the last clear: freed memory stays resident (the allocator keeps it), so an absolute bound would clear after
+every test."""
 _RESIDENT_AT_CLEAR: list[int] = []
 
 

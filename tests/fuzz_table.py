@@ -872,7 +872,7 @@ def _() -> Call:
         top_k=Int(0, 0, batch=1),
         top_p=Real(0.9, 0.0, 1.0, batch=1),
         max_cfg_coef=Real(None, optional=True, batch=1),
-        min_cfg_coef=Real(1.0, batch=1),
+        min_cfg_coef=Real(1.0, optional=True, batch=1),  # None: fine without guidance
         prompt_lengths=lengths(np.array([1]), timesteps=1),
     )
 
@@ -1446,7 +1446,7 @@ def _() -> Call:
         card=Int(4, 1),
         min_len=Int(2, 1),
         max_len=Int(3, 1),
-        size=Int(3, 1),
+        size=Int(3, 1, 2**63 - 1),  # lazily generated: any size len() can hold
         seed=Int(0, 0, 2**32 - 1),
         noise=Real(0.1, 0.0, 1.0),
     )

@@ -658,6 +658,7 @@ def test_guidance_without_a_mask_has_the_models_null_condition():
     (which left the null rows seeing the projection's bias everywhere): the engine equals `generate`, and
     `lm.magnet_fn_of(model, conditions)` equals `model.magnet_fn(states)`."""
     model = MusicGen(2, 6, 8, 2, 1, max_len=32, encoder_dim=4, rngs=nnx.Rngs(0))
+    assert model.enc_proj is not None and model.enc_proj.bias is not None
     model.enc_proj.bias[...] = jnp.arange(8.0) * 0.7 - 2  # a bias the null rows must not see
     model.linears.kernel[...] = model.linears.kernel[...] * 8
     states = np.random.default_rng(0).normal(size=(1, 3, 4)).astype(np.float32)
@@ -668,6 +669,7 @@ def test_guidance_without_a_mask_has_the_models_null_condition():
     assert_same(got, np.asarray(alone)[0])
 
     magnet = MusicGen(2, 6, 8, 2, 1, max_len=32, encoder_dim=4, causal=False, subcodes_context=2, rngs=nnx.Rngs(1))
+    assert magnet.enc_proj is not None and magnet.enc_proj.bias is not None
     magnet.enc_proj.bias[...] = jnp.arange(8.0) * 0.7 - 2
     tokens = jnp.asarray(np.random.default_rng(1).integers(0, 7, (2, 2, 5)), jnp.int32)  # [2B]: guided
     stage = jnp.asarray(1, jnp.int32)

@@ -181,9 +181,9 @@ def call(step_fn: tp.Callable, cfg: Config, state: tp.Any, tokens: jax.Array, in
 
 def _pair(result: tp.Any) -> tuple:
     """The step function's `(logits or tokens, state)`, or a TypeError naming `step_fn` (at trace time)."""
-    if not (isinstance(result, tuple) and len(result) == 2):
+    if not (isinstance(result, (tuple, list)) and len(result) == 2):
         raise TypeError(f"`step_fn` must return a pair (logits or tokens, new state), got {type(result).__name__}")
-    return result
+    return tuple(result)
 
 
 def finished(cfg: Config, carry: Carry) -> jax.Array:

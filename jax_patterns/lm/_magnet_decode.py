@@ -383,7 +383,9 @@ def magnet_generate(
     guidance = max_cfg_coef is not None
     values = settings(Sampling(temp, top_k, top_p), batch)
     high = low = np.zeros((batch,), np.float32)
-    checked_low = setting("min_cfg_coef", min_cfg_coef, batch, False, -math.inf, math.inf)  # checked, guided or not
+    checked_low: tp.Any = None  # checked, guided or not (None is fine without guidance)
+    if guidance or min_cfg_coef is not None:
+        checked_low = setting("min_cfg_coef", min_cfg_coef, batch, False, -math.inf, math.inf)
     if guidance:
         high = setting("max_cfg_coef", max_cfg_coef, batch, False, -math.inf, math.inf)
         low = checked_low

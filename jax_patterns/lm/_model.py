@@ -280,6 +280,8 @@ class CodecLM(nnx.Module):
             if stage.ndim != 0 or stage.dtype == jnp.bool_ or not jnp.issubdtype(stage.dtype, jnp.integer):
                 raise TypeError(f"`stage` must be an integer scalar, got {stage.dtype}{list(stage.shape)}")
             return stage
+        if isinstance(stage, np.ndarray) and stage.ndim == 0 and np.issubdtype(stage.dtype, np.integer):
+            stage = stage.item()  # a host integer 0-d array is its int
         return check_int("stage", stage, minimum=0, maximum=self.n_q - 1)
 
     def decode(self, cache: Cache, tokens: jax.Array, info: tp.Any = None) -> tuple[jax.Array, Cache]:

@@ -166,8 +166,9 @@ def guided_conditions(model: tp.Any, conditions: tp.Any) -> tp.Any:
 
 def guided_conditions_of(condition_fn: jax.tree_util.Partial, conditions: tp.Any) -> tp.Any:
     """`guided_conditions` for an engine's `condition_fn`: the model's rule when it comes from `condition_fn_of`."""
-    if isinstance(condition_fn.func, ModelCondition):
-        return condition_fn.func.guided(*condition_fn.args, conditions)
+    holder: tp.Any = condition_fn.func
+    if isinstance(holder, ModelCondition):
+        return holder.guided(condition_fn.args[0], conditions)  # the Partial holds (params,)
     return guided_conditions(None, conditions)
 
 

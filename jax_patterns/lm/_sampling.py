@@ -215,11 +215,13 @@ def sample_next_token(
         `use_sampling` that is not a bool.
     """
     shape = tuple(getattr(logits, "shape", ()))
-    if len(shape) != 3 or not jnp.issubdtype(getattr(logits, "dtype", np.dtype(object)), jnp.floating):
+    if not jnp.issubdtype(getattr(logits, "dtype", np.dtype(object)), jnp.floating):
         raise TypeError(
             f"`logits` must be a float array [B, K, card], got {type(logits).__name__} {shape} "
             f"{getattr(logits, 'dtype', '')}"
         )
+    if len(shape) != 3:
+        raise ValueError(f"`logits` must be [B, K, card], got shape {shape}")
     if shape[-1] == 0:
         raise ValueError(f"`logits` has shape {shape}: no codes to choose from (card = 0); expected [B, K, card >= 1]")
     use_sampling = check_flag("use_sampling", use_sampling)

@@ -25,6 +25,19 @@ from jax_patterns.lm._targets import (
 NAN = float("nan")
 
 
+def _kept(codes: tp.Any, lengths: tp.Any, padding_side: tp.Any) -> tp.Any:
+    """Host `codes [B, K, T]` with the positions host `lengths` drop set to 0 (what the codes check reads); any
+    other input as it is (the checks that follow refuse what is malformed)."""
+    if lengths is None or not (is_host(codes) and is_host(lengths)):
+        return codes
+    array, kept = np.asarray(codes), np.asarray(lengths)
+    if array.ndim != 3 or kept.shape != array.shape[:1] or not np.issubdtype(kept.dtype, np.integer):
+        return codes
+    t = np.arange(array.shape[-1])
+    keep = t >= array.shape[-1] - kept[:, None] if padding_side == "left" else t < kept[:, None]
+    return np.where(keep[:, None, :], array, np.zeros((), array.dtype))
+
+
 def compute_predictions(
     apply_fn: tp.Callable[[jax.Array], jax.Array],
     codes: jax.typing.ArrayLike,
@@ -74,8 +87,9 @@ def compute_predictions(
     if not callable(apply_fn):
         raise TypeError(f"`apply_fn` must be the model, seq [B, K, S] -> logits [B, K, S, card]; got {apply_fn!r:.80}")
     kovs = check_flag("keep_only_valid_steps", keep_only_valid_steps)
-    # one check of codes, in their own dtype: an int64 2**32 must not reach the model as 0, nor -1 as a wrapped row
-    codes = check_codes(codes, "codes", n_q=pattern.n_q, below=None)
+    # one check of codes, in their own dtype: an int64 2**32 must not reach the model as 0, nor -1 as a wrapped row;
+    # with host `lengths`, only the codes they keep (padding past them, -1 say, is never read)
+    check_codes(_kept(codes, lengths, padding_side), "codes", n_q=pattern.n_q, below=None)
     shape = tuple(np.shape(codes))
     if shape[-1] != pattern.timesteps:
         raise ValueError(f"`codes` must be [B, K={pattern.n_q}, T={pattern.timesteps}], got shape {shape}")

@@ -145,9 +145,9 @@ class TwoLevelStep:
 
 def _results(result: tp.Any, n: int, what: str, expected: str) -> tuple:
     """A user function's tuple of `n` results, or a TypeError naming the function (at trace time)."""
-    if not (isinstance(result, tuple) and len(result) == n):
+    if not (isinstance(result, (tuple, list)) and len(result) == n):
         raise TypeError(f"{what} must return a tuple {expected}, got {type(result).__name__}")
-    return result
+    return tuple(result)
 
 
 def _level_settings(name: str, sampling: tp.Any) -> Sampling:

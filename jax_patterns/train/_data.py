@@ -83,7 +83,7 @@ class MarkovCodes:
                     f"`n_q`={n_q} * `{name}`={count} is over {CELLS_MAX} (2**24); the synthetic corpus is built in "
                     "Python"
                 )
-        size = check_int("size", self.size, minimum=1)
+        size = check_int("size", self.size, minimum=1, maximum=2**63 - 1)  # lazy: any size len() can return
         seed = check_seed("seed", self.seed)
         given: tp.Any = self.noise
         if isinstance(given, (bool, np.bool_)) or not isinstance(given, (int, float, np.integer, np.floating)):
