@@ -303,7 +303,7 @@ def test_codec_lm_refuses_inputs_it_would_misread():
         with pytest.raises(ValueError, match="`seq` holds the code 4294967304"):
             call(wrapped)
         with pytest.raises(ValueError, match=r"`seq` holds the code 9"):
-            call(np.where(seq == 0, CARD + 1, seq))
+            call(np.where(np.arange(5) == 0, CARD + 1, seq))  # one code past the card, whatever RNG drew
         with pytest.raises(ValueError, match="`positions` holds 8"):  # read the last position's row before
             call(seq, segments, np.array([[0, 1, 2, 0, 8]]))
         with pytest.raises(ValueError, match="`positions` holds 4294967296"):
